@@ -1,0 +1,712 @@
+"""Prompt packs: the one validator for the built-in pack, `commonground prompts check` and uploads.
+
+A pack is a YAML file::
+
+    pack: {id: my-pack, name: "My pack", description: "...", version: 1}
+    prompts:
+      - id: self-reliance-first
+        paragraph: 1
+        excerpt: "Individualism emphasizes the value of self-reliance and personal responsibility."
+        theme: self-reliance
+        question: "..."
+        dilemma:
+          question: "..."
+          options:
+            - {label: "...", position: -1.0}
+            - {label: "...", position: 1.0}
+
+Positions run from -1.0 (the individual first) to +1.0 (the community first); 0 is "both equally".
+
+The file is untrusted (moderators upload packs), so: the byte cap is checked before anything is
+parsed; the text must be UTF-8; the YAML is *composed* (never constructed as a whole) by a SafeLoader
+subclass that refuses anchors, aliases, non-standard tags and deep nesting as the events arrive; and
+the schema is checked against the node tree so every problem carries a line number. Import is
+all-or-nothing: any problem raises PackError listing every problem found.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from yaml.events import AliasEvent, CollectionStartEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from bot.domain.essay import PROMPTS_DIR, Essay, load_essay, normalise_space
+
+MAX_PACK_BYTES = 256 * 1024
+MAX_PROMPT_BYTES = 4 * 1024  # the YAML text of one prompt; our longest is well under half of this
+MAX_PROMPTS = 500
+MAX_DEPTH = 12  # the schema needs 6 levels; a deeper file is a recursion bomb, not a pack
+MAX_QUESTION = 300  # Discord's native poll question limit; used for the debate question too
+MAX_LABEL = 55  # Discord's native poll answer limit
+MIN_OPTIONS, MAX_OPTIONS = 2, 5  # Discord allows 10 poll answers / 25 buttons; 5 is our design cap
+MAX_EXCERPT_SENTENCES = 3
+MAX_NAME = 100
+MAX_DESCRIPTION = 1000
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
+
+BUILTIN_PACK_FILE = "individualism-collectivism.yaml"
+
+THEMES: dict[str, str] = {
+    "self-reliance": "standing on your own feet and answering for your own choices",
+    "duty-to-community": "what we owe the people and places we belong to",
+    "freedom-and-democracy": "self-government, liberty and who gets to decide how we live",
+    "selfishness": "whether putting yourself first is egotism or simply choice",
+    "crime-and-safety": "whether weak community ties make us less safe, and what would help",
+    "conformity": "common goals, fitting in and the pressure to go along",
+    "uniqueness": "people as unique individuals whom no group fully captures",
+    "rights": "individual rights and needs inside a community that comes first",
+    "balance": "mixing both traditions: what each could learn from the other",
+}
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# Only the tags SafeLoader gives plain YAML implicitly. Anything else (!!python/object, !!binary,
+# !!set, local !tags) is refused before any constructor runs.
+_ALLOWED_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _SEQ, _MAP, _TIMESTAMP})
+
+# Bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) reorder how the
+# text *around* them is displayed: an RTL override in a poll label can make "Individual first" show
+# as something else and spill into the rest of the embed ("Trojan Source"). They are refused. The
+# plain marks LRM/RLM (U+200E/U+200F) are kept: Hebrew and Arabic text needs them and they cannot
+# reverse neighbouring text.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# "Zalgo" stacks dozens of combining marks on one letter and paints over neighbouring lines in
+# Discord. Real scripts (Vietnamese, Devanagari, Hebrew with points) need at most a few per base
+# character, so more than this many in a row is refused.
+MAX_COMBINING_RUN = 4
+_MENTION_RE = re.compile(r"@(?:everyone|here)\b|<@[!&]?|<#|</", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Option:
+    label: str
+    position: float
+
+
+@dataclass(frozen=True)
+class Dilemma:
+    question: str
+    options: tuple[Option, ...]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    paragraph: int
+    excerpt: str
+    theme: str
+    question: str
+    dilemma: Dilemma
+
+
+@dataclass(frozen=True)
+class Pack:
+    id: str
+    name: str
+    description: str
+    prompts: tuple[Prompt, ...]
+    source: str
+    version: int = 1
+
+    def prompt(self, prompt_id: str) -> Prompt | None:
+        """The prompt with this id, or None."""
+        return next((p for p in self.prompts if p.id == prompt_id), None)
+
+
+@dataclass(frozen=True)
+class PackProblem:
+    """One thing wrong with a pack, located as precisely as the file allows."""
+
+    source: str
+    line: int | None
+    prompt_id: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        parts = [where]
+        if self.prompt_id is not None:
+            parts.append(f"prompt {self.prompt_id}")
+        if self.field is not None:
+            parts.append(self.field)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class PackError(Exception):
+    """A pack was refused. ``problems`` lists every problem; ``message`` is safe to show a user."""
+
+    MAX_SHOWN = 10
+
+    def __init__(self, problems: list[PackProblem] | tuple[PackProblem, ...]) -> None:
+        self.problems: tuple[PackProblem, ...] = tuple(problems)
+        n = len(self.problems)
+        lines = [f"The pack was not imported: {n} problem{'s' if n != 1 else ''} found."]
+        lines += [f"- {p}" for p in self.problems[: self.MAX_SHOWN]]
+        if n > self.MAX_SHOWN:
+            lines.append(f"- … and {n - self.MAX_SHOWN} more")
+        self.message = "\n".join(lines)
+        super().__init__(self.message)
+
+
+# --------------------------------------------------------------------------------------------------
+# YAML: compose a node tree, refusing anchors, aliases, foreign tags and deep nesting as events come.
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class PackLoader(yaml.SafeLoader):
+    """A SafeLoader that only composes, and refuses what a pack never needs before it is built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: object) -> Node:  # type: ignore[override]
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, AliasEvent):
+            # Refused here, before the composer looks the anchor up: an alias bomb never grows.
+            raise _Refused(line, f"aliases (*{event.anchor}) are not allowed in a pack; write the value out")
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise _Refused(line, f"anchors (&{anchor}) are not allowed in a pack; write each value out")
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag not in ("!", *_ALLOWED_TAGS):
+            raise _Refused(line, f"the tag {_short_tag(tag)} is not allowed; packs hold plain text, numbers and lists")
+        if isinstance(event, CollectionStartEvent):
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise _Refused(line, f"the file is nested more than {MAX_DEPTH} levels deep")
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+        else:
+            node = super().compose_node(parent, index)
+        if node.tag not in _ALLOWED_TAGS:  # e.g. a resolver result we do not expect
+            raise _Refused(line, f"the tag {_short_tag(node.tag)} is not allowed")
+        return node
+
+
+def _short_tag(tag: str) -> str:
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix) :] if tag.startswith(prefix) else tag
+
+
+# --------------------------------------------------------------------------------------------------
+# Problems are collected, never raised one by one, so a moderator sees everything in one go.
+
+
+class _Collector:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[PackProblem] = []
+
+    def add(self, node: Node | None, message: str, *, prompt: str | None = None, field: str | None = None) -> None:
+        line = node.start_mark.line + 1 if node is not None else None
+        self.problems.append(PackProblem(self.source, line, prompt, field, message))
+
+    def add_line(self, line: int | None, message: str) -> None:
+        self.problems.append(PackProblem(self.source, line, None, None, message))
+
+
+def _line_of(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _decode(data: bytes, out: _Collector) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        out.add_line(
+            data.count(b"\n", 0, exc.start) + 1,
+            f"the file is not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at byte offset {exc.start}); "
+            "save it as UTF-8",
+        )
+        return None
+    text = text.removeprefix("\ufeff")
+    bad = 0
+    for i, ch in enumerate(text):
+        if ch in "\t\n\r":
+            continue
+        if unicodedata.category(ch) == "Cc" or ch in "\ufffe\uffff":
+            bad += 1
+            if bad <= 10:
+                out.add_line(_line_of(text, i), f"control character U+{ord(ch):04X} is not allowed in a pack")
+    return None if bad else text
+
+
+def _compose(text: str, out: _Collector) -> Node | None:
+    loader = PackLoader(text)
+    try:
+        root = loader.get_single_node()
+    except _Refused as exc:
+        out.add_line(exc.line, exc.message)
+        return None
+    except yaml.composer.ComposerError as exc:
+        if exc.problem and "single document" in exc.problem:
+            line = exc.problem_mark.line + 1 if exc.problem_mark else None
+            out.add_line(line, "the file holds more than one YAML document (a second '---'); a pack is one document")
+        else:
+            out.add_line(_mark_line(exc), f"YAML error: {_yaml_message(exc)}")
+        return None
+    except yaml.MarkedYAMLError as exc:
+        out.add_line(_mark_line(exc), f"YAML syntax error: {_yaml_message(exc)}")
+        return None
+    except yaml.YAMLError as exc:  # ReaderError and friends: no marks
+        out.add_line(None, f"YAML error: {exc}")
+        return None
+    except RecursionError:
+        out.add_line(None, "the file is nested too deeply")
+        return None
+    finally:
+        loader.dispose()
+    if root is None:
+        out.add_line(None, "the file is empty; a pack needs a 'pack' section and a list of 'prompts'")
+    return root
+
+
+def _mark_line(exc: yaml.MarkedYAMLError) -> int | None:
+    mark = exc.problem_mark or exc.context_mark
+    return mark.line + 1 if mark is not None else None
+
+
+def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+    bits = [b for b in (exc.context, exc.problem) if b]
+    return ", ".join(bits) if bits else "could not parse"
+
+
+# --------------------------------------------------------------------------------------------------
+# Schema, checked against nodes.
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    return {
+        _INT: f"a number ({node.value})",
+        _FLOAT: f"a number ({node.value})",
+        _BOOL: f"a yes/no value ({node.value!r} reads as {_bool_of(node)})",
+        _NULL: "nothing",
+        _TIMESTAMP: f"a date ({node.value})",
+        _STR: "text",
+    }.get(node.tag, node.tag)
+
+
+def _bool_of(node: ScalarNode) -> str:
+    return "true" if node.value.lower() in ("yes", "true", "on", "y") else "false"
+
+
+class _Checker:
+    def __init__(self, text: str, source: str, essay: Essay, out: _Collector) -> None:
+        self.text = text
+        self.source = source
+        self.essay = essay
+        self.out = out
+        self.prompt_id: str | None = None
+
+    def bad(self, node: Node | None, field: str | None, message: str) -> None:
+        self.out.add(node, message, prompt=self.prompt_id, field=field)
+
+    # ----- structure
+
+    def mapping(self, node: Node, field: str | None, required: tuple[str, ...]) -> dict[str, Node] | None:
+        """Check a mapping's keys exactly: unique, plain text, no missing and no unknown ones."""
+        if not isinstance(node, MappingNode):
+            self.bad(node, field, f"expected a mapping with {', '.join(required)}; got {_kind(node)}")
+            return None
+        seen: dict[str, Node] = {}
+        for key_node, _value in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag != _STR:
+                self.bad(key_node, field, f"keys must be plain names; got {_kind(key_node)}")
+                continue
+            key = key_node.value
+            sub = f"{field}.{key}" if field else key
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                self.bad(key_node, sub, f"duplicate key '{key}' (first given on line {first})")
+                continue
+            seen[key] = key_node
+            if key not in required:
+                self.bad(key_node, sub, f"unknown field '{key}'; expected only {', '.join(required)}")
+        values = {k.value: v for k, v in node.value if isinstance(k, ScalarNode) and k.value in required}
+        for key in required:
+            if key not in seen:
+                self.bad(node, f"{field}.{key}" if field else key, "missing")
+        return values
+
+    def text_field(
+        self,
+        node: Node | None,
+        field: str,
+        *,
+        max_len: int,
+        multiline: bool = False,
+    ) -> str | None:
+        if node is None:
+            return None
+        if not isinstance(node, ScalarNode) or node.tag != _STR:
+            hint = "; quote it" if isinstance(node, ScalarNode) and node.tag != _NULL else ""
+            self.bad(node, field, f"expected text; got {_kind(node)}{hint}")
+            return None
+        value = node.value.strip()
+        if not value:
+            self.bad(node, field, "must not be empty")
+            return None
+        ok = self.check_characters(node, field, value, multiline=multiline)
+        if len(value) > max_len:
+            self.bad(node, field, f"is {len(value)} characters; the limit is {max_len}")
+            ok = False
+        return value if ok else None
+
+    def check_characters(self, node: Node, field: str, value: str, *, multiline: bool) -> bool:
+        ok = True
+        combining = 0
+        for ch in value:
+            if ch in "\n\t\r":
+                if not multiline:
+                    self.bad(node, field, "must be one line (no line breaks or tabs)")
+                    return False
+                continue
+            cat = unicodedata.category(ch)
+            if cat in ("Cc", "Cs") or ch in "\ufffe\uffff\ufeff":
+                self.bad(node, field, f"control character U+{ord(ch):04X} is not allowed")
+                return False
+            if ch in _BIDI_CONTROLS:
+                self.bad(node, field, f"bidirectional control U+{ord(ch):04X} is not allowed (it can disguise text)")
+                return False
+            if cat in ("Mn", "Me"):
+                combining += 1
+                if combining > MAX_COMBINING_RUN:
+                    self.bad(node, field, f"more than {MAX_COMBINING_RUN} combining marks on one character")
+                    return False
+            else:
+                combining = 0
+        folded = unicodedata.normalize("NFKC", value)
+        match = _MENTION_RE.search(folded)
+        if match:
+            self.bad(node, field, f"mentions are not allowed in pack text ({match.group(0)!r})")
+            ok = False
+        return ok
+
+    def slug(self, node: Node | None, field: str) -> str | None:
+        value = self.text_field(node, field, max_len=64)
+        if value is not None and not ID_RE.match(value):
+            self.bad(node, field, "must be 2–64 lowercase letters, digits or '-', starting with a letter or digit")
+            return None
+        return value
+
+    def integer(self, node: Node | None, field: str, lo: int, hi: int | None) -> int | None:
+        if node is None:
+            return None
+        rng = f"{lo}–{hi}" if hi is not None else f"≥ {lo}"
+        if not isinstance(node, ScalarNode) or node.tag != _INT:
+            hint = "; write it without quotes" if isinstance(node, ScalarNode) and node.tag == _STR else ""
+            self.bad(node, field, f"expected a whole number {rng}; got {_kind(node)}{hint}")
+            return None
+        value = yaml.SafeLoader.construct_yaml_int(_CONSTRUCTOR, node)
+        if value < lo or (hi is not None and value > hi):
+            self.bad(node, field, f"must be {rng}; got {value}")
+            return None
+        return value
+
+    def position(self, node: Node | None, field: str) -> float | None:
+        if node is None:
+            return None
+        if not isinstance(node, ScalarNode) or node.tag not in (_INT, _FLOAT):
+            hint = "; write it without quotes" if isinstance(node, ScalarNode) and node.tag == _STR else ""
+            self.bad(node, field, f"expected a number from -1.0 to 1.0; got {_kind(node)}{hint}")
+            return None
+        if node.tag == _INT:
+            value = float(yaml.SafeLoader.construct_yaml_int(_CONSTRUCTOR, node))
+        else:
+            value = yaml.SafeLoader.construct_yaml_float(_CONSTRUCTOR, node)
+        if not math.isfinite(value) or not -1.0 <= value <= 1.0:
+            self.bad(
+                node, field, f"must be from -1.0 (the individual first) to 1.0 (the community first); got {node.value}"
+            )
+            return None
+        return value + 0.0  # -0.0 becomes 0.0, so equal packs compare equal
+
+    # ----- the pack
+
+    def pack(self, root: Node) -> Pack | None:
+        top = self.mapping(root, None, ("pack", "prompts"))
+        if top is None:
+            return None
+        meta = self.pack_meta(top.get("pack"))
+        prompts = self.prompts(top.get("prompts"))
+        if self.out.problems or meta is None or prompts is None:
+            return None
+        pack_id, name, description, version = meta
+        return Pack(pack_id, name, description, prompts, self.source, version)
+
+    def pack_meta(self, node: Node | None) -> tuple[str, str, str, int] | None:
+        if node is None:
+            return None
+        fields = self.mapping(node, "pack", ("id", "name", "description", "version"))
+        if fields is None:
+            return None
+        pack_id = self.slug(fields.get("id"), "pack.id")
+        name = self.text_field(fields.get("name"), "pack.name", max_len=MAX_NAME)
+        description = self.text_field(
+            fields.get("description"), "pack.description", max_len=MAX_DESCRIPTION, multiline=True
+        )
+        version = self.integer(fields.get("version"), "pack.version", 1, None)
+        if pack_id is None or name is None or description is None or version is None:
+            return None
+        return pack_id, name, description, version
+
+    def prompts(self, node: Node | None) -> tuple[Prompt, ...] | None:
+        if node is None:
+            return None
+        if not isinstance(node, SequenceNode):
+            self.bad(node, "prompts", f"expected a list of prompts; got {_kind(node)}")
+            return None
+        if not node.value:
+            self.bad(node, "prompts", "the list is empty; a pack needs at least one prompt")
+            return None
+        if len(node.value) > MAX_PROMPTS:
+            self.bad(node, "prompts", f"{len(node.value)} prompts; a pack holds at most {MAX_PROMPTS}")
+            return None
+        result: list[Prompt] = []
+        ids: dict[str, int] = {}
+        for i, prompt_node in enumerate(node.value, start=1):
+            prompt = self.prompt(prompt_node, i, ids)
+            if prompt is not None:
+                result.append(prompt)
+        return tuple(result) if len(result) == len(node.value) else None
+
+    def prompt(self, node: Node, index: int, ids: dict[str, int]) -> Prompt | None:
+        self.prompt_id = f"#{index}"
+        try:
+            return self._prompt(node, index, ids)
+        finally:
+            self.prompt_id = None
+
+    def _prompt(self, node: Node, index: int, ids: dict[str, int]) -> Prompt | None:
+        before = len(self.out.problems)
+        # Name the prompt by its id in every message, if it has a usable one.
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode) and key.value == "id" and isinstance(value, ScalarNode):
+                    if value.tag == _STR and ID_RE.match(value.value.strip()):
+                        self.prompt_id = value.value.strip()
+                    break
+        size = len(self.text[node.start_mark.index : node.end_mark.index].encode("utf-8"))
+        if size > MAX_PROMPT_BYTES:
+            self.bad(node, None, f"is {size} bytes of YAML; one prompt may be at most {MAX_PROMPT_BYTES}")
+            return None
+        fields = self.mapping(node, None, ("id", "paragraph", "excerpt", "theme", "question", "dilemma"))
+        if fields is None:
+            return None
+        prompt_id = self.slug(fields.get("id"), "id")
+        if prompt_id is not None:
+            if prompt_id in ids:
+                self.bad(fields["id"], "id", f"duplicate id (first used on line {ids[prompt_id]})")
+            else:
+                ids[prompt_id] = fields["id"].start_mark.line + 1
+        paragraph = self.integer(fields.get("paragraph"), "paragraph", 1, len(self.essay.paragraphs))
+        excerpt = self.excerpt(fields.get("excerpt"), paragraph)
+        theme = self.theme(fields.get("theme"))
+        question = self.text_field(fields.get("question"), "question", max_len=MAX_QUESTION, multiline=True)
+        dilemma = self.dilemma(fields.get("dilemma"))
+        if len(self.out.problems) != before:
+            return None
+        if None in (prompt_id, paragraph, excerpt, theme, question, dilemma):
+            return None
+        return Prompt(prompt_id, paragraph, excerpt, theme, question, dilemma)
+
+    def theme(self, node: Node | None) -> str | None:
+        value = self.text_field(node, "theme", max_len=64)
+        if value is not None and value not in THEMES:
+            self.bad(node, "theme", f"unknown theme '{value}'; use one of: {', '.join(THEMES)}")
+            return None
+        return value
+
+    def excerpt(self, node: Node | None, paragraph: int | None) -> str | None:
+        value = self.text_field(node, "excerpt", max_len=2000, multiline=True)
+        if value is None:
+            return None
+        value = normalise_space(value)
+        if paragraph is None:
+            if not self.essay.find_all(value):
+                self.bad(node, "excerpt", "not found verbatim anywhere in the essay")
+            return None
+        if self.essay.find_all(value) and paragraph not in self.essay.find_all(value):
+            others = ", ".join(str(n) for n in self.essay.find_all(value))
+            self.bad(node, "excerpt", f"is from paragraph {others}, not paragraph {paragraph}")
+            return None
+        if paragraph not in self.essay.find_all(value):
+            self.bad(
+                node, "excerpt", f"not found verbatim in paragraph {paragraph}{self._divergence(value, paragraph)}"
+            )
+            return None
+        count = self.essay.whole_sentences(paragraph, value)
+        if count is None:
+            self.bad(node, "excerpt", "must be whole sentences (it starts or ends mid-sentence)")
+            return None
+        if count > MAX_EXCERPT_SENTENCES:
+            self.bad(node, "excerpt", f"is {count} sentences; quote at most {MAX_EXCERPT_SENTENCES}")
+            return None
+        return value
+
+    def _divergence(self, value: str, paragraph: int) -> str:
+        """Where a near-miss excerpt stops matching, to spare a moderator a character hunt."""
+        haystack = normalise_space(self.essay.paragraph(paragraph))
+        lo, hi = 0, len(value)
+        while lo < hi:  # longest prefix of the excerpt that occurs in the paragraph
+            mid = (lo + hi + 1) // 2
+            if value[:mid] in haystack:
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo < 10:
+            return ""
+        return f" (it matches up to “…{value[max(0, lo - 30) : lo]}” and then differs)"
+
+    def dilemma(self, node: Node | None) -> Dilemma | None:
+        if node is None:
+            return None
+        fields = self.mapping(node, "dilemma", ("question", "options"))
+        if fields is None:
+            return None
+        question = self.text_field(fields.get("question"), "dilemma.question", max_len=MAX_QUESTION)
+        options = self.options(fields.get("options"))
+        if question is None or options is None:
+            return None
+        return Dilemma(question, options)
+
+    def options(self, node: Node | None) -> tuple[Option, ...] | None:
+        field = "dilemma.options"
+        if node is None:
+            return None
+        if not isinstance(node, SequenceNode):
+            self.bad(node, field, f"expected a list of options; got {_kind(node)}")
+            return None
+        n = len(node.value)
+        if not MIN_OPTIONS <= n <= MAX_OPTIONS:
+            self.bad(node, field, f"has {n} options; a dilemma needs {MIN_OPTIONS}–{MAX_OPTIONS}")
+            return None
+        result: list[Option] = []
+        labels: dict[str, int] = {}
+        for i, option_node in enumerate(node.value, start=1):
+            sub = f"{field}[{i}]"
+            fields = self.mapping(option_node, sub, ("label", "position"))
+            if fields is None:
+                continue
+            label = self.text_field(fields.get("label"), f"{sub}.label", max_len=MAX_LABEL)
+            position = self.position(fields.get("position"), f"{sub}.position")
+            if label is not None:
+                key = normalise_space(label).casefold()
+                if key in labels:
+                    self.bad(fields["label"], f"{sub}.label", f"the same label as option {labels[key]}")
+                    label = None
+                else:
+                    labels[key] = i
+            if label is not None and position is not None:
+                result.append(Option(label, position))
+        if len(result) != n:
+            return None
+        if not any(o.position < 0 for o in result) or not any(o.position > 0 for o in result):
+            self.bad(
+                node,
+                field,
+                "needs at least one option below 0 (the individual first) and one above 0 (the community first)",
+            )
+            return None
+        return tuple(result)
+
+
+_CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are used (they keep no state)
+
+
+def parse_pack(data: bytes, source: str, essay: Essay, *, max_bytes: int = MAX_PACK_BYTES) -> Pack:
+    """Validate and build a pack; raise PackError listing every problem. Nothing partial is returned."""
+    out = _Collector(source)
+    if len(data) > max_bytes:  # before anything else touches the bytes
+        out.add_line(None, f"the file is {len(data)} bytes; a pack may be at most {max_bytes // 1024} KiB")
+        raise PackError(out.problems)
+    text = _decode(data, out)
+    root = _compose(text, out) if text is not None else None
+    pack = _Checker(text, source, essay, out).pack(root) if text is not None and root is not None else None
+    if out.problems or pack is None:
+        raise PackError(out.problems or [PackProblem(source, None, None, None, "the pack could not be read")])
+    return pack
+
+
+def read_capped(path: Path, max_bytes: int = MAX_PACK_BYTES) -> bytes:
+    """Read at most ``max_bytes + 1`` bytes: enough to know a file is too big without reading it all."""
+    with path.open("rb") as f:
+        return f.read(max_bytes + 1)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    result: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            result += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        else:
+            result.append(path)
+    return result
+
+
+def check_files(paths: list[Path], essay: Essay, *, max_bytes: int = MAX_PACK_BYTES) -> list[PackProblem]:
+    """Check pack files (a directory means its *.yaml/*.yml files; no paths means the built-in pack)."""
+    problems: list[PackProblem] = []
+    for path in _expand([Path(p) for p in paths] or [builtin_pack_path()]):
+        source = str(path)
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                problems.append(
+                    PackProblem(
+                        source,
+                        None,
+                        None,
+                        None,
+                        f"the file is {size} bytes; a pack may be at most {max_bytes // 1024} KiB",
+                    )
+                )
+                continue
+            data = read_capped(path, max_bytes)
+        except OSError as exc:
+            problems.append(PackProblem(source, None, None, None, f"cannot read the file: {exc.strerror or exc}"))
+            continue
+        try:
+            parse_pack(data, source, essay, max_bytes=max_bytes)
+        except PackError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
+def builtin_pack_path() -> Path:
+    """Where the built-in pack ships."""
+    return PROMPTS_DIR / BUILTIN_PACK_FILE
+
+
+def load_builtin_pack(essay: Essay | None = None) -> Pack:
+    """Load and validate the built-in pack (PackError if it is broken, which a contract test prevents)."""
+    path = builtin_pack_path()
+    return parse_pack(read_capped(path), f"prompts/{path.name}", essay or load_essay())
