@@ -1,0 +1,485 @@
+"""Leaning statistics: where a community's votes sit on the individual-community axis.
+
+Pure computation. Imports the standard library, numpy-free maths and ``scipy.special`` (for the
+Student t quantile, a transitive dependency of scikit-learn); no discord, no database, no asyncio.
+
+Vocabulary: an option has a *position* in [-1, +1] (-1 the individual first, 0 both equally,
++1 the community first); a vote is one member's choice of one option; the *leaning* is the mean
+position of the votes, always reported with a 95% interval and the number of votes it rests on.
+
+The interval for one poll
+    mean +/- t(0.975, n-1) * s / sqrt(n). ``s`` is the spread of the votes computed as if one extra
+    (imaginary) vote sat at each end of the axis. Votes are bounded and often unanimous in small
+    polls; the plain sample spread would then be zero and the interval a point, which claims a
+    certainty five votes cannot give. The two pseudo-votes (an Agresti-Coull-style adjustment) only
+    touch the spread, never the mean, and their weight fades as n grows. One vote gives the whole
+    axis. Bounds are clamped to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+
+from scipy.special import stdtrit
+
+__all__ = [
+    "BANDS",
+    "METHODOLOGY",
+    "MIN_SPREAD_VOTES",
+    "SMALL_SAMPLE",
+    "WEEK",
+    "Leaning",
+    "Moments",
+    "PollShift",
+    "SeriesPoint",
+    "ShiftSummary",
+    "combine",
+    "label_for",
+    "poll_leaning",
+    "series",
+    "shift_counts",
+    "spread",
+    "unifying_and_divisive",
+    "week_start",
+]
+
+#: Below this many votes a leaning is flagged as "a small sample".
+SMALL_SAMPLE = 10
+#: A poll needs this many votes before it can be called the most unifying or most divisive.
+MIN_SPREAD_VOTES = 10
+#: Length of a period in the weekly series; weeks start on Monday (ISO 8601), in UTC.
+WEEK = timedelta(weeks=1)
+
+_CONFIDENCE = 0.95
+
+K = TypeVar("K", bound=Hashable)
+
+#: (band edge, label, short phrase for ``Leaning.describe``), from -1 to +1; see ``label_for``.
+BANDS: tuple[tuple[float, str, str], ...] = (
+    (-0.6, "the individual first", "puts the individual first"),
+    (-0.2, "leaning to the individual", "leans individual"),
+    (0.2, "both equally", "sits at both equally"),
+    (0.6, "leaning to the community", "leans community"),
+    (1.0, "the community first", "puts the community first"),
+)
+
+
+def _clamp(x: float) -> float:
+    return max(-1.0, min(1.0, x))
+
+
+def _fmt(x: float) -> str:
+    if abs(x) < 0.005:
+        return "0.00"
+    return f"{x:+.2f}"
+
+
+def _t(df: float) -> float:
+    return float(stdtrit(df, 0.5 + _CONFIDENCE / 2))
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Sufficient statistics of a set of positions: count, sum and sum of squares.
+
+    Moments add (``a + b`` is the moments of both sets), so storage can keep them per poll and
+    per period without keeping the votes.
+    """
+
+    n: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+    @classmethod
+    def of(cls, positions: Iterable[float]) -> Moments:
+        n, total, total_sq = 0, 0.0, 0.0
+        for x in positions:
+            x = float(x)
+            n += 1
+            total += x
+            total_sq += x * x
+        return cls(n, total, total_sq)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[float, int] | Sequence[tuple[float, int]]) -> Moments:
+        """Moments from ``{position: count}`` or ``[(position, count), ...]``; counts must be >= 0."""
+        items = counts.items() if isinstance(counts, Mapping) else counts
+        n, total, total_sq = 0, 0.0, 0.0
+        for position, count in items:
+            count = int(count)
+            if count < 0:
+                raise ValueError("a vote count cannot be negative")
+            x = float(position)
+            n += count
+            total += count * x
+            total_sq += count * x * x
+        return cls(n, total, total_sq)
+
+    def __add__(self, other: object) -> Moments:
+        if not isinstance(other, Moments):
+            return NotImplemented
+        return Moments(self.n + other.n, self.total + other.total, self.total_sq + other.total_sq)
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+    @property
+    def sum_sq_dev(self) -> float:
+        """Sum of squared deviations from the mean (never negative despite rounding)."""
+        if self.n == 0:
+            return 0.0
+        return max(0.0, self.total_sq - self.total * self.total / self.n)
+
+
+@dataclass(frozen=True)
+class Leaning:
+    """A mean position with its 95% interval, the votes it rests on and the polls they came from."""
+
+    mean: float | None
+    low: float | None
+    high: float | None
+    n: int
+    polls: int = 1
+
+    @classmethod
+    def empty(cls, polls: int = 0) -> Leaning:
+        return cls(None, None, None, 0, polls)
+
+    @property
+    def small(self) -> bool:
+        return 0 < self.n < SMALL_SAMPLE
+
+    @property
+    def label(self) -> str:
+        return label_for(self.mean)
+
+    def describe(self) -> str:
+        """One sentence for an embed, e.g. "leans community (+0.32, 95% CI +0.10 to +0.54), based on 57 votes"."""
+        if self.n == 0 or self.mean is None:
+            return "no votes yet"
+        phrase = _band(self.mean)[2]
+        votes = "1 vote" if self.n == 1 else f"{self.n} votes"
+        if self.polls > 1:
+            votes += f" in {self.polls} polls"
+        text = f"{phrase} ({_fmt(self.mean)}, 95% CI {_fmt(self.low)} to {_fmt(self.high)}), based on {votes}"
+        notes = []
+        if self.small:
+            notes.append("a small sample")
+        elif self.low is not None and self.high is not None and self.low < 0 < self.high and abs(self.mean) > 0.2:
+            notes.append("the interval spans both sides")
+        if notes:
+            text += " — " + "; ".join(notes)
+        return text
+
+
+def _band(mean: float) -> tuple[float, str, str]:
+    # Symmetric bands: the middle one includes +/-0.2, the outer ones include +/-0.6.
+    if mean <= -0.6:
+        return BANDS[0]
+    if mean < -0.2:
+        return BANDS[1]
+    if mean <= 0.2:
+        return BANDS[2]
+    if mean < 0.6:
+        return BANDS[3]
+    return BANDS[4]
+
+
+def label_for(mean: float | None) -> str:
+    """Five bands: the individual first (<= -0.6), leaning to the individual, both equally
+    (-0.2 to +0.2), leaning to the community, the community first (>= +0.6)."""
+    if mean is None:
+        return "no votes yet"
+    return _band(mean)[1]
+
+
+def _regularised_var(sum_sq_dev: float, n_total: int, mean: float, groups: int) -> float:
+    # One pseudo-vote at -1 and one at +1, measured from the observed mean: they add
+    # (1 + mean)^2 + (1 - mean)^2 = 2 + 2 mean^2 to the squared deviations and 2 to the
+    # degrees of freedom (n - groups). See the module docstring.
+    return (sum_sq_dev + 2.0 + 2.0 * mean * mean) / (n_total - groups + 2)
+
+
+def _interval(mean: float, var_of_mean: float, df: float) -> tuple[float, float]:
+    half = _t(df) * math.sqrt(max(var_of_mean, 0.0))
+    return _clamp(mean - half), _clamp(mean + half)
+
+
+def _from_moments(m: Moments, polls: int = 1) -> Leaning:
+    if m.n == 0:
+        return Leaning.empty(polls)
+    mean = _clamp(m.total / m.n)
+    if m.n == 1:
+        return Leaning(mean, -1.0, 1.0, 1, polls)
+    var = _regularised_var(m.sum_sq_dev, m.n, mean, 1)
+    low, high = _interval(mean, var / m.n, m.n - 1)
+    return Leaning(mean, min(low, mean), max(high, mean), m.n, polls)
+
+
+def poll_leaning(counts: Mapping[float, int] | Sequence[tuple[float, int]] | Moments) -> Leaning:
+    """The leaning of one poll from its counts per option position (or its ``Moments``)."""
+    m = counts if isinstance(counts, Moments) else Moments.from_counts(counts)
+    return _from_moments(m, 1)
+
+
+def combine(polls: Sequence[Moments]) -> Leaning:
+    """A period's leaning across several polls.
+
+    Mean: the pooled mean of all votes, ``sum(total) / sum(n)``, so each poll weighs by its voters.
+
+    Interval: the variance of that voter-weighted mean under a one-way random-effects model, in which
+    poll j's true mean is ``mu + u_j`` with ``u_j`` of variance ``tau^2`` (the dilemmas of a week are a
+    sample of dilemmas, and they differ)::
+
+        Var = s_w^2 / N + tau^2 * sum(n_j^2) / N^2
+
+    ``s_w^2`` is the pooled within-poll variance (with the same two pseudo-votes as one poll),
+    ``tau^2`` the ANOVA method-of-moments estimate ``(sum n_j (m_j - m)^2 - (G-1) s_w^2) /
+    (N - sum n_j^2 / N)``, truncated at 0; the t quantile uses Welch-Satterthwaite degrees of freedom
+    between ``N - G`` (within) and ``G - 1`` (between).
+
+    Why not the cluster-robust sandwich alone: a week has at most a handful of polls, where the
+    sandwich is biased down and can even be zero when polls happen to agree; here the within-poll
+    term is a floor, the between-poll term is added only when the polls differ more than sampling
+    noise explains, and the degrees of freedom fall towards ``G - 1`` as it dominates. With one poll
+    (or polls that agree) ``tau^2 = 0`` and the result is exactly ``poll_leaning`` of the pooled votes.
+
+    Not modelled: the same member voting in several polls (we only have moments); such votes are
+    usually positively correlated, so the interval may be somewhat narrow for a small, loyal crowd.
+    """
+    given = len(polls)  # a poll nobody voted in still counts as a poll held
+    polls = [p for p in polls if p.n > 0]
+    g = len(polls)
+    total = sum(polls, Moments())
+    if g <= 1 or total.n <= 1:
+        return _from_moments(total, given)
+    n = total.n
+    mean = _clamp(total.total / n)
+    within_ss = sum(p.sum_sq_dev for p in polls)
+    s_w2 = _regularised_var(within_ss, n, mean, g)
+    between_ss = sum(p.n * (p.total / p.n - mean) ** 2 for p in polls)
+    sum_n2 = sum(p.n * p.n for p in polls)
+    denom = n - sum_n2 / n
+    tau2 = max(0.0, (between_ss - (g - 1) * s_w2) / denom) if denom > 0 else 0.0
+    a = s_w2 / n
+    b = tau2 * sum_n2 / (n * n)
+    df_within = max(n - g, 1)
+    df = (a + b) ** 2 / (a * a / df_within + b * b / (g - 1)) if b > 0 else float(df_within)
+    low, high = _interval(mean, a + b, df)
+    return Leaning(mean, min(low, mean), max(high, mean), n, given)
+
+
+# --- unifying and divisive polls ---------------------------------------------------------------
+
+
+def spread(counts: Mapping[float, int] | Sequence[tuple[float, int]]) -> float | None:
+    """Standard deviation of the positions of the votes (0 = unanimous, 1 = split between the ends)."""
+    m = Moments.from_counts(counts)
+    if m.n == 0:
+        return None
+    return math.sqrt(m.sum_sq_dev / m.n)
+
+
+def unifying_and_divisive(
+    polls: Sequence[tuple[K, Mapping[float, int] | Sequence[tuple[float, int]]]],
+    *,
+    min_votes: int = MIN_SPREAD_VOTES,
+) -> tuple[K | None, K | None]:
+    """``(most_unifying, most_divisive)`` keys among polls with at least ``min_votes`` votes.
+
+    Spread is the standard deviation of the positions, which (unlike entropy over options) counts how
+    far apart the chosen options are: a split between the two ends is more divisive than one between
+    two neighbouring options. Ties go to the poll with more votes, then the earlier one. With fewer
+    than two eligible polls there is no comparison to make, and both are None.
+    """
+    scored = []
+    for index, (key, counts) in enumerate(polls):
+        m = Moments.from_counts(counts)
+        if m.n < max(min_votes, 1):
+            continue
+        scored.append((math.sqrt(m.sum_sq_dev / m.n), -m.n, index, key))
+    if len(scored) < 2:
+        return None, None
+    unifying = min(scored, key=lambda s: (round(s[0], 12), s[1], s[2]))
+    divisive = min(scored, key=lambda s: (-round(s[0], 12), s[1], s[2]))
+    if unifying[2] == divisive[2]:  # every poll equally spread: nothing stands out
+        return None, None
+    return unifying[3], divisive[3]
+
+
+# --- changes of mind ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollShift:
+    """Changes of mind in one poll, counted per member from their first vote to their final one."""
+
+    voters: int = 0  # members who voted at least once
+    changed: int = 0  # final vote differs from first vote (withdrawals not included)
+    withdrew: int = 0  # voted, then withdrew and did not vote again
+    toward_community: int = 0  # changed to a higher position
+    toward_individual: int = 0  # changed to a lower position
+
+    @property
+    def kept(self) -> int:
+        return self.voters - self.changed - self.withdrew
+
+
+@dataclass(frozen=True)
+class ShiftSummary:
+    """Per poll and overall; holds no user ids. ``members_changed`` counts distinct members."""
+
+    per_poll: Mapping[Hashable, PollShift] = field(default_factory=dict)
+    overall: PollShift = field(default_factory=PollShift)
+    members_changed: int = 0
+    members: int = 0
+
+
+def shift_counts(events: Iterable[tuple[Hashable, Hashable, float | None, int]]) -> ShiftSummary:
+    """Count members whose first vote differs from their final vote.
+
+    ``events`` are ``(poll_id, user_id, position_or_None, ordinal)``; ``None`` is a withdrawal and
+    ``ordinal`` orders a member's events within a poll. A member whose last event is a withdrawal
+    counts as "withdrew"; A -> B -> A counts as kept (they ended where they began). Two options at
+    the same position are told apart only by position, so a move between them is not a shift.
+    """
+    history: dict[tuple[Hashable, Hashable], list[tuple[int, int, float | None]]] = defaultdict(list)
+    for seq, (poll_id, user_id, position, ordinal) in enumerate(events):
+        history[(poll_id, user_id)].append((ordinal, seq, None if position is None else float(position)))
+
+    counters: dict[Hashable, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    members: set[Hashable] = set()
+    changed_members: set[Hashable] = set()
+    for (poll_id, user_id), items in history.items():
+        items.sort(key=lambda item: (item[0], item[1]))
+        votes = [pos for _, _, pos in items if pos is not None]
+        if not votes:
+            continue  # only withdrawals: never voted
+        c = counters[poll_id]
+        members.add(user_id)
+        c[0] += 1
+        first, final = votes[0], items[-1][2]
+        if final is None:
+            c[2] += 1
+        elif not math.isclose(final, first, abs_tol=1e-9):
+            c[1] += 1
+            c[3 if final > first else 4] += 1
+            changed_members.add(user_id)
+    per_poll = {poll: PollShift(*c) for poll, c in counters.items()}
+    overall = PollShift(*(sum(c[i] for c in counters.values()) for i in range(5)))
+    return ShiftSummary(per_poll, overall, len(changed_members), len(members))
+
+
+# --- periods -----------------------------------------------------------------------------------
+
+
+def week_start(dt: datetime | date) -> date:
+    """The Monday (UTC) starting the ISO week of ``dt``; naive datetimes are taken as UTC."""
+    if isinstance(dt, datetime):
+        if dt.tzinfo is not None:
+            dt = dt.astimezone(UTC)
+        d = dt.date()
+    else:
+        d = dt
+    return d - timedelta(days=d.weekday())
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """One period of a series. ``voters`` is distinct members when the caller knows them, else votes."""
+
+    period_start: date
+    leaning: Leaning
+    voters: int
+    polls: int
+
+
+def series(
+    points: Mapping[date, Moments | Sequence[Moments]],
+    *,
+    voters: Mapping[date, int] | None = None,
+    step: timedelta | None = WEEK,
+) -> list[SeriesPoint]:
+    """Periods in date order, each with its leaning.
+
+    A value may be one ``Moments`` (the period's votes pooled; counted as one poll) or a sequence of
+    per-poll ``Moments`` (combined with ``combine``, which widens the interval when polls differ).
+    Empty periods are explicit: a period with no votes has ``leaning.mean is None``, and, when
+    ``step`` is given (a week by default), missing periods between the first and last key are filled
+    in as empty, so a chart shows a gap instead of a line bridging silent weeks. ``step=None`` keeps
+    only the keys given.
+    """
+    if not points:
+        return []
+    keys = sorted(points)
+    if step is not None and step > timedelta(0):
+        filled, d = [], keys[0]
+        last = keys[-1]
+        limit = 10_000  # a guard against a tiny step over a long range
+        while d <= last and len(filled) < limit:
+            filled.append(d)
+            d = d + step
+        keys = sorted(set(filled) | set(keys))
+    out = []
+    for d in keys:
+        value = points.get(d)
+        if value is None:
+            per_poll: list[Moments] = []
+        elif isinstance(value, Moments):
+            per_poll = [value]
+        else:
+            per_poll = list(value)
+        per_poll = [m for m in per_poll if m.n > 0]
+        leaning = combine(per_poll) if per_poll else Leaning.empty(0)
+        n_voters = voters.get(d, leaning.n) if voters is not None else leaning.n
+        out.append(SeriesPoint(d, leaning, n_voters, len(per_poll)))
+    return out
+
+
+METHODOLOGY = """\
+**How the numbers are made**
+
+**Positions.** Each option of a poll sits on an axis from **-1** (the individual first) through \
+**0** (both equally) to **+1** (the community first). A vote counts at its option's position.
+
+**A poll's leaning** is the average position of its votes. Bands: -1 to -0.6 *the individual \
+first*, to -0.2 *leaning to the individual*, -0.2 to +0.2 *both equally*, to +0.6 *leaning to the \
+community*, above *the community first*.
+
+**The interval** (95% CI) is the range the leaning would plausibly fall in if a similar group voted \
+again: mean ± t × spread / √votes. So that a handful of unanimous votes doesn't look certain, the \
+spread is computed as if one extra vote sat at each end of the axis; this never moves the average. \
+One vote gives the whole axis: it tells us little.
+
+**A week or a theme** pools all its votes, so a poll with more voters weighs more. Its interval adds \
+the differences *between* polls to the noise *within* them (a random-effects variance): if the week's \
+dilemmas split the room in different directions, the interval widens. With one poll it equals that \
+poll's interval. A member who votes in several polls counts once per poll.
+
+**Small samples.** Below 10 votes a number is marked *a small sample*: read it as a hint, not a \
+finding. Weeks with no votes are shown as gaps, never as zero.
+
+**Unifying and divisive.** Spread is the standard deviation of the positions chosen: 0 when everyone \
+picks the same option, 1 when the room splits between the two ends. Only polls with at least 10 votes \
+are compared.
+
+**Changes of mind** compare each member's first vote in a poll with their final one. Moving back to \
+where you began is not a change; withdrawing your vote is counted separately as *withdrew*.
+
+**Opinion groups** (as in Pol.is): members with at least 7 votes are placed on a map by how they \
+voted (a missing vote counts as that poll's average; the map is a 2-D principal-component \
+projection), then clustered with k-means, choosing 2 to 5 groups by silhouette score. Only groups \
+of 5 or more are shown; if fewer than two remain, there are *no distinct groups*. *Consensus* polls \
+are those where every group leans the same way and the groups sit close; *divisive* polls are where \
+the groups sit furthest apart. The map shows no names and is not saved.
+
+**What this is not.** These numbers describe how a community voted on particular dilemmas, worded \
+in particular ways, by whoever chose to vote. They are not a measure of anyone's personality or \
+values, nor of the server as a whole, and they change with the questions asked.
+"""

@@ -1,0 +1,232 @@
+"""Leaning statistics: hand-computed cases and properties."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.special import stdtrit
+
+from bot.domain.leaning import (
+    METHODOLOGY,
+    Leaning,
+    Moments,
+    SeriesPoint,
+    combine,
+    label_for,
+    poll_leaning,
+    series,
+    shift_counts,
+    spread,
+    unifying_and_divisive,
+    week_start,
+)
+
+T975 = lambda df: float(stdtrit(df, 0.975))  # noqa: E731
+
+positions = st.sampled_from([-1.0, -0.5, 0.0, 0.5, 1.0])
+counts = st.dictionaries(positions, st.integers(min_value=0, max_value=300), max_size=5)
+moments = st.lists(st.floats(min_value=-1, max_value=1, allow_nan=False), max_size=40).map(Moments.of)
+
+
+# --- hand-computed -----------------------------------------------------------------------------
+
+
+def test_no_votes():
+    lean = poll_leaning({})
+    assert lean == Leaning(None, None, None, 0, 1)
+    assert lean.describe() == "no votes yet"
+
+
+def test_one_vote_is_the_whole_axis():
+    lean = poll_leaning({0.5: 1})
+    assert (lean.mean, lean.low, lean.high, lean.n) == (0.5, -1.0, 1.0, 1)
+    assert "based on 1 vote" in lean.describe()
+    assert "a small sample" in lean.describe()
+
+
+def test_all_votes_on_one_option():
+    # 57 votes at +1: mean 1; spread from the two pseudo-votes: (0 + 2 + 2) / (57 + 1) = 4/58.
+    lean = poll_leaning({1.0: 57, -1.0: 0})
+    assert lean.mean == 1.0
+    half = T975(56) * math.sqrt(4 / 58 / 57)
+    assert lean.low == pytest.approx(1 - half)
+    assert lean.high == 1.0
+    assert lean.low < 1.0  # never a zero-width interval
+
+
+def test_two_options_fifty_fifty():
+    # 10 at -1, 10 at +1: mean 0, SS = 20, regularised var = (20 + 2) / 21.
+    lean = poll_leaning([(-1.0, 10), (1.0, 10)])
+    assert lean.mean == 0.0
+    half = T975(19) * math.sqrt(22 / 21 / 20)
+    assert lean.low == pytest.approx(-half)
+    assert lean.high == pytest.approx(half)
+
+
+def test_describe_format():
+    lean = Leaning(0.32, 0.10, 0.54, 57)
+    assert lean.describe() == "leans community (+0.32, 95% CI +0.10 to +0.54), based on 57 votes"
+    assert Leaning(-0.7, -0.9, -0.5, 8).describe().endswith("based on 8 votes — a small sample")
+    assert "in 3 polls" in Leaning(0.0, -0.1, 0.1, 40, polls=3).describe()
+
+
+@pytest.mark.parametrize(
+    ("mean", "label"),
+    [
+        (-1.0, "the individual first"),
+        (-0.6, "the individual first"),
+        (-0.4, "leaning to the individual"),
+        (0.0, "both equally"),
+        (0.2, "both equally"),
+        (0.3, "leaning to the community"),
+        (0.6, "the community first"),
+        (1.0, "the community first"),
+        (None, "no votes yet"),
+    ],
+)
+def test_label_for(mean, label):
+    assert label_for(mean) == label
+
+
+def test_combine_of_one_poll_equals_the_poll():
+    m = Moments.from_counts({-1: 4, 0: 9, 1: 20})
+    assert combine([m]) == poll_leaning(m)
+    with_empty = combine([m, Moments()])  # an empty poll adds no votes but was a poll held
+    assert with_empty == Leaning(**{**poll_leaning(m).__dict__, "polls": 2})
+
+
+def test_combine_weights_by_voters():
+    big = Moments.from_counts({1.0: 90})
+    small = Moments.from_counts({-1.0: 10})
+    lean = combine([big, small])
+    assert lean.mean == pytest.approx(0.8)  # (90 - 10) / 100, not the mean of means (0)
+    assert lean.n == 100
+    assert lean.polls == 2
+
+
+def test_combine_widens_when_polls_disagree():
+    agree = [Moments.from_counts({0.5: 15, 0.0: 5})] * 5
+    differ = [Moments.from_counts({1.0: 15, 0.5: 5}), Moments.from_counts({-1.0: 15, -0.5: 5})] * 2
+    differ.append(Moments.from_counts({0.5: 15, 0.0: 5}))
+    a, d = combine(agree), combine(differ)
+    assert a.high - a.low < d.high - d.low
+    # polls that agree: no between-poll component, same as the pooled votes' within-poll interval
+    pooled = poll_leaning(sum(agree, Moments()))
+    assert a.mean == pytest.approx(pooled.mean)
+    assert a.high - a.low == pytest.approx(pooled.high - pooled.low, rel=0.05)
+
+
+def test_empty_combine():
+    assert combine([]).mean is None
+    assert combine([Moments(), Moments()]).n == 0
+
+
+def test_spread_and_unifying_divisive():
+    polls = [
+        ("unanimous", {0.5: 30}),
+        ("split", {-1.0: 15, 1.0: 15}),
+        ("mild", {0.0: 10, 0.5: 10}),
+        ("tiny-split", {-1.0: 2, 1.0: 2}),  # below the vote threshold
+    ]
+    assert unifying_and_divisive(polls) == ("unanimous", "split")
+    assert spread({-1.0: 1, 1.0: 1}) == pytest.approx(1.0)
+    assert spread({}) is None
+    assert unifying_and_divisive(polls[:1]) == (None, None)
+
+
+def test_shift_counts():
+    events = [
+        ("p1", "ann", -1.0, 1),
+        ("p1", "ann", 1.0, 2),  # changed toward community
+        ("p1", "bob", 0.0, 1),
+        ("p1", "bob", 1.0, 2),
+        ("p1", "bob", 0.0, 3),  # back where he began: kept
+        ("p1", "cat", 0.5, 1),
+        ("p1", "cat", None, 2),  # withdrew
+        ("p2", "ann", 0.5, 5),
+        ("p2", "ann", 0.0, 3),  # ordinal decides: first 0.0, final 0.5
+        ("p2", "dan", 1.0, 1),
+    ]
+    summary = shift_counts(events)
+    p1, p2 = summary.per_poll["p1"], summary.per_poll["p2"]
+    assert (p1.voters, p1.changed, p1.withdrew, p1.kept) == (3, 1, 1, 1)
+    assert (p1.toward_community, p1.toward_individual) == (1, 0)
+    assert (p2.voters, p2.changed, p2.toward_community) == (2, 1, 1)
+    assert summary.overall.changed == 2
+    assert summary.members_changed == 1  # ann, in two polls
+    assert summary.members == 4
+
+
+def test_week_start_is_monday_utc():
+    assert week_start(date(2024, 3, 10)) == date(2024, 3, 4)  # Sunday -> Monday before
+    assert week_start(date(2024, 3, 11)) == date(2024, 3, 11)
+    # Monday 01:00 in UTC+3 is still Sunday in UTC
+    local = datetime(2024, 3, 11, 1, 0, tzinfo=timezone(timedelta(hours=3)))
+    assert week_start(local) == date(2024, 3, 4)
+    assert week_start(datetime(2024, 3, 11, 0, 0, tzinfo=UTC)) == date(2024, 3, 11)
+
+
+def test_series_fills_empty_weeks_and_orders():
+    w1, w3 = date(2024, 1, 1), date(2024, 1, 15)
+    pts = series({w3: [Moments.from_counts({1: 5})], w1: Moments.from_counts({-1: 3, 0: 3})})
+    assert [p.period_start for p in pts] == [w1, date(2024, 1, 8), w3]
+    assert pts[1] == SeriesPoint(date(2024, 1, 8), Leaning.empty(0), 0, 0)
+    assert pts[0].voters == 6
+    assert pts[2].polls == 1
+    assert len(series({w3: Moments(), w1: Moments()}, step=None)) == 2
+    assert series({}) == []
+    assert series({w1: Moments.from_counts({1: 5})}, voters={w1: 3})[0].voters == 3
+
+
+def test_methodology_fits_an_embed():
+    assert len(METHODOLOGY) <= 4000
+    for word in ("interval", "small sample", "groups", "personality", "first vote"):
+        assert word in METHODOLOGY
+
+
+# --- properties --------------------------------------------------------------------------------
+
+
+@given(counts)
+def test_poll_leaning_bounds(c):
+    lean = poll_leaning(c)
+    if lean.n == 0:
+        assert lean.mean is None
+        return
+    assert -1.0 <= lean.low <= lean.mean <= lean.high <= 1.0
+
+
+@given(st.lists(counts, max_size=8))
+def test_combine_bounds(many):
+    lean = combine([Moments.from_counts(c) for c in many])
+    assert lean.n == sum(sum(c.values()) for c in many)
+    if lean.n:
+        assert -1.0 <= lean.low <= lean.mean <= lean.high <= 1.0
+
+
+@given(moments, moments, moments)
+def test_moments_addition_is_associative(a, b, c):
+    left, right = (a + b) + c, a + (b + c)
+    assert left.n == right.n
+    assert left.total == pytest.approx(right.total, abs=1e-9)
+    assert left.total_sq == pytest.approx(right.total_sq, abs=1e-9)
+
+
+@given(st.lists(st.floats(min_value=-1, max_value=1, allow_nan=False), max_size=30), st.data())
+def test_moments_sum_equals_recomputation(xs, data):
+    cut = data.draw(st.integers(min_value=0, max_value=len(xs)))
+    whole, parts = Moments.of(xs), Moments.of(xs[:cut]) + Moments.of(xs[cut:])
+    assert whole.n == parts.n == len(xs)
+    assert whole.total == pytest.approx(parts.total, abs=1e-9)
+    assert whole.total_sq == pytest.approx(parts.total_sq, abs=1e-9)
+
+
+@given(counts)
+def test_combine_of_one_equals_poll_property(c):
+    m = Moments.from_counts(c)
+    assert combine([m]) == poll_leaning(m)
+    assert combine([]).polls == 0
