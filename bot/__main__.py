@@ -1,0 +1,243 @@
+"""The ``commonground`` command: run, demo, migrate, backup, sync, export, prompts check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import __version__
+from bot.config import ConfigError, Settings, configure_logging, load_settings
+
+log = logging.getLogger("bot")
+
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A clear, one-line reason the command cannot go on (exit status 2)."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="commonground",
+        description="Common Ground: daily debates on individualism and collectivism for Discord servers.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", type=Path, help="optional YAML settings file (see config.example.yaml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser(
+        "run",
+        help="connect to Discord and serve (needs DISCORD_TOKEN)",
+        description="Connect to Discord with DISCORD_TOKEN and serve until stopped (SIGTERM/Ctrl-C).",
+    )
+    demo = sub.add_parser(
+        "demo",
+        help="play a scripted session against the local sandbox (no token needed)",
+        description="Start the local Discord sandbox and the real bot in one process, play a "
+        "scripted session through real interactions and print what the members saw.",
+    )
+    demo.add_argument("--days", type=_positive_int, default=60, help="simulated days of debates (default 60)")
+    demo.add_argument("--out", type=Path, default=Path("data/demo"), help="where charts are written (data/demo)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed for the simulated members")
+    sub.add_parser(
+        "migrate",
+        help="apply database migrations and exit",
+        description="Apply every pending database migration, then exit.",
+    )
+    backup = sub.add_parser(
+        "backup",
+        help="copy the live SQLite database to PATH and check the copy",
+        description="Online backup of the SQLite database; the copy must pass integrity_check.",
+    )
+    backup.add_argument("path", type=Path, help="the backup file, or a folder to write a timestamped file into")
+    backup.add_argument(
+        "--keep", type=_positive_int, default=None, help="with a folder: keep only the newest N backups there"
+    )
+    sync = sub.add_parser(
+        "sync",
+        help="register the slash commands with Discord",
+        description="Register the slash commands globally, or in one server with --guild.",
+    )
+    sync.add_argument("--guild", type=_positive_int, help="a server id: sync there only (instant, for testing)")
+    export = sub.add_parser(
+        "export",
+        help="write a server's poll aggregates as CSV (no user ids)",
+        description="Write per-poll aggregates of one server as CSV; contains no user ids.",
+    )
+    export.add_argument("--guild", type=_positive_int, required=True, help="the server id")
+    export.add_argument("--out", type=Path, required=True, help="the CSV file to write ('-' for stdout)")
+    prompts = sub.add_parser("prompts", help="work with prompt packs", description="Work with prompt packs.")
+    prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
+    check = prompts_sub.add_parser(
+        "check",
+        help="validate prompt packs (the built-in pack by default)",
+        description="Validate prompt pack YAML files; print every problem as "
+        "file:line: prompt <id>: <field>: <what is wrong>; exit 1 on any.",
+    )
+    check.add_argument("paths", nargs="*", type=Path, help="pack files (default: the packs in prompts/)")
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+async def _open_database(settings: Settings, *, migrate: bool = True):
+    from bot.storage.database import Database, SchemaTooNewError
+
+    try:
+        return await Database.open(settings.database_url, migrate=migrate)
+    except SchemaTooNewError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot open the database ({exc}); check DATABASE_URL") from None
+
+
+async def cmd_run(settings: Settings) -> int:
+    from bot.runtime import run_bot
+
+    if not settings.token:
+        raise CommandError(
+            "DISCORD_TOKEN is not set: export your bot's token to connect to Discord, "
+            "or try `commonground demo`, which needs no token."
+        )
+    db = await _open_database(settings)
+    try:
+        await db.require_healthy()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_bot(settings, db, stop=stop)
+    finally:
+        await db.close()
+    return 0
+
+
+async def cmd_migrate(settings: Settings) -> int:
+    db = await _open_database(settings)
+    try:
+        print(f"database at revision {await db.current_revision()}")
+    finally:
+        await db.close()
+    return 0
+
+
+async def cmd_backup(settings: Settings, path: Path, keep: int | None) -> int:
+    from bot.storage.backups import backup_to
+
+    if not settings.is_sqlite:
+        raise CommandError("backup copies SQLite databases; for PostgreSQL use pg_dump")
+    db = await _open_database(settings)
+    try:
+        target, integrity, removed = await backup_to(db, path, keep=keep, now=None)
+    finally:
+        await db.close()
+    if integrity != "ok":
+        print(f"backup written to {target}, but integrity_check says: {integrity}", file=sys.stderr)
+        return 1
+    print(f"backup written to {target} (integrity_check: ok)" + (f"; removed {removed} old" if removed else ""))
+    return 0
+
+
+async def cmd_sync(settings: Settings, guild: int | None) -> int:
+    from bot.runtime import sync_commands
+
+    if not settings.token:
+        raise CommandError("DISCORD_TOKEN is not set: syncing registers commands with Discord and needs the token.")
+    db = await _open_database(settings)
+    try:
+        names = await sync_commands(settings, db, guild_id=guild)
+    finally:
+        await db.close()
+    where = f"server {guild}" if guild else "all servers (global commands can take up to an hour to appear)"
+    print(f"synced {len(names)} commands to {where}: {', '.join('/' + n for n in names)}")
+    return 0
+
+
+async def cmd_export(settings: Settings, guild: int, out: Path) -> int:
+    from bot.storage.export import export_csv
+
+    db = await _open_database(settings)
+    try:
+        text = await export_csv(db, guild)
+    finally:
+        await db.close()
+    if str(out) == "-":
+        sys.stdout.write(text)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        print(f"wrote {text.count(chr(10)) - 1} polls to {out}")
+    return 0
+
+
+def cmd_prompts_check(paths: Sequence[Path]) -> int:
+    from bot.domain.essay import load_essay
+    from bot.domain.packs import builtin_pack_path, check_files
+
+    files = list(paths) or sorted(builtin_pack_path().parent.glob("*.yaml"))
+    problems = check_files(files, load_essay())
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {len(files)} file(s)", file=sys.stderr)
+        return 1
+    print(f"{len(files)} pack file(s) valid")
+    return 0
+
+
+async def cmd_demo(settings: Settings, days: int, out: Path, seed: int) -> int:
+    from bot.demo import run_demo
+
+    return await run_demo(settings, days=days, out=out, seed=seed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(config_path=args.config)
+        configure_logging(settings.log_level if args.command == "run" else max_level(settings.log_level, "WARNING"))
+        if args.command == "prompts":
+            return cmd_prompts_check(args.paths)
+        if args.command == "run":
+            return asyncio.run(cmd_run(settings))
+        if args.command == "demo":
+            return asyncio.run(cmd_demo(settings, args.days, args.out, args.seed))
+        if args.command == "migrate":
+            return asyncio.run(cmd_migrate(settings))
+        if args.command == "backup":
+            return asyncio.run(cmd_backup(settings, args.path, args.keep))
+        if args.command == "sync":
+            return asyncio.run(cmd_sync(settings, args.guild))
+        if args.command == "export":
+            return asyncio.run(cmd_export(settings, args.guild, args.out))
+    except (ConfigError, CommandError) as exc:
+        print(f"commonground: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def max_level(a: str, b: str) -> str:
+    return a if logging.getLevelName(a) >= logging.getLevelName(b) else b
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The discord.py Bot: built in ``setup_hook`` from what ``main()`` hands it; no globals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.domain.clock import Clock, SystemClock
+from bot.domain.errors import UserError
+from bot.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from bot.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+# Loaded in this order; later issues add their features here.
+EXTENSIONS: tuple[str, ...] = ("bot.cogs.meta",)
+
+
+def apply_endpoints(settings: Settings) -> None:
+    """Point discord.py at the configured REST base and gateway: the one place this happens."""
+    discord.http.Route.BASE = settings.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+
+
+def user_message(error: BaseException) -> str | None:
+    """The safe, user-facing message of an error, or None when it is a bug to log."""
+    if isinstance(error, (app_commands.CommandInvokeError, app_commands.TransformerError)):
+        inner = error.__cause__ or getattr(error, "original", None)
+        if inner is not None and inner is not error:
+            found = user_message(inner)
+            if found:
+                return found
+    if isinstance(error, UserError):
+        return error.message
+    # Domain validators in other modules raise ValueError subclasses that carry a safe message.
+    if getattr(error, "user_facing", False):
+        return str(error)
+    if isinstance(error, app_commands.MissingPermissions):
+        return "You need the **Manage Server** permission to use this command."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command only works inside a server."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down: try again in {error.retry_after:.0f} seconds."
+    if isinstance(error, app_commands.CheckFailure):
+        return str(error) or "You can't use this command here."
+    return None
+
+
+class CommonGroundTree(app_commands.CommandTree["CommonGround"]):
+    async def on_error(self, interaction: discord.Interaction[CommonGround], error: app_commands.AppCommandError):
+        message = user_message(error)
+        if message is None:
+            command = interaction.command.qualified_name if interaction.command else None
+            log.error(
+                "command %s failed in guild %s channel %s",
+                command,
+                interaction.guild_id,
+                interaction.channel_id,
+                exc_info=error,
+            )
+            message = "Something went wrong on our side; it has been logged. Please try again in a minute."
+        await send_ephemeral(interaction, message)
+
+
+async def send_ephemeral(interaction: discord.Interaction, content: str, **kwargs: Any) -> None:
+    """Answer ephemerally whether or not the interaction was already acknowledged."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(content, ephemeral=True, **kwargs)
+        else:
+            await interaction.response.send_message(content, ephemeral=True, **kwargs)
+    except discord.HTTPException:
+        log.warning("could not deliver an error reply in guild %s", interaction.guild_id)
+
+
+class CommonGround(commands.Bot):
+    """The bot. Everything it needs is passed in; cogs reach it through ``self.bot``."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        clock: Clock | None = None,
+        extensions: Sequence[str] = EXTENSIONS,
+        services: dict[str, Any] | None = None,
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # servers joined/left, channels, threads, roles
+        intents.guild_polls = True  # native poll vote add/remove events (not privileged)
+        super().__init__(
+            command_prefix=commands.when_mentioned,  # no prefix commands: slash commands only
+            intents=intents,
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            tree_cls=CommonGroundTree,
+        )
+        self.settings = settings
+        self.db = db
+        self.clock: Clock = clock or SystemClock()
+        self._extension_names = tuple(extensions)
+        # Services shared by cogs, buttons and scheduled jobs, built by the features' extensions.
+        self.services: dict[str, Any] = dict(services or {})
+        self.scheduler = Scheduler(db, self.clock)
+
+    async def setup_hook(self) -> None:
+        for name in self._extension_names:
+            await self.load_extension(name)
+        log.info("loaded %d extensions", len(self._extension_names))
+        # Extensions register their job handlers while loading; only then may jobs run.
+        self.scheduler.start()
+
+    async def close(self) -> None:
+        await self.scheduler.stop()
+        await super().close()
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info("ready as %s (%s) in %d servers", self.user, self.user.id, len(self.guilds))
+        self.dispatch("reconcile")

@@ -1,0 +1,176 @@
+"""Settings from the environment and an optional YAML file: validated once, then frozen.
+
+Every problem is reported as a :class:`ConfigError` whose message names the key and the fix; the
+token is never part of any message or ``repr``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_API_BASE = "https://discord.com/api/v10"
+DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/commonground.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+MAX_CONFIG_BYTES = 64 * 1024
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a message safe to print: it names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the process needs to start. Build with :func:`load_settings`."""
+
+    token: str | None = field(default=None, repr=False)
+    database_url: str = DEFAULT_DATABASE_URL
+    api_base: str = DEFAULT_API_BASE
+    gateway_url: str = DEFAULT_GATEWAY_URL
+    log_level: str = "INFO"
+    # Days a server's data is kept after the bot is removed from it (Discord developer terms).
+    retention_days: int = 30
+    # How many backup files `commonground backup --keep` leaves by default.
+    backup_keep: int = 7
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file for SQLite URLs (None for in-memory or other backends)."""
+        if not self.is_sqlite:
+            return None
+        database = make_url(self.database_url).database
+        if not database or database == ":memory:":
+            return None
+        return Path(database)
+
+
+_ENV_KEYS = {
+    "DISCORD_TOKEN": "token",
+    "DATABASE_URL": "database_url",
+    "DISCORD_API_BASE": "api_base",
+    "DISCORD_GATEWAY_URL": "gateway_url",
+    "LOG_LEVEL": "log_level",
+    "COMMONGROUND_RETENTION_DAYS": "retention_days",
+    "COMMONGROUND_BACKUP_KEEP": "backup_keep",
+}
+_YAML_KEYS = {f.name for f in fields(Settings)} - {"token"}
+
+
+def _read_yaml(path: Path) -> Mapping[str, Any]:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read the file ({exc.strerror}); check the path.") from None
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"--config {path}: the file is {size} bytes; the limit is {MAX_CONFIG_BYTES}.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config {path}: not valid YAML ({exc}); see config.example.yaml.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: the top level must be a mapping of keys, like config.example.yaml.")
+    if "token" in data or "discord_token" in data:
+        raise ConfigError(
+            f"--config {path}: the token does not belong in a file; set the DISCORD_TOKEN environment variable."
+        )
+    unknown = sorted(set(data) - _YAML_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"--config {path}: unknown key {unknown[0]!r}; known keys are {', '.join(sorted(_YAML_KEYS))}."
+        )
+    return data
+
+
+def _validate_url(key: str, value: str, schemes: tuple[str, ...]) -> str:
+    if not any(value.startswith(s + "://") for s in schemes) or len(value) <= len(schemes[0]) + 3:
+        raise ConfigError(f"{key}={value!r} is not a valid URL: it must start with {' or '.join(schemes)}://")
+    return value.rstrip("/") if key == "DISCORD_API_BASE" else value
+
+
+def _validate_database_url(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL={value!r} is not a database URL; use e.g. {DEFAULT_DATABASE_URL}") from None
+    if url.drivername not in SUPPORTED_DRIVERS:
+        raise ConfigError(
+            f"DATABASE_URL uses the driver {url.drivername!r}; supported: {', '.join(SUPPORTED_DRIVERS)} "
+            f"(e.g. {DEFAULT_DATABASE_URL})."
+        )
+    if url.drivername.startswith("sqlite") and not url.database:
+        raise ConfigError(f"DATABASE_URL={value!r} names no file; use e.g. {DEFAULT_DATABASE_URL}")
+    return value
+
+
+def _validate_int(key: str, value: Any, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value!r} is not a whole number; use a number from {low} to {high}.") from None
+    if isinstance(value, bool) or not low <= number <= high:
+        raise ConfigError(f"{key}={value!r} is out of range; use a number from {low} to {high}.")
+    return number
+
+
+def load_settings(env: Mapping[str, str] | None = None, config_path: Path | None = None, **overrides: Any) -> Settings:
+    """Merge defaults < YAML file < environment < explicit overrides, then validate."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if config_path is not None:
+        raw.update(_read_yaml(config_path))
+    for env_key, name in _ENV_KEYS.items():
+        value = env.get(env_key)
+        if value not in (None, ""):
+            raw[name] = value
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+
+    values: dict[str, Any] = {}
+    if "token" in raw:
+        token = str(raw["token"]).strip()
+        if token.lower().startswith("bot "):
+            token = token[4:].strip()
+        if not token or any(c.isspace() for c in token):
+            raise ConfigError("DISCORD_TOKEN is malformed; copy the token from the developer portal's Bot page.")
+        values["token"] = token
+    if "database_url" in raw:
+        values["database_url"] = _validate_database_url(str(raw["database_url"]))
+    if "api_base" in raw:
+        values["api_base"] = _validate_url("DISCORD_API_BASE", str(raw["api_base"]), ("https", "http"))
+    if "gateway_url" in raw:
+        values["gateway_url"] = _validate_url("DISCORD_GATEWAY_URL", str(raw["gateway_url"]), ("wss", "ws"))
+    if "log_level" in raw:
+        level = str(raw["log_level"]).upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL={raw['log_level']!r} is not a log level; use one of {', '.join(LOG_LEVELS)}.")
+        values["log_level"] = level
+    if "retention_days" in raw:
+        values["retention_days"] = _validate_int("COMMONGROUND_RETENTION_DAYS", raw["retention_days"], 1, 3650)
+    if "backup_keep" in raw:
+        values["backup_keep"] = _validate_int("COMMONGROUND_BACKUP_KEEP", raw["backup_keep"], 1, 1000)
+    return Settings(**values)
+
+
+def configure_logging(level: str) -> None:
+    """Root logging at ``level``; ``discord.http`` never below WARNING (its debug lines carry tokens)."""
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-8s %(name)s: %(message)s",
+    )
+    logging.getLogger("discord.http").setLevel(max(logging.WARNING, getattr(logging, level)))
+    logging.getLogger("discord.gateway").setLevel(max(logging.INFO, getattr(logging, level)))

@@ -1,0 +1,54 @@
+"""Wiring for the long-running process: build the bot from settings and a database, run it, stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from bot.app import EXTENSIONS, CommonGround, apply_endpoints
+from bot.config import Settings
+from bot.domain.clock import Clock
+from bot.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def build_bot(
+    settings: Settings, db: Database, *, clock: Clock | None = None, extensions: Sequence[str] = EXTENSIONS
+) -> CommonGround:
+    apply_endpoints(settings)
+    return CommonGround(settings=settings, db=db, clock=clock, extensions=extensions)
+
+
+async def run_bot(settings: Settings, db: Database, *, stop: asyncio.Event, clock: Clock | None = None) -> None:
+    """Serve until ``stop`` is set (SIGTERM) or the connection ends for good; always close cleanly."""
+    bot = build_bot(settings, db, clock=clock)
+    assert settings.token is not None
+    async with bot:
+        runner = asyncio.create_task(bot.start(settings.token), name="discord")
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.info("stopping: closing the gateway and the database")
+        await bot.close()
+        stopper.cancel()
+        if runner.done() and not runner.cancelled() and runner.exception():
+            raise runner.exception()  # type: ignore[misc]
+
+
+async def sync_commands(settings: Settings, db: Database, *, guild_id: int | None) -> list[str]:
+    """Register the command tree with Discord (globally, or copied to one server)."""
+    import discord
+
+    bot = build_bot(settings, db)
+    assert settings.token is not None
+    async with bot:
+        await bot.login(settings.token)
+        if guild_id is None:
+            synced = await bot.tree.sync()
+        else:
+            guild = discord.Object(id=guild_id)
+            bot.tree.copy_global_to(guild=guild)
+            synced = await bot.tree.sync(guild=guild)
+    return [c.name for c in synced]

@@ -1,0 +1,184 @@
+"""One durable job dispatcher: jobs live in the database, time comes from an injected clock.
+
+The dispatcher sleeps until the earliest due job (woken early when an earlier job is added, or, with a
+:class:`~bot.domain.clock.FakeClock`, whenever a test moves time). It never polls every server.
+A job is deleted only after its handler returns; a handler that raises is retried with backoff, so
+handlers must be idempotent. A handler that raises :class:`PermanentJobError` is not retried: it has
+recorded why (for example, a schedule blocked by a missing permission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain.clock import Clock
+from bot.storage import jobs as job_store
+from bot.storage.database import Database
+from bot.storage.jobs import Job
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[None]]
+
+# With the real clock, re-read the queue at least this often, in case the wall clock jumped.
+MAX_SLEEP = timedelta(minutes=10)
+BATCH = 200
+CONCURRENCY = 16
+
+
+class PermanentJobError(Exception):
+    """The job cannot succeed by retrying; the handler has recorded the reason where users see it."""
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min … capped at one hour."""
+    return timedelta(seconds=min(30 * 2**attempts, 3600))
+
+
+class Scheduler:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self.handlers: dict[str, Handler] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[int] = set()
+        self._limit = asyncio.Semaphore(CONCURRENCY)
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._fake_clock = hasattr(clock, "add_listener")
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    # -- arming -----------------------------------------------------------------------------------
+
+    async def schedule(
+        self,
+        kind: str,
+        key: str,
+        due_at: datetime,
+        payload: dict[str, Any] | None = None,
+        *,
+        guild_id: int | None = None,
+        conn=None,
+    ) -> None:
+        """Create or move the job ``key``. Pass ``conn`` to make it part of a caller's transaction."""
+        now = self.clock.now()
+        if conn is not None:
+            await job_store.upsert(conn, kind=kind, key=key, due_at=due_at, payload=payload, guild_id=guild_id, now=now)
+        else:
+            async with self.db.write() as own:
+                await job_store.upsert(
+                    own, kind=kind, key=key, due_at=due_at, payload=payload, guild_id=guild_id, now=now
+                )
+        self.poke()
+
+    async def cancel(self, key: str) -> bool:
+        async with self.db.write() as conn:
+            return await job_store.cancel(conn, key)
+
+    def poke(self) -> None:
+        """Re-read the queue now (a job was added or moved)."""
+        self._wake.set()
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            if self._fake_clock:
+                self.clock.add_listener(lambda _now: self._wake.set())  # type: ignore[attr-defined]
+            self._task = asyncio.create_task(self._loop(), name="scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_due()
+                async with self.db.read() as conn:
+                    earliest = await job_store.earliest_due(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler pass failed; retrying shortly")
+                earliest = self.clock.now() + timedelta(seconds=5)
+            timeout: float | None
+            if self._fake_clock:
+                timeout = None if earliest is None or earliest > self.clock.now() else 0
+            else:
+                wait = MAX_SLEEP if earliest is None else min(earliest - self.clock.now(), MAX_SLEEP)
+                timeout = max(wait.total_seconds(), 0)
+            if timeout == 0 and self._running:
+                # Everything due is already running: wait for a slot to finish instead of spinning.
+                timeout = 0.05
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def run_due(self) -> int:
+        """Start every due job that is not already running; return how many were started."""
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            due = await job_store.due(conn, now, BATCH + len(self._running))
+        started = 0
+        for job in due:
+            if job.id in self._running:
+                continue
+            self._running.add(job.id)
+            self._idle.clear()
+            task = asyncio.create_task(self._run(job), name=f"job:{job.key}")
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            started += 1
+        return started
+
+    async def wait_idle(self) -> None:
+        """Until no job is running (tests: after moving the fake clock)."""
+        await self._idle.wait()
+
+    async def _run(self, job: Job) -> None:
+        try:
+            async with self._limit:
+                handler = self.handlers.get(job.kind)
+                try:
+                    if handler is None:
+                        raise PermanentJobError(f"no handler for job kind {job.kind!r}")
+                    await handler(job)
+                except PermanentJobError as exc:
+                    log.warning("job %s gave up: %s", job.key, exc)
+                    async with self.db.write() as conn:
+                        await job_store.done(conn, job)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    delay = backoff(job.attempts)
+                    log.warning(
+                        "job %s failed (attempt %d), retrying in %s", job.key, job.attempts + 1, delay, exc_info=exc
+                    )
+                    async with self.db.write() as conn:
+                        await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc))
+                else:
+                    async with self.db.write() as conn:
+                        await job_store.done(conn, job)
+        finally:
+            self._running.discard(job.id)
+            if not self._running:
+                self._idle.set()
+            self._wake.set()

@@ -1,0 +1,220 @@
+"""The database: engines, SQLite pragmas, migrations at start, backups and self-checks.
+
+SQLite (the embedded default) gets one writer connection whose transactions start with
+``BEGIN IMMEDIATE`` (so two writers never deadlock upgrading a read lock) and a small pool of readers.
+On PostgreSQL both roles share one pooled engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+BUSY_TIMEOUT_MS = 5000
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer Common Ground than this one."""
+
+
+class DatabaseSettingsError(RuntimeError):
+    """The database does not run with the settings our durability commitments need."""
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    journal_mode: str
+    synchronous: str
+    foreign_keys: bool
+    integrity: str
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.journal_mode == "wal" and self.synchronous == "full" and self.foreign_keys and self.integrity == "ok"
+        )
+
+
+_SYNCHRONOUS = {0: "off", 1: "normal", 2: "full", 3: "extra"}
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy, not the driver, emit BEGIN (so it can be BEGIN IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: NORMAL can lose the last committed transactions on power loss; votes are acknowledged
+        # only after commit, so commit must mean durable.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Engines for one database URL. Build with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, url: str, writer: AsyncEngine, reader: AsyncEngine) -> None:
+        self.url = url
+        self.writer = writer
+        self.reader = reader
+        self.is_sqlite = url.startswith("sqlite")
+        # One in-process writer at a time: SQLite has one write lock anyway, and queuing here is
+        # cheaper and fairer than spinning on busy_timeout.
+        self.write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Database:
+        parsed = make_url(url)
+        if parsed.drivername.startswith("sqlite"):
+            database = parsed.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            writer = create_async_engine(url, pool_size=1, max_overflow=0)
+            reader = create_async_engine(url, pool_size=4, max_overflow=4)
+            _install_sqlite_hooks(writer, immediate=True)
+            _install_sqlite_hooks(reader, immediate=False)
+        else:
+            writer = reader = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        db = cls(url, writer, reader)
+        try:
+            await db.check_schema_version()
+            if migrate:
+                await db.migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite), committed when the block exits cleanly."""
+        async with self.write_lock, self.writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only snapshot."""
+        async with self.reader.connect() as conn:
+            yield conn
+
+    # -- migrations -------------------------------------------------------------------------------
+
+    async def current_revision(self) -> str | None:
+        async with self.writer.connect() as conn:
+            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+
+    async def check_schema_version(self) -> None:
+        """Refuse a database whose schema is newer than the migrations this code ships."""
+        current = await self.current_revision()
+        if current is None:
+            return
+        script = ScriptDirectory.from_config(alembic_config(self.url))
+        known = {rev.revision for rev in script.walk_revisions()}
+        if current not in known:
+            raise SchemaTooNewError(
+                f"the database schema is at revision {current}, which this version of Common Ground "
+                "does not know: it was written by a newer version. Upgrade Common Ground, or restore a backup."
+            )
+
+    async def migrate(self, revision: str = "head") -> None:
+        cfg = alembic_config(self.url)
+
+        def _upgrade(sync_conn) -> None:
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, revision)
+
+        async with self.write_lock, self.writer.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    # -- checks and backups -----------------------------------------------------------------------
+
+    async def self_check(self) -> SelfCheck:
+        """The durability settings actually in force, and ``integrity_check`` (SQLite only)."""
+        if not self.is_sqlite:
+            return SelfCheck("wal", "full", True, "ok")
+        async with self.writer.connect() as conn:
+            journal = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+            sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
+            fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
+            integrity = (await conn.exec_driver_sql("PRAGMA integrity_check")).scalar_one()
+            await conn.rollback()
+        return SelfCheck(str(journal).lower(), _SYNCHRONOUS.get(int(sync), str(sync)), bool(fks), str(integrity))
+
+    async def require_healthy(self) -> SelfCheck:
+        check = await self.self_check()
+        if not check.ok:
+            raise DatabaseSettingsError(
+                f"database self-check failed: journal_mode={check.journal_mode} (want wal), "
+                f"synchronous={check.synchronous} (want full), foreign_keys={check.foreign_keys} (want on), "
+                f"integrity_check={check.integrity!r} (want 'ok')"
+            )
+        return check
+
+    async def backup(self, target: Path) -> str:
+        """Copy a live SQLite database with the online backup API; return the copy's integrity_check."""
+        if not self.is_sqlite:
+            raise RuntimeError("backup copies SQLite databases; use pg_dump for PostgreSQL")
+        source = make_url(self.url).database
+        if not source or source == ":memory:":
+            raise RuntimeError("an in-memory database has nothing to back up")
+        return await asyncio.to_thread(sqlite_backup, Path(source), target)
+
+
+def sqlite_backup(source: Path, target: Path) -> str:
+    """Online backup of ``source`` into ``target`` (written beside it, then renamed into place)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        dst = sqlite3.connect(partial)
+        try:
+            src.backup(dst, pages=1024)
+            dst.execute("PRAGMA journal_mode=DELETE")
+            result = dst.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    partial.replace(target)
+    return str(result)
+
+
+async def scalar(conn: AsyncConnection, sql: str, **params):
+    """One value from a textual query (for checks and tests)."""
+    return (await conn.execute(text(sql), params)).scalar()
