@@ -1,0 +1,28 @@
+"""Shared command plumbing: moderator groups (Manage Server by default *and* checked at run time)."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from bot.domain.errors import Forbidden
+
+MANAGE_GUILD = discord.Permissions(manage_guild=True)
+
+
+class ModeratorGroup(app_commands.Group):
+    """A top-level group for moderators.
+
+    ``default_permissions`` hides it from members in Discord's UI (servers can override that in their
+    Integrations settings); the runtime check refuses a forged or overridden call all the same.
+    """
+
+    def __init__(self, *, name: str, description: str) -> None:
+        super().__init__(name=name, description=description, guild_only=True, default_permissions=MANAGE_GUILD)
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.guild_id is None:
+            raise Forbidden("This command only works inside a server.")
+        if not interaction.permissions.manage_guild:
+            raise Forbidden("You need the **Manage Server** permission to use this command.")
+        return True

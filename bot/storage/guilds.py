@@ -1,0 +1,63 @@
+"""Servers the bot is in: a row per server, created on first contact, marked when the bot leaves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.storage.tables import guilds
+
+
+@dataclass(frozen=True)
+class GuildSettings:
+    id: int
+    builtin_pack_enabled: bool
+    show_live_counts: bool
+    vote_role_id: int | None
+    vote_min_days: int
+    removed_at: datetime | None
+
+
+def _insert(conn: AsyncConnection):
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+
+
+async def ensure(conn: AsyncConnection, guild_id: int, *, now: datetime, name: str | None = None) -> None:
+    """Create the server's row if missing; a server seen again is no longer marked removed."""
+    stmt = _insert(conn)(guilds).values(id=guild_id, name=(name or "")[:100], joined_at=now)
+    set_ = {"removed_at": None}
+    if name is not None:
+        set_["name"] = name[:100]
+    await conn.execute(stmt.on_conflict_do_update(index_elements=[guilds.c.id], set_=set_))
+
+
+async def get(conn: AsyncConnection, guild_id: int) -> GuildSettings | None:
+    row = (await conn.execute(select(guilds).where(guilds.c.id == guild_id))).first()
+    if row is None:
+        return None
+    return GuildSettings(
+        row.id, row.builtin_pack_enabled, row.show_live_counts, row.vote_role_id, row.vote_min_days, row.removed_at
+    )
+
+
+async def update_settings(conn: AsyncConnection, guild_id: int, **values) -> None:
+    allowed = {"builtin_pack_enabled", "show_live_counts", "vote_role_id", "vote_min_days"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValueError(f"unknown guild settings: {sorted(unknown)}")
+    await conn.execute(update(guilds).where(guilds.c.id == guild_id).values(**values))
+
+
+async def mark_removed(conn: AsyncConnection, guild_id: int, *, now: datetime) -> None:
+    await conn.execute(
+        update(guilds).where(guilds.c.id == guild_id, guilds.c.removed_at.is_(None)).values(removed_at=now)
+    )
+
+
+async def active_ids(conn: AsyncConnection) -> set[int]:
+    rows = await conn.execute(select(guilds.c.id).where(guilds.c.removed_at.is_(None)))
+    return {r.id for r in rows}
