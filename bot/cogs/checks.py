@@ -5,8 +5,6 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
-from bot.domain.errors import Forbidden
-
 MANAGE_GUILD = discord.Permissions(manage_guild=True)
 
 
@@ -22,7 +20,8 @@ class ModeratorGroup(app_commands.Group):
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.guild_id is None:
-            raise Forbidden("This command only works inside a server.")
+            raise app_commands.NoPrivateMessage("This command only works inside a server.")
         if not interaction.permissions.manage_guild:
-            raise Forbidden("You need the **Manage Server** permission to use this command.")
+            # A CheckFailure reaches the tree's error handler, which shows this text ephemerally.
+            raise app_commands.CheckFailure("You need the **Manage Server** permission to use this command.")
         return True
