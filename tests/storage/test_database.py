@@ -1,0 +1,75 @@
+"""The database: migrations at start, durability settings, backups, refusing a newer schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.storage import guilds
+from bot.storage.backups import backup_to
+from bot.storage.database import Database, SchemaTooNewError
+
+NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
+
+
+async def test_migrations_and_settings(db: Database):
+    assert await db.current_revision() is not None
+    check = await db.require_healthy()
+    assert (check.journal_mode, check.synchronous, check.foreign_keys, check.integrity) == ("wal", "full", True, "ok")
+
+
+async def test_reopen_is_idempotent(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path}/re.db"
+    first = await Database.open(url)
+    revision = await first.current_revision()
+    await first.close()
+    second = await Database.open(url)
+    assert await second.current_revision() == revision
+    await second.close()
+
+
+async def test_refuses_a_newer_schema_and_changes_nothing(tmp_path):
+    path = tmp_path / "new.db"
+    db = await Database.open(f"sqlite+aiosqlite:///{path}")
+    await db.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff_future'")
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNewError, match="newer version"):
+        await Database.open(f"sqlite+aiosqlite:///{path}")
+    assert path.read_bytes() == before
+
+
+async def test_utc_round_trip(db: Database):
+    async with db.write() as conn:
+        await guilds.ensure(conn, 42, now=NOW, name="Demo")
+    async with db.read() as conn:
+        row = await guilds.get(conn, 42)
+    assert row is not None and row.removed_at is None
+    async with db.write() as conn:
+        await guilds.mark_removed(conn, 42, now=NOW)
+    async with db.read() as conn:
+        row = await guilds.get(conn, 42)
+    assert row.removed_at == NOW and row.removed_at.tzinfo is not None
+
+
+async def test_backup_of_live_database_passes_integrity(db: Database, tmp_path):
+    async with db.write() as conn:
+        for gid in range(1, 200):
+            await guilds.ensure(conn, gid, now=NOW)
+    target, integrity, removed = await backup_to(db, tmp_path / "backups", keep=2, now=NOW)
+    assert integrity == "ok" and removed == 0
+    with sqlite3.connect(target) as copy:
+        assert copy.execute("SELECT count(*) FROM guilds").fetchone()[0] == 199
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_backup_retention_keeps_newest(db: Database, tmp_path):
+    folder = tmp_path / "backups"
+    written = []
+    for day in range(1, 5):
+        target, _, _ = await backup_to(db, folder, keep=2, now=NOW.replace(day=day))
+        written.append(target.name)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(written[-2:])
