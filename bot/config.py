@@ -174,3 +174,4 @@ def configure_logging(level: str) -> None:
     )
     logging.getLogger("discord.http").setLevel(max(logging.WARNING, getattr(logging, level)))
     logging.getLogger("discord.gateway").setLevel(max(logging.INFO, getattr(logging, level)))
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, getattr(logging, level)))

@@ -34,8 +34,10 @@ async def test_refuses_a_newer_schema_and_changes_nothing(tmp_path):
     path = tmp_path / "new.db"
     db = await Database.open(f"sqlite+aiosqlite:///{path}")
     await db.close()
-    with sqlite3.connect(path) as conn:
+    conn = sqlite3.connect(path)
+    with conn:
         conn.execute("UPDATE alembic_version SET version_num = 'ffff_future'")
+    conn.close()  # checkpoints the WAL, so the file alone holds the state we compare
     before = path.read_bytes()
     with pytest.raises(SchemaTooNewError, match="newer version"):
         await Database.open(f"sqlite+aiosqlite:///{path}")

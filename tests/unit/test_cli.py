@@ -1,0 +1,80 @@
+"""The command line: one clear line and exit status 2 for every bad set-up, no data touched."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DATABASE_URL", "LOG_LEVEL")}
+    base.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, env=base, cwd=cwd or ROOT, timeout=60
+    )
+
+
+def test_run_without_token_points_to_demo(tmp_path):
+    result = run("run", env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"})
+    assert result.returncode == 2
+    assert "DISCORD_TOKEN is not set" in result.stderr
+    assert "commonground demo" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"DATABASE_URL": "nonsense"}, "DATABASE_URL"),
+        ({"LOG_LEVEL": "CHATTY"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_configuration_exits_2(env, fragment):
+    result = run("migrate", env=env)
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_newer_schema_exits_2_and_touches_nothing(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    assert run("migrate", env={"DATABASE_URL": url}).returncode == 0
+    conn = sqlite3.connect(tmp_path / "db.sqlite")
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'zzzz'")
+    conn.close()  # checkpoints the WAL, so the file alone holds the state we compare
+    before = (tmp_path / "db.sqlite").read_bytes()
+    result = run("migrate", env={"DATABASE_URL": url})
+    assert result.returncode == 2
+    assert "newer version" in result.stderr
+    assert (tmp_path / "db.sqlite").read_bytes() == before
+
+
+def test_backup_command(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    result = run("backup", str(tmp_path / "copy.db"), env={"DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert "integrity_check: ok" in result.stdout
+    with sqlite3.connect(tmp_path / "copy.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_help_everywhere():
+    for args in (
+        ["--help"],
+        ["run", "--help"],
+        ["demo", "--help"],
+        ["backup", "--help"],
+        ["prompts", "check", "--help"],
+    ):
+        result = run(*args)
+        assert result.returncode == 0
+        assert "usage: commonground" in result.stdout
