@@ -14,6 +14,8 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.errors import UserError
+from bot.domain.packs import PackError
+from bot.domain.schedule import ScheduleInputError
 from bot.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -39,10 +41,9 @@ def user_message(error: BaseException) -> str | None:
             found = user_message(inner)
             if found:
                 return found
-    if isinstance(error, UserError):
+    if isinstance(error, (UserError, PackError)):
         return error.message
-    # Domain validators in other modules raise ValueError subclasses that carry a safe message.
-    if getattr(error, "user_facing", False):
+    if isinstance(error, ScheduleInputError):
         return str(error)
     if isinstance(error, app_commands.MissingPermissions):
         return "You need the **Manage Server** permission to use this command."
@@ -71,8 +72,13 @@ class CommonGroundTree(app_commands.CommandTree["CommonGround"]):
         await send_ephemeral(interaction, message)
 
 
+MAX_CONTENT = 2000
+
+
 async def send_ephemeral(interaction: discord.Interaction, content: str, **kwargs: Any) -> None:
     """Answer ephemerally whether or not the interaction was already acknowledged."""
+    if len(content) > MAX_CONTENT:
+        content = content[: MAX_CONTENT - 1] + "…"
     try:
         if interaction.response.is_done():
             await interaction.followup.send(content, ephemeral=True, **kwargs)

@@ -150,8 +150,20 @@ class Scheduler:
         return started
 
     async def wait_idle(self) -> None:
-        """Until no job is running (tests: after moving the fake clock)."""
+        """Until no job is running."""
         await self._idle.wait()
+
+    async def drain(self) -> None:
+        """Run every job that is due now, and any they make due, until none is left or running.
+
+        Tests call this after moving a fake clock; it does not wait for jobs due in the future.
+        """
+        while True:
+            started = await self.run_due()
+            if self._inflight:
+                await asyncio.wait(set(self._inflight))
+            elif not started:
+                return
 
     async def _run(self, job: Job) -> None:
         try:

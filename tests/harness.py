@@ -1,0 +1,141 @@
+"""The end-to-end harness: the local sandbox, a real SQLite file, a FakeClock and the real bot.
+
+    async with Harness(tmp_path) as h:
+        ix = await h.slash(h.mod, "schedule setup", {"channel": h.channel.id, ...})
+        reply = await ix.response()
+        await h.advance(timedelta(hours=3))      # moves the clock, runs every job that became due
+
+Everything waits with a timeout; nothing sleeps to let things settle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import discord
+
+from bot.app import EXTENSIONS, CommonGround
+from bot.config import load_settings
+from bot.domain.clock import FakeClock
+from bot.runtime import build_bot
+from bot.sandbox.server import Sandbox
+from bot.storage.database import Database
+
+START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday morning, before the first DST change of 2026
+MOD_PERMISSIONS = discord.Permissions(manage_guild=True, manage_messages=True).value
+
+
+class Harness:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        extensions: Sequence[str] = EXTENSIONS,
+        now: datetime = START,
+        members: int = 3,
+        sandbox: Sandbox | None = None,
+        sandbox_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.tmp_path = tmp_path
+        self.extensions = tuple(extensions)
+        self.clock = FakeClock(now)
+        self.sandbox = sandbox or Sandbox(**(sandbox_options or {}))
+        self._own_sandbox = sandbox is None
+        self.member_count = members
+        self.db: Database | None = None
+        self.bot: CommonGround | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Harness:
+        await self.sandbox.start()
+        sb = self.sandbox
+        self.guild = sb.create_guild("Common Ground Test")
+        self.channel = sb.create_channel(self.guild.id, "debates")
+        self.mod_role = sb.create_role(self.guild.id, "Moderators", permissions=MOD_PERMISSIONS)
+        self.mod = sb.add_member(self.guild.id, "moderator", roles=[self.mod_role.id])
+        self.members = [sb.add_member(self.guild.id, f"member{i}") for i in range(self.member_count)]
+        self.settings = load_settings(
+            env={},
+            token=sb.token,
+            database_url=f"sqlite+aiosqlite:///{self.tmp_path}/e2e.db",
+            api_base=sb.api_base,
+            gateway_url=sb.gateway_url,
+        )
+        self.db = await Database.open(self.settings.database_url)
+        await self.start_bot()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_bot()
+        if self.db is not None:
+            await self.db.close()
+        if self._own_sandbox:
+            await self.sandbox.stop()
+
+    async def start_bot(self, *, timeout: float = 10) -> CommonGround:
+        assert self.db is not None
+        self.bot = build_bot(self.settings, self.db, clock=self.clock, extensions=self.extensions)
+        self._task = asyncio.create_task(self.bot.start(self.settings.token), name="bot")
+        ready = asyncio.create_task(self.bot.wait_until_ready())
+        done, _ = await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:
+            ready.cancel()
+            self._task.result()  # raises the start-up error
+        if ready not in done:
+            ready.cancel()
+            raise TimeoutError(f"the bot was not ready within {timeout}s")
+        await asyncio.wait_for(self.bot.tree.sync(), timeout)
+        await self.wait_reconciled(timeout=timeout)
+        return self.bot
+
+    async def wait_reconciled(self, *, timeout: float = 10) -> None:
+        """Wait until the jobs armed by on_ready's reconciliation have been handled."""
+        assert self.bot is not None
+        await asyncio.wait_for(self.bot.scheduler.drain(), timeout)
+
+    async def stop_bot(self) -> None:
+        if self.bot is not None:
+            await self.bot.close()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 10)
+            except (asyncio.CancelledError, discord.ConnectionClosed):
+                pass
+        self.bot = None
+        self._task = None
+
+    async def restart(self) -> CommonGround:
+        """Stop the bot and start a new one on the same database, sandbox and clock."""
+        await self.stop_bot()
+        return await self.start_bot()
+
+    # -- acting as members -----------------------------------------------------------------------
+
+    async def slash(self, member, name: str, options: dict[str, Any] | None = None, *, channel=None):
+        """A member types a slash command; returns the sandbox's interaction record."""
+        return await self.sandbox.slash(self.guild.id, (channel or self.channel).id, member.id, name, options or {})
+
+    async def reply(self, member, name: str, options: dict[str, Any] | None = None, *, timeout: float = 5) -> dict:
+        """A slash command's first callback, e.g. ``{"type": 4, "data": {"content": ...}}``."""
+        interaction = await self.slash(member, name, options)
+        return await interaction.response(timeout=timeout)
+
+    async def advance(self, delta: timedelta, *, timeout: float = 20) -> None:
+        """Move the fake clock and run every job that became due (and what they make due now)."""
+        self.clock.advance(delta)
+        assert self.bot is not None
+        await asyncio.wait_for(self.bot.scheduler.drain(), timeout)
+
+    def posts(self, channel=None) -> list[dict]:
+        """Messages the bot posted in a channel (the sandbox's record, Discord's shape)."""
+        return [
+            m
+            for m in self.sandbox.messages((channel or self.channel).id)
+            if int(m["author"]["id"]) == self.sandbox.bot_user_id
+        ]
