@@ -39,7 +39,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from bot.domain.essay import PROMPTS_DIR, Essay, load_essay, normalise_space
 
 MAX_PACK_BYTES = 256 * 1024
-MAX_PROMPT_BYTES = 4 * 1024  # the YAML text of one prompt; our longest is well under half of this
+MAX_PROMPT_BYTES = 4 * 1024  # all the text of one prompt; our longest is well under half of this
 MAX_PROMPTS = 500
 MAX_DEPTH = 12  # the schema needs 6 levels; a deeper file is a recursion bomb, not a pack
 MAX_QUESTION = 300  # Discord's native poll question limit; used for the debate question too
@@ -207,6 +207,17 @@ class PackLoader(yaml.SafeLoader):
         return node
 
 
+def _text_bytes(node: Node) -> int:
+    """UTF-8 bytes of every scalar (keys included) under ``node``; the depth is already capped."""
+    if isinstance(node, ScalarNode):
+        return len(node.value.encode("utf-8", "surrogatepass"))
+    if isinstance(node, SequenceNode):
+        return sum(_text_bytes(n) for n in node.value)
+    if isinstance(node, MappingNode):
+        return sum(_text_bytes(k) + _text_bytes(v) for k, v in node.value)
+    return 0
+
+
 def _short_tag(tag: str) -> str:
     prefix = "tag:yaml.org,2002:"
     return "!!" + tag[len(prefix) :] if tag.startswith(prefix) else tag
@@ -263,7 +274,7 @@ def _compose(text: str, out: _Collector) -> Node | None:
         out.add_line(exc.line, exc.message)
         return None
     except yaml.composer.ComposerError as exc:
-        if exc.problem and "single document" in exc.problem:
+        if "single document" in f"{exc.context} {exc.problem}":
             line = exc.problem_mark.line + 1 if exc.problem_mark else None
             out.add_line(line, "the file holds more than one YAML document (a second '---'); a pack is one document")
         else:
@@ -350,7 +361,10 @@ class _Checker:
             seen[key] = key_node
             if key not in required:
                 self.bad(key_node, sub, f"unknown field '{key}'; expected only {', '.join(required)}")
-        values = {k.value: v for k, v in node.value if isinstance(k, ScalarNode) and k.value in required}
+        values: dict[str, Node] = {}
+        for k, v in node.value:  # the first of duplicate keys is the one validated
+            if isinstance(k, ScalarNode) and k.value in required:
+                values.setdefault(k.value, v)
         for key in required:
             if key not in seen:
                 self.bad(node, f"{field}.{key}" if field else key, "missing")
@@ -411,7 +425,7 @@ class _Checker:
         return ok
 
     def slug(self, node: Node | None, field: str) -> str | None:
-        value = self.text_field(node, field, max_len=64)
+        value = self.text_field(node, field, max_len=MAX_DESCRIPTION)
         if value is not None and not ID_RE.match(value):
             self.bad(node, field, "must be 2–64 lowercase letters, digits or '-', starting with a letter or digit")
             return None
@@ -514,9 +528,9 @@ class _Checker:
                     if value.tag == _STR and ID_RE.match(value.value.strip()):
                         self.prompt_id = value.value.strip()
                     break
-        size = len(self.text[node.start_mark.index : node.end_mark.index].encode("utf-8"))
+        size = _text_bytes(node)
         if size > MAX_PROMPT_BYTES:
-            self.bad(node, None, f"is {size} bytes of YAML; one prompt may be at most {MAX_PROMPT_BYTES}")
+            self.bad(node, None, f"holds {size} bytes of text; one prompt may hold at most {MAX_PROMPT_BYTES}")
             return None
         fields = self.mapping(node, None, ("id", "paragraph", "excerpt", "theme", "question", "dilemma"))
         if fields is None:
