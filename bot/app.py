@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Loaded in this order; later issues add their features here.
-EXTENSIONS: tuple[str, ...] = ("bot.cogs.meta",)
+EXTENSIONS: tuple[str, ...] = ("bot.cogs.meta", "bot.cogs.lifecycle", "bot.cogs.privacy")
 
 
 def apply_endpoints(settings: Settings) -> None:

@@ -1,0 +1,82 @@
+"""Servers joining and leaving: rows created, the 30-day purge armed and cancelled, and the
+idempotent reconciliation that runs on every READY (servers left or joined while offline)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands
+
+from bot.storage import guilds as guild_store
+from bot.storage import jobs as job_store
+from bot.storage import privacy as privacy_store
+from bot.storage.jobs import Job
+
+if TYPE_CHECKING:
+    from bot.app import CommonGround
+
+log = logging.getLogger(__name__)
+
+PURGE = "guild-purge"
+
+
+def purge_key(guild_id: int) -> str:
+    return f"purge:{guild_id}"
+
+
+class Lifecycle(commands.Cog):
+    def __init__(self, bot: CommonGround) -> None:
+        self.bot = bot
+        bot.scheduler.register(PURGE, self.purge)
+
+    async def joined(self, guild: discord.Guild) -> None:
+        async with self.bot.db.write() as conn:
+            await guild_store.ensure(conn, guild.id, now=self.bot.clock.now(), name=guild.name)
+            await job_store.cancel(conn, purge_key(guild.id))
+
+    async def left(self, guild_id: int) -> None:
+        now = self.bot.clock.now()
+        due = now + timedelta(days=self.bot.settings.retention_days)
+        async with self.bot.db.write() as conn:
+            await guild_store.mark_removed(conn, guild_id, now=now)
+            # Nothing more is sent to a server the bot has left; the purge job stays.
+            await job_store.cancel_for_guild(conn, guild_id, except_kinds=(PURGE,))
+            if await job_store.get(conn, purge_key(guild_id)) is None:
+                await self.bot.scheduler.schedule(PURGE, purge_key(guild_id), due, guild_id=guild_id, conn=conn)
+        log.info("removed from guild %s; its data will be purged after %s", guild_id, due.date())
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self.joined(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await self.left(guild.id)
+
+    @commands.Cog.listener()
+    async def on_reconcile(self) -> None:
+        """Idempotent: servers joined or left while the bot was offline."""
+        present = {g.id: g for g in self.bot.guilds}
+        async with self.bot.db.read() as conn:
+            known = await guild_store.active_ids(conn)
+        for guild in present.values():
+            await self.joined(guild)
+        for guild_id in known - set(present):
+            await self.left(guild_id)
+
+    async def purge(self, job: Job) -> None:
+        guild_id = job.guild_id
+        assert guild_id is not None
+        async with self.bot.db.write() as conn:
+            row = await guild_store.get(conn, guild_id)
+            if row is None or row.removed_at is None:
+                return  # invited back (or already gone): nothing to purge
+            await privacy_store.purge_guild(conn, guild_id)
+        log.info("purged the data of guild %s", guild_id)
+
+
+async def setup(bot: CommonGround) -> None:
+    await bot.add_cog(Lifecycle(bot))
