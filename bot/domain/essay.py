@@ -6,12 +6,14 @@ per line. Paragraphs are numbered from 1, as moderators and the packs refer to t
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# prompts/ lives at the repository root (DESIGN.md §3); the supported install is `pip install -e .`.
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+# prompts/ lives at the repository root (DESIGN.md §3), found from here with `pip install -e .`;
+# an installed copy elsewhere (the Docker image) names it with COMMONGROUND_PROMPTS.
+PROMPTS_DIR = Path(os.environ.get("COMMONGROUND_PROMPTS") or Path(__file__).resolve().parents[2] / "prompts")
 ESSAY_PATH = PROMPTS_DIR / "essay.txt"
 
 # A sentence ends at . ! or ? (optionally followed by a closing quote or bracket) before whitespace
