@@ -1,0 +1,1260 @@
+"""The sandbox: a local Discord-compatible REST API and gateway, served by aiohttp on 127.0.0.1.
+
+See bot/sandbox/README.md for the public API. Everything here runs on the caller's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+import secrets
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+from aiohttp import web
+
+from . import validation as v
+from ._util import DiscordHTTPError, SnowflakeFactory, forbidden, iso, not_found
+from .faults import Faults
+from .interact import InteractionsMixin
+from .records import ChannelRecord, GuildRecord, Interaction, MemberRecord, RequestRecord, RoleRecord
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v10"
+JSON_KEY = web.RequestKey("sandbox_json", object)
+FILES_KEY = web.RequestKey("sandbox_files", list)
+ALL_PERMISSIONS = discord.Permissions.all().value
+ADMINISTRATOR = discord.Permissions(administrator=True).value
+P = discord.Permissions
+VIEW = P(view_channel=True).value
+SEND = P(send_messages=True).value
+SEND_THREADS = P(send_messages_in_threads=True).value
+HISTORY = P(read_message_history=True).value
+MANAGE_MESSAGES = P(manage_messages=True).value
+PIN_MESSAGES = P(pin_messages=True).value
+ATTACH = P(attach_files=True).value
+PUBLIC_THREADS = P(create_public_threads=True).value
+PRIVATE_THREADS = P(create_private_threads=True).value
+EVENTS = P(manage_events=True).value | P(create_events=True).value
+
+DEFAULT_EVERYONE = P(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    create_private_threads=True,
+    embed_links=True,
+    attach_files=True,
+    add_reactions=True,
+    use_external_emojis=True,
+    read_message_history=True,
+    use_application_commands=True,
+    create_instant_invite=True,
+    change_nickname=True,
+    connect=True,
+    speak=True,
+).value
+DEFAULT_BOT = P(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    create_private_threads=True,
+    manage_threads=True,
+    embed_links=True,
+    attach_files=True,
+    add_reactions=True,
+    read_message_history=True,
+    mention_everyone=True,
+    manage_messages=True,
+    pin_messages=True,
+    manage_events=True,
+    create_events=True,
+    use_application_commands=True,
+).value
+
+# intents
+I_GUILDS = 1 << 0
+I_MEMBERS = 1 << 1
+I_GUILD_MESSAGES = 1 << 9
+I_REACTIONS = 1 << 10
+I_MESSAGE_CONTENT = 1 << 15
+I_EVENTS = 1 << 16
+I_POLLS = 1 << 24
+PRIVILEGED = I_MEMBERS | (1 << 8) | I_MESSAGE_CONTENT
+
+EVENT_INTENTS = {
+    "GUILD_CREATE": I_GUILDS,
+    "GUILD_UPDATE": I_GUILDS,
+    "GUILD_DELETE": I_GUILDS,
+    "GUILD_ROLE_CREATE": I_GUILDS,
+    "GUILD_ROLE_UPDATE": I_GUILDS,
+    "GUILD_ROLE_DELETE": I_GUILDS,
+    "CHANNEL_CREATE": I_GUILDS,
+    "CHANNEL_UPDATE": I_GUILDS,
+    "CHANNEL_DELETE": I_GUILDS,
+    "CHANNEL_PINS_UPDATE": I_GUILDS,
+    "THREAD_CREATE": I_GUILDS,
+    "THREAD_UPDATE": I_GUILDS,
+    "THREAD_DELETE": I_GUILDS,
+    "GUILD_MEMBER_ADD": I_MEMBERS,
+    "GUILD_MEMBER_UPDATE": I_MEMBERS,
+    "GUILD_MEMBER_REMOVE": I_MEMBERS,
+    "MESSAGE_CREATE": I_GUILD_MESSAGES,
+    "MESSAGE_UPDATE": I_GUILD_MESSAGES,
+    "MESSAGE_DELETE": I_GUILD_MESSAGES,
+    "MESSAGE_DELETE_BULK": I_GUILD_MESSAGES,
+    "MESSAGE_REACTION_ADD": I_REACTIONS,
+    "MESSAGE_REACTION_REMOVE": I_REACTIONS,
+    "GUILD_SCHEDULED_EVENT_CREATE": I_EVENTS,
+    "GUILD_SCHEDULED_EVENT_UPDATE": I_EVENTS,
+    "GUILD_SCHEDULED_EVENT_DELETE": I_EVENTS,
+    "MESSAGE_POLL_VOTE_ADD": I_POLLS,
+    "MESSAGE_POLL_VOTE_REMOVE": I_POLLS,
+}
+
+OPTION_TYPES = {
+    "subcommand": 1,
+    "group": 2,
+    "string": 3,
+    "integer": 4,
+    "boolean": 5,
+    "user": 6,
+    "channel": 7,
+    "role": 8,
+    "mentionable": 9,
+    "number": 10,
+    "attachment": 11,
+}
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    hdrs = {"Content-Type": "application/json"}
+    if headers:
+        hdrs.update(headers)
+    return web.Response(body=json.dumps(data).encode(), status=status, headers=hdrs)
+
+
+def _no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def _id_of(obj: Any) -> int:
+    if isinstance(obj, dict):
+        return int(obj["id"])
+    if hasattr(obj, "id"):
+        return int(obj.id)
+    return int(obj)
+
+
+class _Session:
+    def __init__(self, session_id: str, intents: int, shard: list[int] | None) -> None:
+        self.id = session_id
+        self.intents = intents
+        self.shard = shard or [0, 1]
+        self.seq = 0
+        self.buffer: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(maxlen=100_000)
+        self.conn: _Conn | None = None
+
+
+class _Conn:
+    def __init__(self, ws: web.WebSocketResponse, compress: str | None) -> None:
+        self.ws = ws
+        self.zlib = zlib.compressobj() if compress == "zlib-stream" else None
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.session: _Session | None = None
+        self.writer: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()
+
+    def send(self, payload: dict[str, Any]) -> None:
+        self.queue.put_nowait(payload)
+
+    async def write_loop(self) -> None:
+        while True:
+            payload = await self.queue.get()
+            try:
+                if payload is None or self.ws.closed:
+                    return
+                raw = json.dumps(payload)
+                if self.zlib is not None:
+                    data = self.zlib.compress(raw.encode()) + self.zlib.flush(zlib.Z_SYNC_FLUSH)
+                    await self.ws.send_bytes(data)
+                else:
+                    await self.ws.send_str(raw)
+            except (ConnectionResetError, RuntimeError):
+                return
+            finally:
+                self.queue.task_done()
+
+
+class Sandbox(InteractionsMixin):
+    """A local Discord: REST under ``api_base`` and a gateway at ``gateway_url``.
+
+    Parameters: ``heartbeat_interval`` (ms, sent in HELLO), ``interaction_deadline`` (s, the initial
+    callback window, Discord's is 3.0), ``followup_ttl`` (s, interaction token lifetime, 900),
+    ``nonce_window`` (s, how long ``enforce_nonce`` dedupes), ``privileged_intents`` (whether the
+    application may request GUILD_MEMBERS / PRESENCES / MESSAGE_CONTENT; if not, IDENTIFY with one
+    of them is closed with 4014 like Discord does).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token: str | None = None,
+        heartbeat_interval: int = 41250,
+        interaction_deadline: float = 3.0,
+        followup_ttl: float = 900.0,
+        nonce_window: float = 300.0,
+        privileged_intents: bool = False,
+        bot_name: str = "Common Ground",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._snow = SnowflakeFactory()
+        self.application_id = self._snow()
+        self.bot_user_id = self.application_id
+        self.token = token or f"sandbox.{secrets.token_urlsafe(24)}"
+        self.heartbeat_interval = heartbeat_interval
+        self.interaction_deadline = interaction_deadline
+        self.followup_ttl = followup_ttl
+        self.nonce_window = nonce_window
+        self.privileged_intents = privileged_intents
+        self.faults = Faults()
+        self.requests: list[RequestRecord] = []
+        self.gateway_events: list[tuple[str, dict[str, Any]]] = []  # (event name, data) as dispatched
+        self.identify_count = 0
+        self.resume_count = 0
+        self.connect_count = 0
+        self.users: dict[int, dict[str, Any]] = {}
+        self.guilds: dict[int, GuildRecord] = {}
+        self.channels: dict[int, ChannelRecord] = {}
+        self.interactions: dict[int, Interaction] = {}
+        self.global_commands: list[dict[str, Any]] = []
+        self.guild_commands: dict[int, list[dict[str, Any]]] = {}
+        self.attachments: dict[int, tuple[str, bytes, str]] = {}
+        self.poll_votes: dict[int, dict[int, list[int]]] = {}  # message id -> answer id -> user ids
+        self._ephemeral: dict[int, dict[str, Any]] = {}
+        self._by_token: dict[str, Interaction] = {}
+        self._nonces: dict[tuple[int, str], tuple[float, int]] = {}
+        self._sessions: dict[str, _Session] = {}
+        self._conns: set[_Conn] = set()
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.bot_user = self._make_user(self.bot_user_id, bot_name, bot=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start serving; afterwards ``api_base`` and ``gateway_url`` are valid."""
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
+        self._add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        """Close every gateway connection and stop the HTTP server."""
+        for conn in list(self._conns):
+            with contextlib.suppress(Exception):
+                await conn.ws.close(code=1001)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base_url}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/gateway"
+
+    def configure_discord(self) -> None:
+        """Point discord.py at this sandbox (sets ``Route.BASE`` and ``DEFAULT_GATEWAY``)."""
+        import yarl
+
+        discord.http.Route.BASE = self.api_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+
+    # ------------------------------------------------------------------ waiting
+    def _bump(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Wait until ``predicate()`` is truthy (re-checked on every state change); return its value.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"sandbox.wait_for: condition not met within {timeout}s")
+            event = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(remaining, 0.5))
+
+    # ------------------------------------------------------------------ model builders
+    def _make_user(self, uid: int, name: str, *, bot: bool = False) -> dict[str, Any]:
+        user = {
+            "id": str(uid),
+            "username": name,
+            "discriminator": "0",
+            "global_name": None if bot else name,
+            "avatar": None,
+            "bot": bot,
+            "system": False,
+            "public_flags": 0,
+            "flags": 0,
+            "banner": None,
+            "accent_color": None,
+            "avatar_decoration_data": None,
+        }
+        self.users[uid] = user
+        return user
+
+    def _member_dict(self, user: dict[str, Any], roles: list[int], joined_at: str) -> dict[str, Any]:
+        return {
+            "user": user,
+            "nick": None,
+            "avatar": None,
+            "banner": None,
+            "roles": [str(r) for r in roles],
+            "joined_at": joined_at,
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+            "communication_disabled_until": None,
+        }
+
+    def _role_dict(self, rid: int, name: str, permissions: int, position: int, **extra: Any) -> dict[str, Any]:
+        data = {
+            "id": str(rid),
+            "name": name,
+            "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False,
+            "icon": None,
+            "unicode_emoji": None,
+            "position": position,
+            "permissions": str(permissions),
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
+        }
+        data.update(extra)
+        return data
+
+    def _guild_dict(self, g: GuildRecord) -> dict[str, Any]:
+        return {
+            "id": str(g.id),
+            "name": g.name,
+            "icon": None,
+            "icon_hash": None,
+            "splash": None,
+            "discovery_splash": None,
+            "owner_id": str(g.owner_id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "widget_enabled": False,
+            "verification_level": 0,
+            "default_message_notifications": 1,
+            "explicit_content_filter": 0,
+            "roles": list(g.roles.values()),
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "application_id": None,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "max_members": 500000,
+            "vanity_url_code": None,
+            "description": None,
+            "banner": None,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "preferred_locale": g.locale,
+            "public_updates_channel_id": None,
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "safety_alerts_channel_id": None,
+        }
+
+    def _guild_create_payload(self, g: GuildRecord, intents: int) -> dict[str, Any]:
+        data = self._guild_dict(g)
+        members = list(g.members.values()) if intents & I_MEMBERS else [g.members[self.bot_user_id]]
+        channels, threads = [], []
+        for cid in g.channel_ids:
+            ch = self.channels[cid]
+            d = {k: val for k, val in ch.data.items() if k != "guild_id"}
+            (threads if ch.data["type"] in (10, 11, 12) else channels).append(d)
+        data.update(
+            {
+                "joined_at": g.joined_at,
+                "large": False,
+                "unavailable": False,
+                "member_count": len(g.members),
+                "voice_states": [],
+                "members": members,
+                "channels": channels,
+                "threads": [{**t, "guild_id": str(g.id)} for t in threads],
+                "presences": [],
+                "stage_instances": [],
+                "guild_scheduled_events": list(g.scheduled_events.values()),
+                "soundboard_sounds": [],
+            }
+        )
+        return data
+
+    # ------------------------------------------------------------------ public state API
+    def create_guild(
+        self,
+        name: str,
+        *,
+        owner_name: str = "owner",
+        bot_permissions: int = DEFAULT_BOT,
+        everyone_permissions: int = DEFAULT_EVERYONE,
+        locale: str = "en-US",
+    ) -> GuildRecord:
+        """Create a guild with the bot as a member (a managed bot role holds ``bot_permissions``).
+
+        Sent in GUILD_CREATE after READY, or live as GUILD_CREATE when a session is connected.
+        """
+        gid = self._snow()
+        owner_id = self._snow()
+        owner = self._make_user(owner_id, owner_name)
+        now = iso()
+        g = GuildRecord(id=gid, name=name, owner_id=owner_id, joined_at=now, locale=locale)
+        g.roles[gid] = self._role_dict(gid, "@everyone", everyone_permissions, 0)
+        bot_role = self._snow()
+        g.roles[bot_role] = self._role_dict(
+            bot_role,
+            self.bot_user["username"],
+            bot_permissions,
+            1,
+            managed=True,
+            tags={"bot_id": str(self.bot_user_id)},
+        )
+        g.members[owner_id] = self._member_dict(owner, [], now)
+        g.members[self.bot_user_id] = self._member_dict(self.bot_user, [bot_role], now)
+        self.guilds[gid] = g
+        self._dispatch_sync("GUILD_CREATE", None, guild=g)
+        self._bump()
+        return g
+
+    def remove_guild(self, guild_id: int) -> None:
+        """The bot is removed from the guild: GUILD_DELETE; its routes then answer 403 50001."""
+        g = self._guild(guild_id)
+        g.bot_present = False
+        self._dispatch_sync("GUILD_DELETE", {"id": str(g.id)})
+        self._bump()
+
+    def rejoin_guild(self, guild_id: int) -> None:
+        """The bot is added back: a fresh GUILD_CREATE."""
+        g = self.guilds[guild_id]
+        g.bot_present = True
+        g.joined_at = iso()
+        self._dispatch_sync("GUILD_CREATE", None, guild=g)
+        self._bump()
+
+    def create_channel(
+        self, guild_id: int, name: str, *, type: int = 0, topic: str | None = None, parent_id: int | None = None
+    ) -> ChannelRecord:
+        """Create a text channel (type 0 by default); CHANNEL_CREATE if connected."""
+        g = self._guild(guild_id)
+        cid = self._snow()
+        data = {
+            "id": str(cid),
+            "type": type,
+            "guild_id": str(g.id),
+            "name": name,
+            "position": len(g.channel_ids),
+            "permission_overwrites": [],
+            "topic": topic,
+            "nsfw": False,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "parent_id": str(parent_id) if parent_id else None,
+            "default_auto_archive_duration": 1440,
+            "flags": 0,
+            "last_pin_timestamp": None,
+        }
+        ch = ChannelRecord(id=cid, guild_id=g.id, data=data)
+        self.channels[cid] = ch
+        g.channel_ids.append(cid)
+        self._dispatch_sync("CHANNEL_CREATE", data, guild_id=g.id)
+        self._bump()
+        return ch
+
+    def delete_channel(self, channel_id: int) -> None:
+        """Delete a channel or thread (CHANNEL_DELETE / THREAD_DELETE); later calls get 404 10003."""
+        ch = self._channel(channel_id)
+        del self.channels[channel_id]
+        g = self.guilds[ch.guild_id]
+        g.channel_ids.remove(channel_id)
+        if ch.data["type"] in (10, 11, 12):
+            self._dispatch_sync(
+                "THREAD_DELETE",
+                {"id": str(ch.id), "guild_id": str(g.id), "parent_id": ch.data["parent_id"], "type": ch.data["type"]},
+            )
+        else:
+            self._dispatch_sync("CHANNEL_DELETE", ch.data, guild_id=g.id)
+        self._bump()
+
+    def create_role(self, guild_id: int, name: str, permissions: int = 0) -> RoleRecord:
+        """Create a role (GUILD_ROLE_CREATE if connected)."""
+        g = self._guild(guild_id)
+        rid = self._snow()
+        data = self._role_dict(rid, name, permissions, len(g.roles))
+        g.roles[rid] = data
+        self._dispatch_sync("GUILD_ROLE_CREATE", {"guild_id": str(g.id), "role": data})
+        self._bump()
+        return RoleRecord(id=rid, guild_id=g.id, data=data)
+
+    def add_member(
+        self,
+        guild_id: int,
+        name: str,
+        *,
+        roles: list[int] | None = None,
+        joined_at: dt.datetime | None = None,
+        user_id: int | None = None,
+    ) -> MemberRecord:
+        """Add a (human) member; ``.id`` is the user id. GUILD_MEMBER_ADD if the bot has the intent."""
+        g = self._guild(guild_id)
+        uid = user_id or self._snow()
+        user = self.users.get(uid) or self._make_user(uid, name)
+        data = self._member_dict(user, [int(r) for r in roles or []], iso(joined_at))
+        g.members[uid] = data
+        self._dispatch_sync("GUILD_MEMBER_ADD", {**data, "guild_id": str(g.id)})
+        self._bump()
+        return MemberRecord(id=uid, guild_id=g.id, data=data)
+
+    def set_channel_permissions(
+        self,
+        channel_id: int,
+        *,
+        allow_bot: int = 0,
+        deny_bot: int = 0,
+        target_id: int | None = None,
+        allow: int = 0,
+        deny: int = 0,
+        target_type: int = 0,
+    ) -> None:
+        """Set a permission overwrite (for the bot member, or for ``target_id`` role(0)/member(1)).
+
+        Sends CHANNEL_UPDATE. REST calls the bot then lacks permission for get 403 50013.
+        """
+        ch = self._channel(channel_id)
+        overwrites = ch.data["permission_overwrites"]
+        if target_id is None:
+            target_id, target_type, allow, deny = self.bot_user_id, 1, allow_bot, deny_bot
+        overwrites[:] = [o for o in overwrites if int(o["id"]) != target_id]
+        overwrites.append({"id": str(target_id), "type": target_type, "allow": str(allow), "deny": str(deny)})
+        event = "THREAD_UPDATE" if ch.data["type"] in (10, 11, 12) else "CHANNEL_UPDATE"
+        self._dispatch_sync(event, ch.data, guild_id=ch.guild_id)
+        self._bump()
+
+    def delete_message(self, channel_id: int, message_id: int) -> None:
+        """Delete a message as a moderator would (MESSAGE_DELETE)."""
+        ch = self._channel(channel_id)
+        if ch.messages.pop(message_id, None) is None:
+            raise KeyError(message_id)
+        ch.pins.pop(message_id, None)
+        self._dispatch_sync(
+            "MESSAGE_DELETE", {"id": str(message_id), "channel_id": str(ch.id), "guild_id": str(ch.guild_id)}
+        )
+        self._bump()
+
+    def user_message(self, channel_id: int, user_id: int, content: str) -> dict[str, Any]:
+        """A member posts a message (MESSAGE_CREATE; content hidden without the MESSAGE_CONTENT intent)."""
+        ch = self._channel(channel_id)
+        msg = self._new_message(ch, {"content": content}, [], author=self.users[user_id])
+        self._store_message(ch, msg)
+        return msg
+
+    def attach(self, filename: str, data: bytes, content_type: str = "application/octet-stream") -> dict[str, Any]:
+        """Register a file and return an attachment dict (for attachment options); served over HTTP."""
+        aid = self._snow()
+        self.attachments[aid] = (filename, data, content_type)
+        url = f"{self.base_url}/attachments/{aid}/{filename}"
+        return {
+            "id": str(aid),
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": content_type,
+        }
+
+    # queries
+    def messages(self, channel_id: int) -> list[dict[str, Any]]:
+        """Current messages in a channel, oldest first (ephemeral messages are not included)."""
+        return list(self._channel(channel_id).messages.values())
+
+    def message(self, channel_id: int, message_id: int) -> dict[str, Any] | None:
+        return self._channel(channel_id).messages.get(message_id)
+
+    def threads(self, channel_id: int) -> list[dict[str, Any]]:
+        return [
+            c.data
+            for c in self.channels.values()
+            if c.data["type"] in (10, 11, 12) and c.data["parent_id"] == str(channel_id)
+        ]
+
+    def pins(self, channel_id: int) -> list[dict[str, Any]]:
+        ch = self._channel(channel_id)
+        return [ch.messages[m] for m in ch.pins if m in ch.messages]
+
+    def scheduled_events(self, guild_id: int) -> list[dict[str, Any]]:
+        return list(self.guilds[guild_id].scheduled_events.values())
+
+    def commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
+        """The synced commands: global ones, or a guild's."""
+        return list(self.global_commands if guild_id is None else self.guild_commands.get(guild_id, []))
+
+    def requests_to(self, route_substring: str, method: str | None = None) -> list[RequestRecord]:
+        """Recorded requests whose path or route template contains ``route_substring``."""
+        return [
+            r
+            for r in self.requests
+            if (route_substring in r.path or route_substring in r.route) and (method is None or r.method == method)
+        ]
+
+    # ------------------------------------------------------------------ lookups
+    def _guild(self, guild_id: int) -> GuildRecord:
+        try:
+            return self.guilds[int(guild_id)]
+        except KeyError:
+            raise KeyError(f"unknown guild {guild_id}") from None
+
+    def _channel(self, channel_id: int) -> ChannelRecord:
+        try:
+            return self.channels[int(channel_id)]
+        except KeyError:
+            raise KeyError(f"unknown channel {channel_id}") from None
+
+    def _find_message(self, message_id: int) -> dict[str, Any] | None:
+        if message_id in self._ephemeral:
+            return self._ephemeral[message_id]
+        for ch in self.channels.values():
+            if message_id in ch.messages:
+                return ch.messages[message_id]
+        return None
+
+    def _rest_guild(self, guild_id: str | int) -> GuildRecord:
+        g = self.guilds.get(int(guild_id))
+        if g is None:
+            raise not_found(10004)
+        if not g.bot_present:
+            raise forbidden(50001)
+        return g
+
+    def _rest_channel(self, channel_id: str | int, need: int = VIEW) -> ChannelRecord:
+        try:
+            ch = self.channels[int(channel_id)]
+        except (KeyError, ValueError):
+            raise not_found(10003) from None
+        g = self.guilds[ch.guild_id]
+        if not g.bot_present:
+            raise forbidden(50001)
+        perms = self.permissions_for(g.id, self.bot_user_id, ch.id)
+        if not perms & VIEW:
+            raise forbidden(50001)
+        if perms & need != need:
+            raise forbidden(50013)
+        return ch
+
+    def _rest_message(self, ch: ChannelRecord, message_id: str) -> dict[str, Any]:
+        msg = ch.messages.get(int(message_id))
+        if msg is None:
+            raise not_found(10008)
+        return msg
+
+    def permissions_for(self, guild_id: int, user_id: int, channel_id: int | None = None) -> int:
+        """Discord's permission computation (owner/admin = all, roles, then channel overwrites)."""
+        g = self.guilds[guild_id]
+        if user_id == g.owner_id:
+            return ALL_PERMISSIONS
+        member = g.members.get(user_id)
+        role_ids = [int(r) for r in member["roles"]] if member else []
+        perms = int(g.roles[g.id]["permissions"])
+        for rid in role_ids:
+            if rid in g.roles:
+                perms |= int(g.roles[rid]["permissions"])
+        if perms & ADMINISTRATOR:
+            return ALL_PERMISSIONS
+        if channel_id is None or channel_id not in self.channels:
+            return perms
+        ch = self.channels[channel_id]
+        if ch.data["type"] in (10, 11, 12) and ch.data.get("parent_id"):
+            ch = self.channels.get(int(ch.data["parent_id"]), ch)
+        ows = {int(o["id"]): o for o in ch.data.get("permission_overwrites", [])}
+        if g.id in ows:
+            perms = (perms & ~int(ows[g.id]["deny"])) | int(ows[g.id]["allow"])
+        allow = deny = 0
+        for rid in role_ids:
+            if rid in ows:
+                allow |= int(ows[rid]["allow"])
+                deny |= int(ows[rid]["deny"])
+        perms = (perms & ~deny) | allow
+        if user_id in ows:
+            perms = (perms & ~int(ows[user_id]["deny"])) | int(ows[user_id]["allow"])
+        if not perms & VIEW:
+            return 0
+        return perms
+
+    # ------------------------------------------------------------------ messages
+    def _mentions(self, ch: ChannelRecord, payload: dict[str, Any], author_is_bot: bool) -> dict[str, Any]:
+        content = payload.get("content") or ""
+        am = payload.get("allowed_mentions")
+        parse = {"users", "roles", "everyone"} if am is None else set(am.get("parse") or [])
+        allowed_users = {int(u) for u in (am or {}).get("users", [])}
+        allowed_roles = {int(r) for r in (am or {}).get("roles", [])}
+        g = self.guilds[ch.guild_id]
+        users = []
+        for uid in dict.fromkeys(int(m) for m in re.findall(r"<@!?(\d+)>", content)):
+            if ("users" in parse or uid in allowed_users) and uid in self.users:
+                users.append(self.users[uid])
+        roles = []
+        for rid in dict.fromkeys(int(r) for r in re.findall(r"<@&(\d+)>", content)):
+            if ("roles" in parse or rid in allowed_roles) and rid in g.roles:
+                roles.append(str(rid))
+        everyone = "everyone" in parse and ("@everyone" in content or "@here" in content)
+        if (
+            everyone
+            and author_is_bot
+            and not self.permissions_for(g.id, self.bot_user_id, ch.id) & P(mention_everyone=True).value
+        ):
+            everyone = False
+        return {"mentions": users, "mention_roles": roles, "mention_everyone": everyone}
+
+    def _make_attachments(
+        self,
+        specs: list[dict[str, Any]] | None,
+        files: list[tuple[str, str, bytes, str]],
+        existing: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """files: (field name, filename, data, content type). Keeps existing attachments listed by id."""
+        by_index = {}
+        for field, filename, data, ctype in files:
+            m = re.match(r"files\[(\d+)\]", field)
+            idx = int(m.group(1)) if m else len(by_index)
+            by_index[idx] = (filename, data, ctype)
+        existing_by_id = {int(a["id"]): a for a in existing}
+        out: list[dict[str, Any]] = []
+        used = set()
+        for spec in specs or []:
+            sid = int(spec["id"])
+            if sid in by_index:
+                filename, data, ctype = by_index[sid]
+                used.add(sid)
+                att = self.attach(spec.get("filename") or filename, data, ctype)
+                if spec.get("description"):
+                    att["description"] = spec["description"]
+                out.append(att)
+            elif sid in existing_by_id:
+                out.append(existing_by_id[sid])
+        for idx, (filename, data, ctype) in sorted(by_index.items()):
+            if idx not in used:
+                out.append(self.attach(filename, data, ctype))
+        return out
+
+    def _build_poll(self, poll: dict[str, Any]) -> dict[str, Any]:
+        hours = poll.get("duration", 24)
+        return {
+            "question": {"text": poll["question"]["text"]},
+            "answers": [
+                {"answer_id": i + 1, "poll_media": dict(a.get("poll_media") or {})}
+                for i, a in enumerate(poll["answers"])
+            ],
+            "expiry": iso(dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)),
+            "allow_multiselect": bool(poll.get("allow_multiselect", False)),
+            "layout_type": poll.get("layout_type", 1),
+            "results": {"is_finalized": False, "answer_counts": []},
+        }
+
+    def _new_message(
+        self,
+        ch: ChannelRecord,
+        payload: dict[str, Any],
+        files: list[tuple[str, str, bytes, str]],
+        *,
+        author: dict[str, Any],
+        msg_type: int = 0,
+        interaction: Interaction | None = None,
+    ) -> dict[str, Any]:
+        mid = self._snow()
+        author_is_bot = int(author["id"]) == self.bot_user_id
+        msg: dict[str, Any] = {
+            "id": str(mid),
+            "channel_id": str(ch.id),
+            "guild_id": str(ch.guild_id),
+            "author": author,
+            "content": payload.get("content") or "",
+            "timestamp": iso(),
+            "edited_timestamp": None,
+            "tts": bool(payload.get("tts", False)),
+            "attachments": self._make_attachments(payload.get("attachments"), files, []),
+            "embeds": [{"type": "rich", **e} for e in payload.get("embeds") or []],
+            "components": payload.get("components") or [],
+            "pinned": False,
+            "type": msg_type,
+            "flags": int(payload.get("flags") or 0),
+            "nonce": payload.get("nonce"),
+            "allowed_mentions": payload.get("allowed_mentions"),
+            "sticker_items": [],
+            "reactions": [],
+        }
+        g = self.guilds.get(ch.guild_id)
+        member = g.members.get(int(author["id"])) if g else None
+        if member is not None:
+            msg["member"] = {k: val for k, val in member.items() if k != "user"}
+        msg.update(self._mentions(ch, payload, author_is_bot))
+        if payload.get("poll"):
+            msg["poll"] = self._build_poll(payload["poll"])
+            self.poll_votes[mid] = {a["answer_id"]: [] for a in msg["poll"]["answers"]}
+        if payload.get("message_reference"):
+            ref = payload["message_reference"]
+            msg["message_reference"] = {
+                "type": ref.get("type", 0),
+                "message_id": ref.get("message_id"),
+                "channel_id": ref.get("channel_id", str(ch.id)),
+                "guild_id": str(ch.guild_id),
+            }
+            if msg_type == 0:
+                msg["type"] = 19
+        if interaction is not None:
+            msg["webhook_id"] = str(self.application_id)
+            msg["application_id"] = str(self.application_id)
+            meta: dict[str, Any] = {
+                "id": str(interaction.id),
+                "type": interaction.type,
+                "user": self.users[interaction.user_id],
+                "authorizing_integration_owners": {"0": str(interaction.guild_id)},
+            }
+            if interaction.type == 2:
+                meta["name"] = interaction.payload["data"]["name"]
+                meta["command_type"] = 1
+            if interaction.message is not None:
+                meta["interacted_message_id"] = interaction.message["id"]
+            msg["interaction_metadata"] = meta
+        return msg
+
+    def _store_message(self, ch: ChannelRecord, msg: dict[str, Any]) -> None:
+        if msg["flags"] & v.EPHEMERAL_FLAG:
+            self._ephemeral[int(msg["id"])] = msg
+            self._bump()
+            return
+        ch.messages[int(msg["id"])] = msg
+        ch.data["last_message_id"] = msg["id"]
+        if ch.data["type"] in (10, 11, 12):
+            ch.data["message_count"] = ch.data.get("message_count", 0) + 1
+            ch.data["total_message_sent"] = ch.data.get("total_message_sent", 0) + 1
+        self._dispatch_sync("MESSAGE_CREATE", msg)
+        self._bump()
+
+    def _edit_message(self, msg: dict[str, Any], payload: dict[str, Any], files: list[Any]) -> dict[str, Any]:
+        v.validate_message({**payload, "flags": payload.get("flags", msg["flags"])}, edit=True)
+        for key in ("content", "components", "allowed_mentions"):
+            if key in payload:
+                msg[key] = payload[key] if payload[key] is not None else ([] if key == "components" else "")
+        if "embeds" in payload:
+            msg["embeds"] = [{"type": "rich", **e} for e in payload["embeds"] or []]
+        if "flags" in payload and payload["flags"] is not None:
+            msg["flags"] = (msg["flags"] & ~0x4) | (int(payload["flags"]) & 0x4) | (msg["flags"] & v.EPHEMERAL_FLAG)
+        if "attachments" in payload or files:
+            specs = payload.get("attachments")
+            if specs is None:
+                specs = [{"id": a["id"]} for a in msg["attachments"]]
+            msg["attachments"] = self._make_attachments(specs, files, msg["attachments"])
+        msg["flags"] &= ~128  # no longer "loading" after an edit
+        msg["edited_timestamp"] = iso()
+        if int(msg["id"]) not in self._ephemeral:
+            self._dispatch_sync("MESSAGE_UPDATE", msg)
+        self._bump()
+        return msg
+
+    def _remove_message(self, msg: dict[str, Any]) -> None:
+        mid = int(msg["id"])
+        if self._ephemeral.pop(mid, None) is not None:
+            self._bump()
+            return
+        ch = self.channels.get(int(msg["channel_id"]))
+        if ch is not None and ch.messages.pop(mid, None) is not None:
+            ch.pins.pop(mid, None)
+            self._dispatch_sync(
+                "MESSAGE_DELETE", {"id": msg["id"], "channel_id": msg["channel_id"], "guild_id": str(ch.guild_id)}
+            )
+        self._bump()
+
+    # ------------------------------------------------------------------ gateway dispatch
+    def _dispatch_sync(
+        self, event: str, data: dict[str, Any] | None, *, guild: GuildRecord | None = None, guild_id: int | None = None
+    ) -> None:
+        """Queue a dispatch on every session (buffered for RESUME when disconnected)."""
+        if guild is None and data is not None and guild_id is not None and "guild_id" not in data:
+            data = {**data, "guild_id": str(guild_id)}
+        recorded = data if data is not None else {"id": str(guild.id) if guild else None}
+        self.gateway_events.append((event, recorded))
+        for session in list(self._sessions.values()):
+            need = EVENT_INTENTS.get(event, 0)
+            if need and not session.intents & need:
+                continue
+            payload_data = data
+            if guild is not None:
+                payload_data = self._guild_create_payload(guild, session.intents)
+            elif event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and data is not None:
+                payload_data = self._content_filter(data, session.intents)
+            self._send_dispatch(session, event, payload_data)
+
+    def _content_filter(self, msg: dict[str, Any], intents: int) -> dict[str, Any]:
+        if intents & I_MESSAGE_CONTENT or (self.privileged_intents and intents & I_MESSAGE_CONTENT):
+            return msg
+        if msg.get("author", {}).get("id") == str(self.bot_user_id):
+            return msg
+        if any(u.get("id") == str(self.bot_user_id) for u in msg.get("mentions", [])):
+            return msg
+        return {**msg, "content": "", "embeds": [], "attachments": [], "components": [], "poll": None}
+
+    def _send_dispatch(self, session: _Session, event: str, data: Any) -> None:
+        session.seq += 1
+        payload = {"op": 0, "t": event, "s": session.seq, "d": data}
+        session.buffer.append((session.seq, payload))
+        if session.conn is not None:
+            session.conn.send(payload)
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send a raw gateway dispatch to every session and wait until it is written to the socket."""
+        self._dispatch_sync(event, data)
+        await self._flush()
+        self._bump()
+
+    async def _flush(self, timeout: float = 5.0) -> None:
+        for conn in list(self._conns):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.queue.join(), timeout)
+
+    async def drop_gateway(self, resume: bool = True, code: int = 4000) -> None:
+        """Close the gateway socket(s). ``resume=True``: the session survives and the client RESUMEs
+        (missed dispatches replayed). ``resume=False``: the session is forgotten, the RESUME gets
+        op 9 and the client IDENTIFIES again (READY, on_ready)."""
+        if not resume:
+            for conn in list(self._conns):
+                if conn.session is not None:
+                    self._sessions.pop(conn.session.id, None)
+        for conn in list(self._conns):
+            await conn.ws.close(code=code)
+        self._bump()
+
+    async def reconnect(self) -> None:
+        """Send op 7 RECONNECT: the client closes and resumes."""
+        for conn in list(self._conns):
+            conn.send({"op": 7, "d": None})
+        await self._flush()
+
+    async def invalidate_session(self, resumable: bool = False) -> None:
+        """Send op 9 INVALID_SESSION (d=``resumable``). With False the session is dropped, the client
+        re-IDENTIFIES and ``on_ready`` fires again."""
+        for conn in list(self._conns):
+            if not resumable and conn.session is not None:
+                self._sessions.pop(conn.session.id, None)
+            conn.send({"op": 9, "d": resumable})
+        await self._flush()
+        self._bump()
+
+    @property
+    def connected(self) -> bool:
+        """True when a gateway connection has an identified or resumed session."""
+        return any(c.session is not None and not c.ws.closed for c in self._conns)
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
+        await ws.prepare(request)
+        compress = request.query.get("compress")
+        if compress not in (None, "zlib-stream"):
+            await ws.close(code=4000, message=b"sandbox supports zlib-stream only")
+            return ws
+        conn = _Conn(ws, compress)
+        self._conns.add(conn)
+        self.connect_count += 1
+        conn.writer = asyncio.create_task(conn.write_loop())
+        conn.send({"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval, "_trace": ["sandbox"]}})
+        try:
+            async for msg in ws:
+                if msg.type.name != "TEXT":
+                    continue
+                try:
+                    frame = json.loads(msg.data)
+                except ValueError:
+                    await ws.close(code=4002, message=b"Error while decoding payload.")
+                    break
+                await self._gateway_op(conn, frame)
+        finally:
+            self._conns.discard(conn)
+            if conn.session is not None and conn.session.conn is conn:
+                conn.session.conn = None
+            conn.queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await conn.writer
+            conn.closed.set()
+            self._bump()
+        return ws
+
+    async def _gateway_op(self, conn: _Conn, frame: dict[str, Any]) -> None:
+        op, d = frame.get("op"), frame.get("d")
+        if op == 1:
+            conn.send({"op": 11, "d": None})
+        elif op == 2:
+            if not isinstance(d, dict) or d.get("token") != self.token:
+                await conn.ws.close(code=4004, message=b"Authentication failed.")
+                return
+            intents = int(d.get("intents") or 0)
+            if intents & PRIVILEGED and not self.privileged_intents:
+                await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
+                return
+            session = _Session(secrets.token_hex(16), intents, d.get("shard"))
+            self._sessions[session.id] = session
+            session.conn = conn
+            conn.session = session
+            self.identify_count += 1
+            guilds = [g for g in self.guilds.values() if g.bot_present]
+            ready = {
+                "v": 10,
+                "user": self.bot_user,
+                "user_settings": {},
+                "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
+                "session_id": session.id,
+                "session_type": "normal",
+                "resume_gateway_url": self.gateway_url,
+                "shard": session.shard,
+                "application": {"id": str(self.application_id), "flags": 0},
+                "private_channels": [],
+                "relationships": [],
+                "presences": [],
+                "geo_ordered_rtc_regions": [],
+                "guild_join_requests": [],
+                "_trace": ["sandbox"],
+            }
+            self._send_dispatch(session, "READY", ready)
+            if intents & I_GUILDS:
+                for g in guilds:
+                    self._send_dispatch(session, "GUILD_CREATE", self._guild_create_payload(g, intents))
+            self._bump()
+        elif op == 6:
+            session = self._sessions.get((d or {}).get("session_id", ""))
+            if session is None or d.get("token") != self.token:
+                conn.send({"op": 9, "d": False})
+                return
+            seq = int(d.get("seq") or 0)
+            missed = [p for s, p in session.buffer if s > seq]
+            if session.buffer and session.buffer[0][0] > seq + 1:
+                conn.send({"op": 9, "d": False})
+                self._sessions.pop(session.id, None)
+                return
+            old = session.conn
+            session.conn = conn
+            conn.session = session
+            if old is not None and old is not conn:
+                old.session = None
+                with contextlib.suppress(Exception):
+                    await old.ws.close(code=4000)
+            for payload in missed:
+                conn.send(payload)
+            self.resume_count += 1
+            self._send_dispatch(session, "RESUMED", {"_trace": ["sandbox"]})
+            self._bump()
+        elif op == 8:
+            session = conn.session
+            if session is None:
+                return
+            g = self.guilds.get(int(d["guild_id"]))
+            if g is None:
+                return
+            members = list(g.members.values())
+            ids = d.get("user_ids")
+            if ids:
+                wanted = {int(i) for i in (ids if isinstance(ids, list) else [ids])}
+                members = [m for m in members if int(m["user"]["id"]) in wanted]
+            elif d.get("query"):
+                members = [m for m in members if m["user"]["username"].startswith(d["query"])]
+            limit = d.get("limit") or 0
+            if limit:
+                members = members[:limit]
+            chunk = {"guild_id": str(g.id), "members": members, "chunk_index": 0, "chunk_count": 1}
+            if d.get("nonce"):
+                chunk["nonce"] = d["nonce"]
+            self._send_dispatch(session, "GUILD_MEMBERS_CHUNK", chunk)
+        elif op in (3, 4):
+            return
+        else:
+            await conn.ws.close(code=4001, message=b"Unknown opcode.")
+
+    # ------------------------------------------------------------------ HTTP plumbing
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        path = request.path
+        if not path.startswith(API_PREFIX):
+            return await handler(request)
+        rel = path[len(API_PREFIX) :]
+        info = request.match_info
+        resource = info.route.resource if info.route is not None else None
+        route = resource.canonical[len(API_PREFIX) :] if resource is not None else rel
+        body_json, files = await self._read_body(request)
+        request[JSON_KEY], request[FILES_KEY] = body_json, files
+        headers = {k: val for k, val in request.headers.items() if k.lower() != "authorization"}
+        rec = RequestRecord(
+            method=request.method,
+            path=rel,
+            route=route,
+            query=dict(request.query),
+            json=body_json,
+            files=[(f[1], f[2]) for f in files],
+            headers=headers,
+            at=time.monotonic(),
+        )
+        self.requests.append(rec)
+        response: web.StreamResponse
+        try:
+            if self.faults.latency_seconds:
+                await asyncio.sleep(self.faults.latency_seconds)
+            needs_auth = not (rel.startswith(("/interactions/", "/webhooks/")) or rel in ("/gateway",))
+            if needs_auth and request.headers.get("Authorization") != f"Bot {self.token}":
+                raise DiscordHTTPError(401, 0, "401: Unauthorized")
+            fault = self.faults.pick(request.method, rel, route)
+            rec.fault = fault.kind if fault else None
+            if fault is not None and fault.kind == "rate_limit":
+                response = self._rate_limited(fault.params["retry_after"], fault.params["global_"], route)
+            elif fault is not None and fault.kind == "forbidden":
+                raise forbidden(fault.params["code"])
+            elif fault is not None and fault.kind == "not_found":
+                raise not_found(fault.params["code"])
+            elif fault is not None and fault.kind == "server_error" and not fault.params["after_effect"]:
+                response = self._server_error(fault.params["status"])
+            else:
+                response = await handler(request)
+                if fault is not None and fault.kind == "server_error":
+                    response = self._server_error(fault.params["status"])
+        except DiscordHTTPError as exc:
+            response = _json(exc.body, exc.status)
+        except web.HTTPNotFound:
+            response = _json({"message": "404: Not Found", "code": 0}, 404)
+        except web.HTTPMethodNotAllowed:
+            response = _json({"message": "405: Method Not Allowed", "code": 0}, 405)
+        if response.status != 429:
+            response.headers.update(self._ratelimit_headers(route))
+        rec.status = response.status
+        body = getattr(response, "body", None)
+        if isinstance(body, bytes) and body:
+            with contextlib.suppress(ValueError):
+                rec.response = json.loads(body)
+        self._bump()
+        return response
+
+    def _ratelimit_headers(self, route: str) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": "50",
+            "X-RateLimit-Remaining": "49",
+            "X-RateLimit-Reset": f"{time.time() + 0.05:.3f}",
+            "X-RateLimit-Reset-After": "0.05",
+            "X-RateLimit-Bucket": format(abs(hash(route)) % (1 << 48), "x"),
+            "Via": "1.1 google",
+        }
+
+    def _rate_limited(self, retry_after: float, global_: bool, route: str) -> web.Response:
+        headers = {
+            "Retry-After": str(max(1, round(retry_after))),
+            "X-RateLimit-Scope": "global" if global_ else "user",
+            "Via": "1.1 google",
+        }
+        if global_:
+            headers["X-RateLimit-Global"] = "true"
+        else:
+            headers.update(
+                {
+                    "X-RateLimit-Limit": "5",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+                    "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                    "X-RateLimit-Bucket": format(abs(hash(route)) % (1 << 48), "x"),
+                }
+            )
+        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": global_}
+        if not global_:
+            body["code"] = 0
+        return _json(body, 429, headers)
+
+    def _server_error(self, status: int) -> web.Response:
+        names = {500: "500: Internal Server Error", 502: "502: Bad Gateway", 503: "503: Service Unavailable"}
+        return _json({"message": names.get(status, f"{status}: Server Error"), "code": 0}, status)
+
+    async def _read_body(self, request: web.Request) -> tuple[Any, list[tuple[str, str, bytes, str]]]:
+        if not request.can_read_body:
+            return None, []
+        ctype = request.content_type
+        if ctype == "multipart/form-data":
+            payload: Any = None
+            files: list[tuple[str, str, bytes, str]] = []
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "payload_json":
+                    payload = json.loads(await part.text())  # type: ignore[union-attr]
+                else:
+                    data = await part.read()  # type: ignore[union-attr]
+                    files.append(
+                        (
+                            part.name or "",
+                            part.filename or "file",  # type: ignore[union-attr]
+                            bytes(data),
+                            part.headers.get("Content-Type", "application/octet-stream"),
+                        )
+                    )
+            return payload, files
+        raw = await request.read()
+        if not raw:
+            return None, []
+        try:
+            return json.loads(raw), []
+        except ValueError:
+            raise DiscordHTTPError(400, 50109, "The request body contains invalid JSON.") from None
+
+    def _add_routes(self, app: web.Application) -> None:
+        from . import routes
+
+        routes.add_routes(self, app)

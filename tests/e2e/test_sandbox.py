@@ -1,0 +1,252 @@
+"""The sandbox against a bare, unmodified discord.py client (no project bot code)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import discord
+import pytest
+import yarl
+from discord import app_commands
+
+from bot.sandbox import Sandbox
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Bare(discord.Client):
+    def __init__(self) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+        self.tree = app_commands.CommandTree(self)
+        self.ready_count = 0
+        self.ready_event = asyncio.Event()
+        self.resumed_event = asyncio.Event()
+        self.clicks: list[str] = []
+
+        @self.tree.command(name="hello", description="Say hello")
+        @app_commands.describe(times="how many")
+        async def hello(interaction: discord.Interaction, times: int, channel: discord.TextChannel) -> None:
+            await interaction.response.send_message(f"hello x{times} in {channel.name}")
+
+        @self.tree.command(name="later", description="Defer, then follow up and edit")
+        async def later(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(thinking=True)
+            await interaction.followup.send("follow-up")
+            await interaction.edit_original_response(content="edited original")
+
+        @self.tree.command(name="slow", description="Answers too late")
+        async def slow(interaction: discord.Interaction) -> None:
+            await self.release.wait()
+            with contextlib.suppress(discord.NotFound):
+                await interaction.response.send_message("too late")
+            self.slow_done.set()
+
+        self.release = asyncio.Event()
+        self.slow_done = asyncio.Event()
+
+    async def on_ready(self) -> None:
+        self.ready_count += 1
+        self.ready_event.set()
+
+    async def on_resumed(self) -> None:
+        self.resumed_event.set()
+
+
+class Buttons(discord.ui.View):
+    def __init__(self, client: Bare) -> None:
+        super().__init__(timeout=None)
+        self.client = client
+
+    @discord.ui.button(label="Yes", custom_id="vote:yes")
+    async def yes(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self.client.clicks.append(button.custom_id or "")
+        await interaction.response.send_message("counted", ephemeral=True)
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[tuple[Sandbox, Bare, object, object]]:
+    sb = Sandbox(heartbeat_interval=41250, interaction_deadline=0.3)
+    await sb.start()
+    old_base, old_gw = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    discord.http.Route.BASE = sb.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(sb.gateway_url)
+    g = sb.create_guild("Demo Server")
+    ch = sb.create_channel(g.id, "general")
+    client = Bare()
+    task = asyncio.create_task(client.start(sb.token))
+    try:
+        await asyncio.wait_for(client.ready_event.wait(), 10)
+        yield sb, client, g, ch
+    finally:
+        await client.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 5)
+        await sb.stop()
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gw
+
+
+async def test_login_ready_and_guild_cache(env) -> None:
+    sb, client, g, ch = env
+    guild = client.get_guild(g.id)
+    assert guild is not None and guild.name == "Demo Server"
+    assert guild.get_channel(ch.id).name == "general"
+    assert client.user.id == sb.bot_user_id
+    assert client.application_id == sb.application_id
+
+
+async def test_slash_command_answered(env) -> None:
+    sb, client, g, ch = env
+    guild = discord.Object(g.id)
+    client.tree.copy_global_to(guild=guild)
+    await client.tree.sync(guild=guild)
+    alice = sb.add_member(g.id, "alice")
+    ix = await sb.slash(g.id, ch.id, alice.id, "hello", {"times": 3, "channel": ch.id})
+    resp = await ix.response(timeout=5)
+    assert resp["type"] == 4
+    assert resp["data"]["content"] == "hello x3 in general"
+    assert sb.messages(ch.id)[-1]["content"] == "hello x3 in general"
+    with pytest.raises(LookupError):
+        await sb.slash(g.id, ch.id, alice.id, "never-synced")
+
+
+async def test_followup_and_original_edit(env) -> None:
+    sb, client, g, ch = env
+    await client.tree.sync()
+    alice = sb.add_member(g.id, "alice")
+    ix = await sb.slash(g.id, ch.id, alice.id, "later")
+    assert (await ix.response())["type"] == 5
+    await sb.wait_for(lambda: ix.original and ix.original["content"] == "edited original" and ix.followups)
+    assert ix.followups[0]["content"] == "follow-up"
+    assert not ix.original["flags"] & 128
+
+
+async def test_button_click(env) -> None:
+    sb, client, g, ch = env
+    alice = sb.add_member(g.id, "alice")
+    view = Buttons(client)
+    client.add_view(view)
+    msg = await client.get_channel(ch.id).send("vote", view=view)
+    ix = await sb.click(ch.id, msg.id, "vote:yes", alice.id)
+    resp = await ix.response()
+    assert resp["type"] == 4 and resp["data"]["flags"] == 64
+    assert client.clicks == ["vote:yes"]
+    assert ix.original["content"] == "counted"
+    assert all(m["content"] != "counted" for m in sb.messages(ch.id))  # ephemeral
+    with pytest.raises(LookupError):
+        await sb.click(ch.id, msg.id, "vote:nope", alice.id)
+
+
+async def test_validation_rejections(env) -> None:
+    sb, client, _g, ch = env
+    channel = client.get_channel(ch.id)
+    with pytest.raises(discord.HTTPException) as exc:
+        await channel.send("x" * 2001)
+    assert exc.value.code == 50035 and exc.value.status == 400
+    assert sb.requests[-1].response["errors"]["content"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
+    # 26 buttons: discord.py itself refuses to build it, so post the raw payload
+    rows = [
+        {"type": 1, "components": [{"type": 2, "style": 1, "label": "b", "custom_id": f"b{r}{i}"} for i in range(5)]}
+        for r in range(5)
+    ]
+    rows.append({"type": 1, "components": [{"type": 2, "style": 1, "label": "b", "custom_id": "b26"}]})
+    route = discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=ch.id)
+    with pytest.raises(discord.HTTPException) as exc:
+        await client.http.request(route, json={"content": "many", "components": rows})
+    assert exc.value.code == 50035
+    with pytest.raises(discord.HTTPException) as exc:
+        await client.http.request(route, json={})
+    assert exc.value.code == 50006
+    assert sb.messages(ch.id) == []
+
+
+async def test_callback_after_deadline_rejected(env) -> None:
+    sb, client, g, ch = env
+    await client.tree.sync()
+    alice = sb.add_member(g.id, "alice")
+    ix = await sb.slash(g.id, ch.id, alice.id, "slow")
+    await asyncio.sleep(sb.interaction_deadline + 0.05)  # the point of the test: being late
+    client.release.set()
+    await asyncio.wait_for(client.slow_done.wait(), 5)
+    assert not ix.acknowledged
+    assert ix.rejected_callbacks[0][1]["code"] == 10062
+
+
+async def test_second_callback_rejected(env) -> None:
+    sb, client, g, ch = env
+    alice = sb.add_member(g.id, "alice")
+    view = Buttons(client)
+    msg = await client.get_channel(ch.id).send("vote", view=view)
+    ix = await sb.click(ch.id, msg.id, "vote:yes", alice.id)
+    await ix.response()
+    route = discord.http.Route("POST", "/interactions/{i}/{t}/callback", i=ix.id, t=ix.token)
+    with pytest.raises(discord.HTTPException) as exc:
+        await client.http.request(route, json={"type": 6})
+    assert exc.value.code == 40060
+
+
+async def test_nonce_dedupe(env) -> None:
+    sb, client, _g, ch = env
+    route = discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=ch.id)
+    body = {"content": "daily", "nonce": "slot-1", "enforce_nonce": True}
+    first = await client.http.request(route, json=body)
+    second = await client.http.request(route, json=body)
+    assert first["id"] == second["id"]
+    assert len(sb.messages(ch.id)) == 1
+
+
+async def test_429_retried(env) -> None:
+    sb, client, _g, ch = env
+    sb.faults.rate_limit("/messages", count=2, retry_after=0.05)
+    sb.faults.rate_limit("/messages", count=1, retry_after=0.05, global_=True)
+    msg = await client.get_channel(ch.id).send("after limits")
+    posts = sb.requests_to("/channels/{channel_id}/messages", method="POST")
+    assert [r.status for r in posts] == [429, 429, 429, 200]
+    assert sb.message(ch.id, msg.id)["content"] == "after limits"
+
+
+async def test_server_error_after_effect_with_nonce(env) -> None:
+    sb, client, _g, ch = env
+    sb.faults.server_error("POST /channels/{channel_id}/messages", count=1, status=502, after_effect=True)
+    route = discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=ch.id)
+    await client.http.request(route, json={"content": "once", "nonce": "n1", "enforce_nonce": True})
+    assert [m["content"] for m in sb.messages(ch.id)] == ["once"]
+
+
+async def test_forbidden_channel(env) -> None:
+    sb, client, _g, ch = env
+    sb.set_channel_permissions(ch.id, deny_bot=discord.Permissions(send_messages=True).value)
+    with pytest.raises(discord.Forbidden) as exc:
+        await client.get_channel(ch.id).send("nope")
+    assert exc.value.code == 50013
+
+
+async def test_drop_gateway_resumes(env) -> None:
+    sb, client, g, _ch = env
+    await sb.drop_gateway(resume=True)
+    sb.create_channel(g.id, "while-away")
+    await asyncio.wait_for(client.resumed_event.wait(), 10)
+    assert sb.resume_count == 1 and client.ready_count == 1
+    await sb.wait_for(lambda: any(c.name == "while-away" for c in client.get_guild(g.id).channels))
+
+
+async def test_invalidate_session_second_ready(env) -> None:
+    sb, client, _g, _ch = env
+    client.ready_event.clear()
+    await sb.invalidate_session()
+    await asyncio.wait_for(client.ready_event.wait(), 10)
+    assert client.ready_count == 2 and sb.identify_count == 2
+
+
+async def test_native_poll_votes(env) -> None:
+    sb, client, g, ch = env
+    alice = sb.add_member(g.id, "alice")
+    poll = discord.Poll(question="Individual or community?", duration=__import__("datetime").timedelta(hours=1))
+    poll.add_answer(text="Individual").add_answer(text="Community")
+    msg = await client.get_channel(ch.id).send(poll=poll)
+    sb.poll_vote(ch.id, msg.id, alice.id, 2)
+    voters = [u async for u in msg.poll.get_answer(2).voters()]
+    assert [u.id for u in voters] == [alice.id]
+    ended = await msg.end_poll()
+    assert ended.poll.is_finalized()
