@@ -43,6 +43,26 @@ class Bare(discord.Client):
                 await interaction.response.send_message("too late")
             self.slow_done.set()
 
+        poll_group = app_commands.Group(name="poll", description="Polls")
+
+        async def poll_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            names = ["about-freedom", "about-duty", "other"]
+            return [app_commands.Choice(name=n, value=n) for n in names if n.startswith(current)]
+
+        @poll_group.command(name="close", description="Close a poll")
+        @app_commands.autocomplete(poll=poll_names)
+        async def close(interaction: discord.Interaction, poll: str) -> None:
+            await interaction.response.send_modal(Reason())
+
+        @poll_group.command(name="upload", description="Upload a pack")
+        async def upload(interaction: discord.Interaction, pack: discord.Attachment, role: discord.Role) -> None:
+            data = await pack.read()
+            await interaction.response.send_message(
+                f"{pack.filename}:{len(data)}:{role.name}",
+                file=discord.File(__import__("io").BytesIO(data), "echo.yaml"),
+            )
+
+        self.tree.add_command(poll_group)
         self.release = asyncio.Event()
         self.slow_done = asyncio.Event()
 
@@ -63,6 +83,13 @@ class Buttons(discord.ui.View):
     async def yes(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         self.client.clicks.append(button.custom_id or "")
         await interaction.response.send_message("counted", ephemeral=True)
+
+
+class Reason(discord.ui.Modal, title="Why close?"):
+    reason = discord.ui.TextInput(label="Reason", custom_id="reason", max_length=50)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"closed: {self.reason.value}", ephemeral=True)
 
 
 @pytest.fixture
@@ -250,3 +277,70 @@ async def test_native_poll_votes(env) -> None:
     assert [u.id for u in voters] == [alice.id]
     ended = await msg.end_poll()
     assert ended.poll.is_finalized()
+
+
+async def test_autocomplete_modal_and_attachment(env) -> None:
+    sb, client, g, ch = env
+    await client.tree.sync(guild=None)
+    mods = sb.create_role(g.id, "Moderators", permissions=discord.Permissions(manage_guild=True).value)
+    alice = sb.add_member(g.id, "alice", roles=[mods.id])
+    choices = await sb.autocomplete(g.id, ch.id, alice.id, "poll close", {"poll": "about"}, focused="poll")
+    assert [c["value"] for c in choices] == ["about-freedom", "about-duty"]
+    ix = await sb.slash(g.id, ch.id, alice.id, "poll close", {"poll": "about-duty"})
+    assert (await ix.response())["type"] == 9
+    assert int(ix.payload["member"]["permissions"]) & discord.Permissions(manage_guild=True).value
+    with pytest.raises(ValueError):
+        await sb.submit_modal(ch.id, alice.id, ix.modal["custom_id"], {"reason": "x" * 51}, from_interaction=ix)
+    sub = await sb.submit_modal(ch.id, alice.id, ix.modal["custom_id"], {"reason": "done"}, from_interaction=ix)
+    assert (await sub.response())["data"]["content"] == "closed: done"
+    att = sb.attach("pack.yaml", b"prompts: []\n")
+    up = await sb.slash(g.id, ch.id, alice.id, "poll upload", {"pack": att, "role": mods.id})
+    resp = await up.response()
+    assert resp["data"]["content"] == "pack.yaml:12:Moderators"
+    assert up.original["attachments"][0]["filename"] == "echo.yaml"
+
+
+async def test_threads_pins_events(env) -> None:
+    sb, client, g, ch = env
+    import datetime as dt
+
+    channel = client.get_channel(ch.id)
+    msg = await channel.send("daily debate", allowed_mentions=discord.AllowedMentions.none())
+    thread = await msg.create_thread(name="Discussion")
+    await thread.send("first reply")
+    await msg.pin()
+    assert [t["name"] for t in sb.threads(ch.id)] == ["Discussion"]
+    assert [m["id"] for m in sb.pins(ch.id)] == [str(msg.id)]
+    assert [p.id async for p in channel.pins()] == [msg.id]
+    assert sb.message(ch.id, msg.id)["allowed_mentions"] == {"parse": []}
+    guild = client.get_guild(g.id)
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    await guild.create_scheduled_event(
+        name="Debate night",
+        start_time=start,
+        end_time=start + dt.timedelta(hours=1),
+        entity_type=discord.EntityType.external,
+        location="Here",
+        privacy_level=discord.PrivacyLevel.guild_only,
+    )
+    assert [e["name"] for e in sb.scheduled_events(g.id)] == ["Debate night"]
+
+
+async def test_random_429_all_delivered(env) -> None:
+    sb, client, g, ch = env
+    sb.faults.random_429(0.3, seed=7, retry_after=0.01)
+    channel = client.get_channel(ch.id)
+    for i in range(20):
+        await channel.send(f"post {i}")
+    assert [m["content"] for m in sb.messages(ch.id)] == [f"post {i}" for i in range(20)]
+    assert any(r.status == 429 for r in sb.requests)
+
+
+async def test_remove_guild(env) -> None:
+    sb, client, g, ch = env
+    waiter = asyncio.ensure_future(client.wait_for("guild_remove", timeout=5))
+    sb.remove_guild(g.id)
+    assert (await waiter).id == g.id
+    assert client.get_guild(g.id) is None
+    with pytest.raises(discord.Forbidden):
+        await client.http.send_message(ch.id, params=discord.http.handle_message_parameters(content="x"))
