@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import json
 from collections.abc import AsyncIterator
 
 import discord
@@ -59,7 +61,7 @@ class Bare(discord.Client):
             data = await pack.read()
             await interaction.response.send_message(
                 f"{pack.filename}:{len(data)}:{role.name}",
-                file=discord.File(__import__("io").BytesIO(data), "echo.yaml"),
+                file=discord.File(io.BytesIO(data), "echo.yaml"),
             )
 
         self.tree.add_command(poll_group)
@@ -327,7 +329,7 @@ async def test_threads_pins_events(env) -> None:
 
 
 async def test_random_429_all_delivered(env) -> None:
-    sb, client, g, ch = env
+    sb, client, _g, ch = env
     sb.faults.random_429(0.3, seed=7, retry_after=0.01)
     channel = client.get_channel(ch.id)
     for i in range(20):
@@ -344,3 +346,20 @@ async def test_remove_guild(env) -> None:
     assert client.get_guild(g.id) is None
     with pytest.raises(discord.Forbidden):
         await client.http.send_message(ch.id, params=discord.http.handle_message_parameters(content="x"))
+
+
+async def test_raw_gateway_uncompressed_and_bad_token() -> None:
+    import aiohttp
+
+    async with Sandbox() as sb, aiohttp.ClientSession() as http:
+        async with http.ws_connect(sb.gateway_url + "?v=10&encoding=json") as ws:
+            hello = json.loads((await ws.receive(timeout=5)).data)
+            assert hello["op"] == 10 and hello["d"]["heartbeat_interval"] == 41250
+            await ws.send_json({"op": 1, "d": None})
+            assert json.loads((await ws.receive(timeout=5)).data)["op"] == 11
+            await ws.send_json({"op": 2, "d": {"token": "wrong", "intents": 1, "properties": {}}})
+            closed = await ws.receive(timeout=5)
+            assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 4004
+        async with http.get(sb.api_base + "/nowhere", headers={"Authorization": f"Bot {sb.token}"}) as resp:
+            assert resp.status == 404 and resp.headers["Content-Type"] == "application/json"
+            assert await resp.json() == {"message": "404: Not Found", "code": 0}
