@@ -1,0 +1,540 @@
+"""Polls as a service: create inside a caller's transaction, record votes, close, show results.
+
+Shared by the poll cog, the daily debate posts (``bot.services["polls"]``) and scheduled jobs.
+
+Message parts: :meth:`PollService.message_parts` returns the dilemma embed separately (``"embed"``);
+a debate post may show it as its own embed or fold the dilemma into the debate embed and drop it.
+
+Anonymity: no reply, embed or log line names who chose what; only the member sees their own choice
+(ephemerally). Logs carry poll and guild ids and counts, never user ids with options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.domain.errors import NotFound, UserError
+from bot.domain.leaning import Moments, poll_leaning
+from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma
+from bot.storage import guilds as guild_store
+from bot.storage import jobs as job_store
+from bot.storage import polls as store
+from bot.storage.polls import Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
+from bot.ui import polls as ui
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from bot.storage.jobs import Job
+
+log = logging.getLogger(__name__)
+
+ACK_DEADLINE = 2.0  # seconds before we defer: Discord's deadline for the first answer is 3 s
+LIVE_INTERVAL = 5.0  # at most one live-count edit per poll per this many seconds
+PUBLISH_RETRY_AFTER = 60  # seconds: the durable fallback for a result edit that failed
+STORE_FAILED = "I couldn't record your vote just now (a storage problem on our side). Please try again in a minute."
+
+
+def close_key(poll_id: int) -> str:
+    return f"poll-close:{poll_id}"
+
+
+def publish_key(poll_id: int) -> str:
+    return f"poll-publish:{poll_id}"
+
+
+def validate_dilemma(dilemma: Dilemma, *, style: str = "buttons") -> None:
+    """The pack rules that apply to any dilemma (ad-hoc ones need not straddle 0)."""
+    if style not in ("buttons", "native"):
+        raise UserError(f"Unknown poll style {style!r}: use buttons or native.")
+    question = dilemma.question.strip()
+    if not question:
+        raise UserError("The poll needs a question.")
+    if len(question) > MAX_QUESTION:
+        raise UserError(f"The question is {len(question)} characters; the limit is {MAX_QUESTION}.")
+    n = len(dilemma.options)
+    if not MIN_OPTIONS <= n <= MAX_OPTIONS:
+        raise UserError(f"A poll needs {MIN_OPTIONS}–{MAX_OPTIONS} options; this one has {n}.")
+    seen: set[str] = set()
+    for i, opt in enumerate(dilemma.options, 1):
+        label = opt.label.strip()
+        if not label:
+            raise UserError(f"Option {i} is empty.")
+        if len(label) > MAX_LABEL:
+            raise UserError(f"Option {i} is {len(label)} characters; the limit is {MAX_LABEL}.")
+        if any(ch in label for ch in "\n\r\t") or any(ord(ch) < 32 for ch in label):
+            raise UserError(f"Option {i} must be one line of text.")
+        if label.casefold() in seen:
+            raise UserError(f"Option {i} repeats another option.")
+        seen.add(label.casefold())
+        if not -1.0 <= float(opt.position) <= 1.0:
+            raise UserError(f"Option {i}'s position must be between -1 and +1.")
+
+
+class PollService:
+    def __init__(self, bot) -> None:
+        self.bot = bot
+        self.db = bot.db
+        self.clock = bot.clock
+        self.scheduler = bot.scheduler
+        self.writer = VoteWriter(bot.db, bot.clock)
+        self._live_pending: dict[int, asyncio.Task[None]] = {}
+        self._live_last: dict[int, float] = {}
+        self._close_locks: dict[int, asyncio.Lock] = {}
+        self._native_by_message: dict[int, int] = {}
+        self.live_edits = 0  # counted for tests and benchmarks
+
+    async def shutdown(self) -> None:
+        for task in list(self._live_pending.values()):
+            task.cancel()
+        await self.writer.stop()
+
+    # -- the contract -------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        conn: AsyncConnection,
+        *,
+        guild_id: int,
+        channel_id: int,
+        dilemma: Dilemma,
+        closes_at: datetime,
+        style: str = "buttons",
+        debate_id: int | None = None,
+        theme: str | None = None,
+        prompt_key: str | None = None,
+    ) -> int:
+        """Insert the poll and its options in the caller's transaction and arm its close; return its id."""
+        validate_dilemma(dilemma, style=style)
+        now = self.clock.now()
+        if closes_at <= now:
+            raise UserError("The poll would close before it opens.")
+        await guild_store.ensure(conn, guild_id, now=now)
+        settings = await guild_store.get(conn, guild_id)
+        poll_id = await store.insert_poll(
+            conn,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            question=dilemma.question.strip(),
+            options=[(o.label.strip(), float(o.position)) for o in dilemma.options],
+            opened_at=now,
+            closes_at=closes_at,
+            style=style,
+            live_counts=bool(settings and settings.show_live_counts),
+            debate_id=debate_id,
+            theme=theme,
+            prompt_key=prompt_key,
+        )
+        await self.scheduler.schedule(
+            "poll-close", close_key(poll_id), closes_at, {"poll_id": poll_id}, guild_id=guild_id, conn=conn
+        )
+        return poll_id
+
+    async def message_parts(self, poll_id: int) -> dict[str, Any]:
+        """``{"view", "poll", "embed"}`` to send with the post (one of view/poll is None)."""
+        poll = await self._get(poll_id)
+        embed = ui.dilemma_embed(poll)
+        if poll.style == "native":
+            return {"view": None, "poll": ui.native_poll(poll, self.clock.now()), "embed": embed}
+        return {"view": ui.vote_view(poll), "poll": None, "embed": embed}
+
+    async def attach_message(self, poll_id: int, message_id: int) -> None:
+        async with self.db.write() as conn:
+            await store.set_message(conn, poll_id, message_id)
+        self._native_by_message.pop(message_id, None)
+
+    async def close(self, poll_id: int, *, reason: str = "deadline") -> None:
+        """Close the poll (idempotent), then edit its message to the result and tell the debate thread."""
+        lock = self._close_locks.setdefault(poll_id, asyncio.Lock())
+        async with lock:
+            poll = await self._get_or_none(poll_id)
+            if poll is None or poll.status != "open":
+                return
+            counts = None
+            if poll.style == "native" and poll.message_id is not None:
+                counts = await self._finalize_native(poll)
+            now = self.clock.now()
+            async with self.db.write() as conn:
+                closed = await store.close(conn, poll_id, now=now, counts=counts)
+                if closed is None:
+                    return
+                await job_store.cancel(conn, close_key(poll_id))
+                # If the result edit below fails for a passing reason, this job retries it.
+                await self.scheduler.schedule(
+                    "poll-publish",
+                    publish_key(poll_id),
+                    now + _seconds(PUBLISH_RETRY_AFTER),
+                    {"poll_id": poll_id},
+                    guild_id=poll.guild_id,
+                    conn=conn,
+                )
+            pending = self._live_pending.pop(poll_id, None)
+            if pending is not None:
+                pending.cancel()
+            log.info("poll %s closed (%s) in guild %s with %d voters", poll_id, reason, poll.guild_id, closed.moments.n)
+        try:
+            await self.publish(poll_id)
+        except discord.HTTPException as exc:
+            log.warning("poll %s result not published yet (%s); the publish job retries", poll_id, exc.status)
+            return
+        await self.scheduler.cancel(publish_key(poll_id))
+
+    async def result(self, poll_id: int, *, guild_id: int | None = None) -> tuple[discord.Embed, discord.File | None]:
+        """The closed poll's result embed and chart; pass ``guild_id`` to refuse another server's poll."""
+        poll = await self._get_or_none(poll_id)
+        if poll is None or (guild_id is not None and poll.guild_id != guild_id):
+            raise NotFound("There is no such poll in this server.")
+        if poll.status == "open":
+            raise UserError(
+                "That poll is still open: results are shown when it closes "
+                f"{discord.utils.format_dt(poll.closes_at, 'R')}."
+            )
+        counts = {o.idx: o.final_count or 0 for o in poll.options}
+        return await self._result_parts(poll, counts)
+
+    async def latest_poll_id(self, guild_id: int, *, closed_only: bool = False) -> int | None:
+        async with self.db.read() as conn:
+            return await store.latest_id(conn, guild_id, closed_only=closed_only)
+
+    async def autocomplete(self, guild_id: int, query: str, *, status: str | None) -> list[tuple[str, int]]:
+        async with self.db.read() as conn:
+            rows = await store.search(conn, guild_id, query[:100], status=status, limit=25)
+        out = []
+        for poll_id, question, st, opened in rows:
+            head = f"#{poll_id} · {opened:%Y-%m-%d} · {st} · "
+            text = " ".join(question.split())
+            room = 100 - len(head)
+            out.append((head + (text if len(text) <= room else text[: room - 1] + "…"), poll_id))
+        return out
+
+    # -- buttons ------------------------------------------------------------------------------------
+
+    async def handle_click(self, interaction: discord.Interaction, poll_id: int, idx: int) -> None:
+        """A vote button: validate against the database, commit, then answer ephemerally."""
+        message_id = interaction.message.id if interaction.message is not None else 0
+        await self._vote_interaction(interaction, poll_id, idx, Mode.CLICK, message_id)
+
+    async def handle_withdraw(self, interaction: discord.Interaction, poll_id: int) -> None:
+        # The button sits on our ephemeral reply, not on the poll's message: no message check here.
+        await self._vote_interaction(interaction, poll_id, None, Mode.WITHDRAW, None)
+
+    async def _vote_interaction(
+        self, interaction: discord.Interaction, poll_id: int, idx: int | None, mode: str, message_id: int | None
+    ) -> None:
+        member = interaction.user
+        if interaction.guild_id is None or not store.valid_id(poll_id) or (idx is not None and idx >= 25):
+            await self._answer(interaction, ui.UNAVAILABLE, deferred=False)
+            return
+        request = VoteRequest(
+            poll_id=poll_id,
+            guild_id=interaction.guild_id,
+            user_id=member.id,
+            option_idx=idx,
+            mode=mode,
+            message_id=message_id,
+            role_ids=_role_ids(member),
+            joined_at=getattr(member, "joined_at", None),
+        )
+        future = self.writer.submit(request)
+        deferred = False
+        try:
+            try:
+                result = await asyncio.wait_for(asyncio.shield(future), ACK_DEADLINE)
+            except TimeoutError:
+                # The commit is slow (a long lock, a busy disk): keep the interaction alive, answer after.
+                await interaction.response.defer(ephemeral=True, thinking=True)
+                deferred = True
+                result = await future
+        except VoteStoreError:
+            await self._answer(interaction, STORE_FAILED, deferred=deferred)
+            return
+        await self._answer(interaction, _reply_text(result), deferred=deferred, result=result, poll_id=poll_id)
+        if result.outcome in store.WRITES and result.live_counts:
+            self._schedule_live(poll_id)
+
+    async def _answer(
+        self,
+        interaction: discord.Interaction,
+        content: str,
+        *,
+        deferred: bool,
+        result: VoteResult | None = None,
+        poll_id: int | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {}
+        if result is not None and result.outcome == Outcome.SAME and poll_id is not None:
+            kwargs["view"] = ui.withdraw_view(poll_id)
+        try:
+            if deferred:
+                await interaction.followup.send(content, ephemeral=True, **kwargs)
+            else:
+                await interaction.response.send_message(content, ephemeral=True, **kwargs)
+        except discord.HTTPException as exc:
+            log.warning("could not answer a poll click in guild %s (%s)", interaction.guild_id, exc.status)
+
+    # -- native polls -------------------------------------------------------------------------------
+
+    async def native_vote(self, *, message_id: int, guild_id: int | None, user_id: int, answer_id: int, add: bool):
+        """A raw poll vote add/remove event (answer ids start at 1)."""
+        poll_id = await self._native_poll_id(message_id)
+        if poll_id is None:
+            return None
+        request = VoteRequest(
+            poll_id=poll_id,
+            guild_id=guild_id,
+            user_id=user_id,
+            option_idx=answer_id - 1,
+            mode=Mode.SET if add else Mode.UNSET,
+            message_id=message_id,
+        )
+        try:
+            return await self.writer.vote(request)
+        except VoteStoreError:
+            log.warning("a native poll vote in guild %s was not stored; reconciliation will recover it", guild_id)
+            return None
+
+    async def _native_poll_id(self, message_id: int) -> int | None:
+        if message_id in self._native_by_message:
+            return self._native_by_message[message_id]
+        async with self.db.read() as conn:
+            poll = await store.by_message(conn, message_id)
+        if poll is None or poll.style != "native":
+            return None
+        self._native_by_message[message_id] = poll.id
+        return poll.id
+
+    async def _read_voters(self, message: discord.Message) -> dict[int, int] | None:
+        if message.poll is None:
+            return None
+        voters: dict[int, int] = {}
+        for answer in message.poll.answers:
+            # discord.py pages through the answer-voters endpoint 100 at a time.
+            async for user in answer.voters(limit=10**9):
+                voters[user.id] = answer.id - 1
+        return voters
+
+    async def _fetch_message(self, poll: store.PollRow) -> discord.Message:
+        channel = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id)
+        return await channel.fetch_message(poll.message_id)
+
+    async def _finalize_native(self, poll: store.PollRow) -> dict[int, int] | None:
+        """End the native poll, store its voters, and return Discord's final counts (None: message gone)."""
+        try:
+            message = await self._fetch_message(poll)
+            if message.poll is not None and not message.poll.is_finalised():
+                message = await message.end_poll()
+            voters = await self._read_voters(message)
+        except discord.NotFound:
+            return None
+        if voters is None or message.poll is None:
+            return None
+        async with self.db.write() as conn:
+            await store.sync_voters(conn, poll.id, voters, now=self.clock.now())
+        return {a.id - 1: a.vote_count for a in message.poll.answers}
+
+    async def reconcile(self) -> None:
+        """On every ready: re-read the voters of open native polls (votes cast while we were down)."""
+        async with self.db.read() as conn:
+            open_native = await store.open_polls(conn, style="native")
+        changed = 0
+        for poll in open_native:
+            if poll.message_id is None:
+                continue
+            try:
+                message = await self._fetch_message(poll)
+                voters = await self._read_voters(message)
+            except discord.NotFound:
+                await self._mark_deleted(poll.id)
+                continue
+            except discord.HTTPException as exc:
+                log.warning("could not re-read native poll %s (%s)", poll.id, exc.status)
+                continue
+            if voters is None:
+                continue
+            async with self.db.write() as conn:
+                changed += await store.sync_voters(conn, poll.id, voters, now=self.clock.now())
+        if open_native:
+            log.info("reconciled %d open native polls (%d vote changes)", len(open_native), changed)
+
+    # -- results and messages -----------------------------------------------------------------------
+
+    async def publish(self, poll_id: int) -> None:
+        """Edit the closed poll's message to the result, and post the summary in the debate's thread."""
+        poll = await self._get_or_none(poll_id)
+        if poll is None or poll.status == "open":
+            return
+        counts = {o.idx: o.final_count or 0 for o in poll.options}
+        if poll.message_id is not None and poll.status != "deleted":
+            embed, file = await self._result_parts(poll, counts)
+            message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
+                poll.message_id
+            )
+            kwargs: dict[str, Any] = {"embed": embed, "attachments": [file] if file else []}
+            if poll.style == "buttons":
+                kwargs["view"] = ui.vote_view(poll, disabled=True)
+            try:
+                await message.edit(**kwargs)
+            except discord.NotFound:
+                # The message was deleted (F13): remember it, never try to edit it again.
+                await self._mark_deleted(poll_id)
+            except discord.Forbidden as exc:
+                log.warning("poll %s result edit forbidden (%s); not retried", poll_id, exc.code)
+        async with self.db.read() as conn:
+            thread_id = await store.debate_thread(conn, poll.debate_id)
+        if thread_id:
+            thread = self.bot.get_partial_messageable(thread_id, guild_id=poll.guild_id)
+            leaning = poll_leaning(_moments(poll))
+            try:
+                await thread.send(ui.summary_text(poll, counts, leaning), nonce=f"pollsum{poll_id}"[:25])
+            except (discord.NotFound, discord.Forbidden) as exc:
+                log.warning("poll %s summary not posted in its thread (%s)", poll_id, exc.status)
+
+    async def _result_parts(self, poll: store.PollRow, counts: dict[int, int]):
+        leaning = poll_leaning(_moments(poll))
+        file = None
+        try:
+            from bot.ui.charts import tally_chart
+
+            png = await asyncio.to_thread(tally_chart, poll.question, ui.options_for_chart(poll, counts), leaning)
+            file = discord.File(io.BytesIO(png), filename=ui.chart_name(poll.id))
+        except Exception:
+            log.exception("poll %s chart could not be rendered; sending the result without it", poll.id)
+        return ui.result_embed(poll, counts, leaning, chart=file is not None), file
+
+    async def _mark_deleted(self, poll_id: int) -> None:
+        """The poll's message is gone: close it as deleted (final counts kept) and stop editing it."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            await store.close(conn, poll_id, now=now)
+            await store.set_status(conn, poll_id, "deleted", now=now)
+            await job_store.cancel(conn, close_key(poll_id))
+        pending = self._live_pending.pop(poll_id, None)
+        if pending is not None and pending is not asyncio.current_task():
+            pending.cancel()
+        log.info("poll %s closed as deleted: its message is gone", poll_id)
+
+    def _schedule_live(self, poll_id: int) -> None:
+        """Coalesce: one pending edit per poll, at least LIVE_INTERVAL after the previous one."""
+        if poll_id in self._live_pending:
+            return
+        loop = asyncio.get_running_loop()
+        last = self._live_last.get(poll_id)
+        delay = 0.0 if last is None else max(0.0, last + LIVE_INTERVAL - loop.time())
+        self._live_pending[poll_id] = loop.create_task(self._live_edit(poll_id, delay), name=f"poll-live:{poll_id}")
+
+    async def _live_edit(self, poll_id: int, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(delay)
+            self._live_last[poll_id] = loop.time()
+            # Leave the pending slot before reading, so a vote committed after the read arms the next edit.
+            self._live_pending.pop(poll_id, None)
+            poll = await self._get_or_none(poll_id)
+            if poll is None or poll.status != "open" or poll.message_id is None:
+                return
+            async with self.db.read() as conn:
+                counts = await store.tally(conn, poll_id)
+            message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
+                poll.message_id
+            )
+            self.live_edits += 1
+            await message.edit(embed=ui.live_embed(poll, counts))
+        except discord.NotFound:
+            await self._mark_deleted(poll_id)
+        except discord.HTTPException as exc:
+            log.warning("live count edit of poll %s failed (%s)", poll_id, exc.status)
+        except asyncio.CancelledError:
+            pass
+
+    # -- jobs ---------------------------------------------------------------------------------------
+
+    async def run_close_job(self, job: Job) -> None:
+        await self.close(int(job.payload["poll_id"]), reason="deadline")
+
+    async def run_publish_job(self, job: Job) -> None:
+        await self.publish(int(job.payload["poll_id"]))
+
+    # -- ad-hoc polls -------------------------------------------------------------------------------
+
+    async def post(
+        self,
+        channel: discord.abc.Messageable,
+        *,
+        guild_id: int,
+        channel_id: int,
+        dilemma: Dilemma,
+        closes_at: datetime,
+        style: str = "buttons",
+    ) -> int:
+        """Create a poll and post it in ``channel``; return its id (UserError if it cannot be posted)."""
+        async with self.db.write() as conn:
+            poll_id = await self.create(
+                conn, guild_id=guild_id, channel_id=channel_id, dilemma=dilemma, closes_at=closes_at, style=style
+            )
+        parts = await self.message_parts(poll_id)
+        kwargs = {k: v for k, v in parts.items() if v is not None}
+        try:
+            message = await channel.send(**kwargs)
+        except discord.HTTPException as exc:
+            async with self.db.write() as conn:
+                await store.set_status(conn, poll_id, "deleted", now=self.clock.now())
+                await job_store.cancel(conn, close_key(poll_id))
+            if isinstance(exc, discord.Forbidden):
+                raise UserError(
+                    f"I can't post in <#{channel_id}>: I need View Channel and Send Messages there."
+                ) from exc
+            raise UserError("Discord refused the poll message; please try again.") from exc
+        await self.attach_message(poll_id, message.id)
+        return poll_id
+
+    async def open_poll_ids(self, guild_id: int) -> list[int]:
+        async with self.db.read() as conn:
+            return [p.id for p in await store.open_polls(conn) if p.guild_id == guild_id]
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    async def _get_or_none(self, poll_id: int) -> store.PollRow | None:
+        async with self.db.read() as conn:
+            return await store.get(conn, poll_id)
+
+    async def _get(self, poll_id: int) -> store.PollRow:
+        poll = await self._get_or_none(poll_id)
+        if poll is None:
+            raise NotFound("There is no such poll.")
+        return poll
+
+
+def _seconds(n: float):
+    from datetime import timedelta
+
+    return timedelta(seconds=n)
+
+
+def _moments(poll: store.PollRow) -> Moments:
+    if poll.final_voters is not None:
+        return Moments(poll.final_voters, poll.final_total or 0.0, poll.final_total_sq or 0.0)
+    return Moments()
+
+
+def _role_ids(member: Any) -> frozenset[int]:
+    # Member._roles holds the role ids from the interaction payload even when the guild's roles are
+    # not cached; Member.roles would silently drop uncached ones.
+    raw: Sequence[int] | None = getattr(member, "_roles", None)
+    if raw is not None:
+        return frozenset(int(r) for r in raw)
+    return frozenset(r.id for r in getattr(member, "roles", ()))
+
+
+def _reply_text(result: VoteResult) -> str:
+    if result.outcome == Outcome.NO_ROLE and result.role_id is not None:
+        return ui.refused_role(result.role_id)
+    if result.outcome == Outcome.TOO_NEW:
+        return ui.refused_new(result.min_days, result.eligible_at)
+    return ui.vote_reply(result.outcome, result.label, result.closes_at)
