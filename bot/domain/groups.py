@@ -1,9 +1,9 @@
 """Opinion groups, in the manner of Pol.is: who votes alike, and where the groups agree.
 
-Pure computation with numpy and scikit-learn (k-means, silhouette score); no discord, no database,
-no asyncio
-(threadpoolctl, a scikit-learn dependency, keeps k-means on one thread). Callers run it off the
-event loop (``asyncio.to_thread``).
+Pure computation with numpy and scikit-learn (k-means, silhouette score; threadpoolctl, one of its
+dependencies, keeps k-means on one thread); no discord, no database, no asyncio. Callers run it off
+the event loop (``asyncio.to_thread``); the first call in a process pays ~1-2 s of scikit-learn
+import and start-up.
 
 Method
     1. Input: a members x polls matrix of chosen positions, NaN where a member did not vote.

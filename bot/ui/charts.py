@@ -25,6 +25,7 @@ from matplotlib import colors as mcolors
 from matplotlib import dates as mdates
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
@@ -273,7 +274,16 @@ def leaning_chart(points: Sequence[SeriesPoint], title: str, marks: Sequence[tup
     ax.tick_params(axis="x", labelbottom=False)
     ax.set_xlim(x[0] - step * 0.6, x[-1] + step * 0.6)
 
-    bx.bar(x, voters, width=step * 0.75, color=MUTED, alpha=0.55, linewidth=0)
+    # One PolyCollection instead of bar(): 104 separate patches cost ~100 ms in limit updates alone.
+    half = step * 0.375
+    bx.add_collection(
+        PolyCollection(
+            [((xi - half, 0), (xi - half, v), (xi + half, v), (xi + half, 0)) for xi, v in zip(x, voters, strict=True)],
+            facecolors=MUTED,
+            alpha=0.55,
+            linewidths=0,
+        )
+    )
     bx.set_ylim(0, max(float(voters.max()), 1.0) * 1.15)
     bx.yaxis.set_major_locator(_int_locator())
     bx.set_ylabel("voters", color=MUTED, fontsize=FS_SMALL)
