@@ -161,6 +161,31 @@ def test_gap_day_and_neighbour_do_not_collide():
     assert [s.local_date for s in got] == [date(2026, 3, d) for d in (6, 7, 8, 9)]
 
 
+def test_a_gap_that_crosses_midnight_keeps_the_slot_of_the_day_before():
+    # Nuuk, 2026-03-28: 23:00 -02:00 jumps to 00:00 -01:00, so 23:30 doesn't exist that evening;
+    # at -02:00 it is 2026-03-29 01:30Z (shows 00:30 on the 29th) and still belongs to the 28th.
+    nuuk = ZoneInfo("America/Nuuk")
+    every = frozenset(range(7))
+    expected = Slot(date(2026, 3, 28), _utc(2026, 3, 29, 1, 30))
+    assert next_slot(_utc(2026, 3, 29, 1, 10), time(23, 30), nuuk, every) == expected
+    # 23:30 on the 26th (-02:00) is 01:30Z on the 27th; on the 30th (-01:00) it is 00:30Z on the 31st.
+    got = slots_between(_utc(2026, 3, 27), _utc(2026, 3, 31), time(23, 30), nuuk, every)
+    assert [s.local_date for s in got] == [date(2026, 3, d) for d in (26, 27, 28, 29)]
+
+
+def test_a_date_removed_from_the_calendar_never_posts_twice():
+    # Samoa skipped 2011-12-30 (-10:00 -> +14:00): the 30th, read at -10:00, is the same instant
+    # as 09:00 on the 31st, so the walk posts once at that instant and goes on to 2012-01-01.
+    apia = ZoneInfo("Pacific/Apia")
+    every = frozenset(range(7))
+    walk, cursor = [], _utc(2011, 12, 28)
+    for _ in range(4):
+        walk.append(next_slot(cursor, time(9), apia, every))
+        cursor = walk[-1].due_utc
+    assert [s.due_utc for s in walk] == [_utc(2011, 12, d, 19) for d in (28, 29, 30, 31)]
+    assert slots_between(_utc(2011, 12, 28), cursor, time(9), apia, every) == walk
+
+
 def test_slot_accepts_a_time_carrying_fold_or_tzinfo_without_changing_the_rule():
     ny = ZoneInfo("America/New_York")
     odd = time(1, 30, fold=1, tzinfo=UTC)
@@ -191,7 +216,8 @@ def test_slots_between_is_half_open_and_empty_when_reversed():
 
 @settings(max_examples=300, deadline=None)
 @given(
-    zone=st.sampled_from(ZONES),
+    # Nuuk and Santiago add transitions at and across midnight.
+    zone=st.sampled_from([*ZONES, "America/Nuuk", "America/Santiago"]),
     hour=st.integers(0, 23),
     minute=st.integers(0, 59),
     days=st.frozensets(st.integers(0, 6), min_size=1),
