@@ -8,7 +8,10 @@ Gap and fold rule (one rule everywhere: `slot_for_date`, `next_slot`, `parse_loc
   (a 30-minute gap) -> 02:45.
 * A local time that occurs twice (a DST fold, e.g. 01:30 in New York on the fall-back day) means
   its *first* occurrence (``fold=0``, still on summer time).
-* Every local date therefore has exactly one slot.
+* Every local date therefore has exactly one slot. Its instant can fall on the next local date
+  when a gap crosses midnight (Nuuk: 23:30 on 2026-03-28 posts at 00:30 on the 29th); it still
+  belongs to the 28th. A date removed from the calendar (Samoa skipped 2011-12-30) shares its
+  instant with the next date; `next_slot` and `slots_between` yield that instant once.
 """
 
 from __future__ import annotations
