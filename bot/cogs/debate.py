@@ -1,0 +1,157 @@
+"""/debate (everyone): today's debate, history, the prompts, suggestions, and a poll's results."""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.domain.errors import NotFound, UserError
+from bot.services.debates import get_service
+from bot.storage import debates as debate_store
+from bot.ui import debates as ui
+
+if TYPE_CHECKING:
+    from bot.app import CommonGround
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction["CommonGround"]
+HISTORY_PAGE = 5
+PROMPTS_PAGE = 4
+
+
+async def poll_autocomplete(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    polls = interaction.client.services.get("polls")
+    if polls is None or interaction.guild_id is None:
+        return []
+    found = await polls.autocomplete(interaction.guild_id, current, status=None)
+    return [app_commands.Choice(name=label, value=str(poll_id)) for label, poll_id in found][:25]
+
+
+class Debate(commands.Cog):
+    def __init__(self, bot: CommonGround) -> None:
+        self.bot = bot
+        self.service = get_service(bot)
+
+    debate = app_commands.Group(name="debate", description="The daily debates of this server.", guild_only=True)
+
+    @debate.command(name="today", description="A link to today's debate.")
+    async def today(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        schedule, due, last = await self.service.status(interaction.guild_id)
+        tz = ZoneInfo(schedule.timezone) if schedule else ZoneInfo("UTC")
+        now = self.service.clock.now()
+        midnight = datetime.combine(now.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
+        if last is not None and last.posted_at is not None and last.posted_at >= midnight and last.message_id:
+            link = ui.message_link(last.guild_id, last.channel_id, last.message_id)
+            await interaction.response.send_message(
+                f"Today's debate: **{ui.safe(ui.cut(last.question, 300))}**\n{link}", ephemeral=True
+            )
+            return
+        text = "No debate has been posted here today."
+        if due is not None and schedule is not None and schedule.active:
+            text += f" The next one is {discord.utils.format_dt(due, 'R')}."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @debate.command(name="history", description="Past debates with their results, page by page.")
+    async def history(self, interaction: Interaction) -> None:
+        guild_id = interaction.guild_id
+        assert guild_id is not None
+        db = self.service.db
+
+        async def render(page: int) -> discord.Embed:
+            async with db.read() as conn:
+                rows, total = await debate_store.history(conn, guild_id, offset=page * HISTORY_PAGE, limit=HISTORY_PAGE)
+                results = await debate_store.result_lines(conn, [d.id for d in rows])
+            pages = max(math.ceil(total / HISTORY_PAGE), 1)
+            return ui.history_embed(rows, results, page=page, pages=pages, total=total)
+
+        async with db.read() as conn:
+            _rows, total = await debate_store.history(conn, guild_id, offset=0, limit=1)
+        pages = max(math.ceil(total / HISTORY_PAGE), 1)
+        kwargs: dict[str, Any] = {"embed": await render(0), "ephemeral": True}
+        if pages > 1:
+            kwargs["view"] = ui.Pager(interaction.user.id, pages, render)
+        await interaction.response.send_message(**kwargs)
+
+    @debate.command(name="prompts", description="Browse the prompts of this server's active packs.")
+    async def prompts(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        items = await self.service.active_prompts(interaction.guild_id)
+        pages = max(math.ceil(len(items) / PROMPTS_PAGE), 1)
+        title = self.service.essay.title
+
+        async def render(page: int) -> discord.Embed:
+            chunk = items[page * PROMPTS_PAGE : (page + 1) * PROMPTS_PAGE]
+            return ui.prompts_embed(chunk, title, page=page, pages=pages, total=len(items))
+
+        kwargs: dict[str, Any] = {"embed": await render(0), "ephemeral": True}
+        if pages > 1:
+            kwargs["view"] = ui.Pager(interaction.user.id, pages, render)
+        await interaction.response.send_message(**kwargs)
+
+    @debate.command(name="suggest", description="Suggest a prompt; moderators review it.")
+    async def suggest(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        schedule, _, _ = await self.service.status(interaction.guild_id)
+        if schedule is None or schedule.review_channel_id is None:
+            raise UserError(
+                "Suggestions aren't open here yet: a moderator can name a review channel with `/schedule setup`."
+            )
+        await interaction.response.send_modal(ui.SuggestModal(self._submit))
+
+    async def _submit(self, interaction: discord.Interaction, fields: dict[str, Any]) -> None:
+        assert interaction.guild_id is not None
+        suggestion_id, channel_id, body = await self.service.suggest(interaction.guild_id, interaction.user.id, fields)
+        channel = self.bot.get_channel(channel_id)
+        if not isinstance(channel, discord.TextChannel):
+            raise UserError("The review channel is gone: ask a moderator to run `/schedule setup` again.")
+        try:
+            message = await channel.send(
+                embed=ui.suggestion_embed(suggestion_id, body, user_id=interaction.user.id, status="pending"),
+                view=ui.review_view(suggestion_id),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            log.warning("suggestion %s not delivered to review channel in guild %s", suggestion_id, channel.guild.id)
+            raise UserError("I couldn't post in the review channel; a moderator should check my permissions.") from exc
+        await self.service.set_review_message(suggestion_id, message.id)
+        await interaction.response.send_message(
+            "Thanks! Your suggestion went to the moderators for review.", ephemeral=True
+        )
+
+    @debate.command(name="results", description="A poll's results (the latest by default).")
+    @app_commands.describe(poll="The poll (default: the latest)")
+    @app_commands.autocomplete(poll=poll_autocomplete)
+    async def results(self, interaction: Interaction, poll: str | None = None) -> None:
+        assert interaction.guild_id is not None
+        polls = self.bot.services.get("polls")
+        if polls is None:
+            raise UserError("Poll results aren't available on this bot.")
+        if poll is None:
+            poll_id = await polls.latest_poll_id(interaction.guild_id, closed_only=True)
+            if poll_id is None:
+                raise NotFound("No poll has closed here yet.")
+        else:
+            try:
+                poll_id = int(poll.strip().lstrip("#"))
+            except ValueError:
+                raise NotFound("Pick a poll from the list.") from None
+        await interaction.response.defer(thinking=True)
+        embed, file = await polls.result(poll_id, guild_id=interaction.guild_id)
+        kwargs: dict[str, Any] = {"embed": embed}
+        if file is not None:
+            kwargs["file"] = file
+        await interaction.followup.send(**kwargs)
+
+
+async def setup(bot: CommonGround) -> None:
+    bot.add_dynamic_items(ui.ApproveButton, ui.RejectButton)
+    await bot.add_cog(Debate(bot))

@@ -1,0 +1,260 @@
+"""/schedule (moderators): set up, inspect, pause, resume, skip, post now, and plan one-off debates."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.checks import ModeratorGroup
+from bot.domain.errors import UserError
+from bot.domain.schedule import (
+    format_days,
+    parse_days,
+    parse_local_datetime,
+    parse_time,
+    parse_timezone,
+    timezone_choices,
+)
+from bot.scheduler import PermanentJobError
+from bot.services.debates import Blocked, get_service
+from bot.storage.schedules import days_to_mask
+from bot.ui import debates as ui
+
+if TYPE_CHECKING:
+    from bot.app import CommonGround
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction["CommonGround"]
+
+
+def when_text(at: datetime, tz: ZoneInfo) -> str:
+    """``Tue 03 Mar 09:00 Europe/London (<t:…:R>)``: local time and Discord's relative stamp."""
+    local = at.astimezone(tz)
+    return f"{local:%a %d %b %H:%M} {tz.key} ({discord.utils.format_dt(at, 'R')})"
+
+
+async def timezone_autocomplete(_interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    return [app_commands.Choice(name=z, value=z) for z in timezone_choices(current)]
+
+
+async def prompt_autocomplete(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    if interaction.guild_id is None:
+        return []
+    service = get_service(interaction.client)
+    query = current.casefold().strip()
+    out = []
+    for _pack, key, prompt in await service.active_prompts(interaction.guild_id):
+        if len(key) > 100:
+            continue
+        if query and query not in key.casefold() and query not in prompt.question.casefold():
+            continue
+        label = ui.cut(f"¶{prompt.paragraph} {prompt.theme}: {' '.join(prompt.question.split())}", 100)
+        out.append(app_commands.Choice(name=label, value=key))
+        if len(out) == 25:
+            break
+    return out
+
+
+class Schedule(commands.Cog):
+    def __init__(self, bot: CommonGround) -> None:
+        self.bot = bot
+        self.service = get_service(bot)
+
+    schedule = ModeratorGroup(name="schedule", description="Daily debate schedule (moderators).")
+
+    @schedule.command(name="setup", description="Post a daily debate in a channel at a local time.")
+    @app_commands.rename(
+        ping_role="ping-role", poll_hours="poll-hours", poll_style="poll-style", review_channel="review-channel"
+    )
+    @app_commands.describe(
+        channel="Where the debates are posted",
+        time="Local time, 24-hour HH:MM (e.g. 18:30)",
+        timezone="IANA timezone, e.g. Europe/London (pick from the list)",
+        days="Which days: daily, weekdays, mon-fri, sat,sun … (default daily)",
+        ping_role="A role to ping with each post (only that role is pinged)",
+        thread="Open a discussion thread on each post (default yes)",
+        pin="Pin each post (default no)",
+        poll_hours="How long each poll stays open, in hours (default 24)",
+        poll_style="Buttons (default) or a native Discord poll",
+        review_channel="Where member suggestions are reviewed (turns /debate suggest on)",
+    )
+    @app_commands.autocomplete(timezone=timezone_autocomplete)
+    async def setup(
+        self,
+        interaction: Interaction,
+        channel: discord.TextChannel,
+        time: str,
+        timezone: str,
+        days: str | None = None,
+        ping_role: discord.Role | None = None,
+        thread: bool = True,
+        pin: bool = False,
+        poll_hours: app_commands.Range[int, 1, 768] = 24,
+        poll_style: Literal["buttons", "native"] = "buttons",
+        review_channel: discord.TextChannel | None = None,
+    ) -> None:
+        assert interaction.guild is not None
+        at = parse_time(time)
+        tz = parse_timezone(timezone)
+        chosen = parse_days(days)
+        guild = interaction.guild
+        missing = ui.missing_permissions(channel, thread=thread, pin=pin)
+        if ping_role is not None:
+            if ping_role.is_default():
+                raise UserError("Pick a role to ping, not @everyone.")
+            if not ping_role.mentionable and not channel.permissions_for(guild.me).mention_everyone:
+                missing.append(ui.PERMISSION_NAMES["mention_everyone"] + f" (or make {ping_role.name} mentionable)")
+        if missing:
+            raise UserError(f"I can't post there yet: I'm missing {ui.join_names(missing)} in {channel.mention}.")
+        if review_channel is not None:
+            lacking = ui.missing_permissions(review_channel, thread=False, pin=False)
+            if lacking:
+                raise UserError(f"I'm missing {ui.join_names(lacking)} in {review_channel.mention} (review channel).")
+        _schedule, due = await self.service.setup(
+            guild.id,
+            channel_id=channel.id,
+            post_time=f"{at:%H:%M}",
+            timezone=tz.key,
+            weekdays=days_to_mask(chosen),
+            ping_role_id=ping_role.id if ping_role else None,
+            thread=thread,
+            pin=pin,
+            poll_hours=poll_hours,
+            poll_style=poll_style,
+            review_channel_id=review_channel.id if review_channel else None,
+        )
+        extras = [f"poll {poll_hours} h ({poll_style})"]
+        if ping_role is not None:
+            extras.append(f"pings {ping_role.mention}")
+        extras.append("thread" if thread else "no thread")
+        if pin:
+            extras.append("pinned")
+        if review_channel is not None:
+            extras.append(f"suggestions reviewed in {review_channel.mention}")
+        await interaction.response.send_message(
+            f"Debates in {channel.mention} at {at:%H:%M} {tz.key}, {format_days(chosen)}; {', '.join(extras)}.\n"
+            f"Next post: {when_text(due, tz)}.",
+            ephemeral=True,
+        )
+
+    @schedule.command(name="status", description="The schedule, the next and last post, and any problem.")
+    async def status(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        schedule, due, last = await self.service.status(interaction.guild_id)
+        if schedule is None:
+            raise UserError("There is no schedule here yet: start with `/schedule setup`.")
+        tz = ZoneInfo(schedule.timezone)
+        lines = [
+            f"**Channel:** <#{schedule.channel_id}> at {schedule.post_time} {tz.key}, {format_days(schedule.days)}",
+        ]
+        if schedule.blocked_reason:
+            lines.append(f"**Blocked:** {schedule.blocked_reason}. Fix it, then run `/schedule resume`.")
+        elif schedule.paused:
+            lines.append("**Paused:** `/schedule resume` starts it again.")
+        elif due is not None:
+            lines.append(f"**Next post:** {when_text(due, tz)}")
+        else:
+            lines.append("**Next post:** not armed yet (it will be on the next reconnect, or run `/schedule resume`).")
+        if last is not None and last.posted_at is not None and last.message_id is not None:
+            link = ui.message_link(last.guild_id, last.channel_id, last.message_id)
+            lines.append(f"**Last post:** {when_text(last.posted_at, tz)} · [open]({link})")
+        else:
+            lines.append("**Last post:** none yet")
+        if schedule.last_skip_note:
+            lines.append(f"**Skipped:** {schedule.last_skip_note}")
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+    @schedule.command(name="pause", description="Stop posting until /schedule resume.")
+    async def pause(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        await self.service.pause(interaction.guild_id)
+        await interaction.response.send_message("Paused: no debate is posted until `/schedule resume`.", ephemeral=True)
+
+    @schedule.command(name="resume", description="Start posting again (also clears a blocked schedule).")
+    async def resume(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        due = await self.service.resume(interaction.guild_id)
+        schedule, _, _ = await self.service.status(interaction.guild_id)
+        assert schedule is not None
+        await interaction.response.send_message(
+            f"Resumed. Next post: {when_text(due, ZoneInfo(schedule.timezone))}.", ephemeral=True
+        )
+
+    @schedule.command(name="skip", description="Skip the next scheduled debate.")
+    async def skip(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        skipped, due = await self.service.skip(interaction.guild_id)
+        schedule, _, _ = await self.service.status(interaction.guild_id)
+        assert schedule is not None
+        await interaction.response.send_message(
+            f"The debate of {skipped} is skipped. Next post: {when_text(due, ZoneInfo(schedule.timezone))}.",
+            ephemeral=True,
+        )
+
+    @schedule.command(name="post-now", description="Post a debate now (the next in rotation, or one you pick).")
+    @app_commands.describe(prompt="A prompt from the active packs (default: the next in rotation)")
+    @app_commands.autocomplete(prompt=prompt_autocomplete)
+    async def post_now(self, interaction: Interaction, prompt: str | None = None) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            debate = await self.service.post_now(interaction.guild_id, prompt)
+        except (Blocked, PermanentJobError) as exc:
+            raise UserError(f"I couldn't post: {exc}. Fix it, then run `/schedule resume`.") from exc
+        except discord.HTTPException as exc:
+            log.warning("post-now failed in guild %s: %s", interaction.guild_id, exc.status)
+            raise UserError("Discord didn't take the post just now; please try again in a minute.") from exc
+        assert debate.message_id is not None
+        link = ui.message_link(debate.guild_id, debate.channel_id, debate.message_id)
+        await interaction.followup.send(f"Posted: {link}", ephemeral=True)
+
+    @schedule.command(name="plan", description="Plan a one-off debate at a local date and time.")
+    @app_commands.describe(
+        prompt="A prompt from the active packs",
+        when="Local date and time: 2026-12-01 18:30, tomorrow 18:30, or 18:30",
+        event="Also create a Discord scheduled event for it",
+    )
+    @app_commands.autocomplete(prompt=prompt_autocomplete)
+    async def plan(self, interaction: Interaction, prompt: str, when: str, event: bool = False) -> None:
+        assert interaction.guild is not None
+        guild = interaction.guild
+        schedule, _, _ = await self.service.status(guild.id)
+        if schedule is None:
+            raise UserError("Set up the schedule first (`/schedule setup`): a planned debate uses its channel.")
+        tz = ZoneInfo(schedule.timezone)
+        due = parse_local_datetime(when, tz, self.service.clock.now())
+        channel = guild.get_channel(schedule.channel_id)
+        if event and not guild.me.guild_permissions.manage_events:
+            raise UserError("I'm missing Manage Events, so I can't create the scheduled event.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        debate = await self.service.plan(guild.id, prompt_key=prompt, when=due)
+        text = f"Planned for {when_text(due, tz)} in <#{schedule.channel_id}>."
+        if event:
+            try:
+                created = await guild.create_scheduled_event(
+                    name=ui.cut(f"Debate: {' '.join(debate.question.split())}", 100),
+                    start_time=due,
+                    end_time=due + timedelta(hours=schedule.poll_hours),
+                    entity_type=discord.EntityType.external,
+                    privacy_level=discord.PrivacyLevel.guild_only,
+                    location=ui.cut(f"#{channel.name}" if channel else f"<#{schedule.channel_id}>", 100),
+                    description=ui.cut(f"{debate.excerpt}\n\n{debate.question}", 1000),
+                )
+            except discord.HTTPException as exc:
+                log.warning("event not created in guild %s: %s", guild.id, exc.status)
+                text += " The Discord event couldn't be created (check Manage Events); the debate is planned."
+            else:
+                await self.service.set_event(debate.id, created.id)
+                text += " A Discord event was created too."
+        await interaction.followup.send(text, ephemeral=True)
+
+
+async def setup(bot: CommonGround) -> None:
+    await bot.add_cog(Schedule(bot))

@@ -1,0 +1,756 @@
+"""Daily debates: choosing the prompt, the durable post (outbox + nonce), planned and manual debates.
+
+The scheduled post of a server is one job, ``post:<guild_id>`` (kind ``debate-post``), due at the
+schedule's next slot. Its handler:
+
+1. does nothing if the schedule is gone, paused or blocked (the job is simply done);
+2. applies the catch-up rule: a slot missed while the bot was down is posted if at most
+   ``catch_up_minutes`` late, otherwise skipped with a note `/schedule status` shows;
+3. in ONE transaction inserts the debate row (the unique (guild, kind, slot_date) key makes a second
+   post for that local day impossible; a retry finds the pending row and reuses its nonce) and its poll;
+4. sends the message with that nonce (``enforce_nonce``: Discord returns the first message instead of
+   creating a second one), attaches the message to the poll, opens the thread, pins;
+5. marks the debate posted and arms the next slot, in one transaction.
+
+403 (missing permission) and 404 (channel deleted) block the schedule with a reason that names the
+permission and the channel, and end the job without a retry loop (PermanentJobError). Anything else
+raises, so the scheduler retries with backoff; the stored nonce makes the retry safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import discord
+
+from bot.domain import rotation
+from bot.domain.errors import NotFound, UserError
+from bot.domain.essay import Essay, load_essay
+from bot.domain.packs import Pack, PackError, Prompt, load_builtin_pack, parse_pack
+from bot.domain.schedule import catch_up_decision, next_slot, slot_for_date
+from bot.scheduler import PermanentJobError
+from bot.storage import debates as debate_store
+from bot.storage import guilds as guild_store
+from bot.storage import jobs as job_store
+from bot.storage import packs as pack_store
+from bot.storage import schedules as schedule_store
+from bot.storage.debates import Debate
+from bot.storage.jobs import Job
+from bot.storage.schedules import POST_KIND, Schedule, post_key
+from bot.ui import debates as ui
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from bot.app import CommonGround
+
+log = logging.getLogger(__name__)
+
+PLAN_KIND = "debate-plan"
+THREAD_ARCHIVE_MINUTES = 1440
+
+
+def plan_key(debate_id: int) -> str:
+    return f"plan:{debate_id}"
+
+
+def new_nonce() -> str:
+    """A message nonce (Discord allows 25 characters); stored before the first send attempt."""
+    return secrets.token_hex(12)
+
+
+class Blocked(Exception):
+    """Discord refused the post for a reason a retry cannot fix; ``reason`` is shown in /schedule status."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PostOptions:
+    channel_id: int
+    ping_role_id: int | None = None
+    thread: bool = True
+    pin: bool = False
+    poll_hours: int = 24
+    poll_style: str = "buttons"
+
+    @classmethod
+    def of(cls, schedule: Schedule | None, channel_id: int) -> PostOptions:
+        if schedule is None:
+            return cls(channel_id)
+        return cls(
+            channel_id,
+            schedule.ping_role_id,
+            schedule.thread,
+            schedule.pin,
+            schedule.poll_hours,
+            schedule.poll_style,
+        )
+
+
+@dataclass(frozen=True)
+class Delivered:
+    message_id: int
+    thread_id: int | None = None
+
+
+Deliver = Callable[[Debate, Prompt | None, PostOptions, int | None], Awaitable[Delivered]]
+
+
+# -- prompts ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    slug: str
+    name: str
+    enabled: bool
+    builtin: bool
+    prompts: tuple[Prompt, ...]
+
+
+class Catalog:
+    """The packs a server can draw from: the built-in pack plus its own, parsed once per version."""
+
+    def __init__(self, essay: Essay, builtin: Pack) -> None:
+        self.essay = essay
+        self.builtin = builtin
+        self._parsed: dict[str, Pack] = {}
+
+    def parse(self, row: pack_store.PackRow) -> Pack | None:
+        digest = hashlib.sha256(row.source.encode()).hexdigest()
+        pack = self._parsed.get(digest)
+        if pack is None:
+            try:
+                pack = parse_pack(row.source.encode(), row.slug, self.essay)
+            except PackError:
+                log.warning("stored pack %s of guild %s no longer validates; ignored", row.slug, row.guild_id)
+                return None
+            if len(self._parsed) > 512:
+                self._parsed.clear()
+            self._parsed[digest] = pack
+        return pack
+
+    async def packs(self, conn: AsyncConnection, guild_id: int) -> list[PackInfo]:
+        settings = await guild_store.get(conn, guild_id)
+        builtin_on = settings.builtin_pack_enabled if settings else True
+        out = [PackInfo(self.builtin.id, self.builtin.name, builtin_on, True, self.builtin.prompts)]
+        for row in await pack_store.list_for(conn, guild_id):
+            pack = self.parse(row)
+            out.append(PackInfo(row.slug, row.name, row.enabled, False, pack.prompts if pack else ()))
+        return out
+
+    async def active(self, conn: AsyncConnection, guild_id: int) -> dict[str, Prompt]:
+        """``{"<pack slug>/<prompt id>": prompt}`` over the server's enabled packs."""
+        return {
+            f"{info.slug}/{p.id}": p for info in await self.packs(conn, guild_id) if info.enabled for p in info.prompts
+        }
+
+    async def find(self, conn: AsyncConnection, guild_id: int, key: str) -> Prompt | None:
+        """A prompt by key in any of the server's packs, enabled or not."""
+        slug, _, prompt_id = key.partition("/")
+        for info in await self.packs(conn, guild_id):
+            if info.slug == slug:
+                return next((p for p in info.prompts if p.id == prompt_id), None)
+        return None
+
+
+# -- the service ----------------------------------------------------------------------------------------
+
+
+class DebateService:
+    def __init__(
+        self,
+        db,
+        clock,
+        scheduler,
+        *,
+        polls: Any = None,
+        deliver: Deliver | None = None,
+        essay: Essay | None = None,
+        builtin: Pack | None = None,
+        bot: CommonGround | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.scheduler = scheduler
+        self.bot = bot
+        self._polls = polls
+        self.essay = essay or load_essay()
+        self.catalog = Catalog(self.essay, builtin or load_builtin_pack(self.essay))
+        self.deliver: Deliver = deliver or self._deliver_discord
+        self.posts = 0  # delivered posts, for tests and benchmarks
+
+    @property
+    def polls(self) -> Any:
+        if self._polls is not None:
+            return self._polls
+        return self.bot.services.get("polls") if self.bot is not None else None
+
+    def register(self) -> None:
+        self.scheduler.register(POST_KIND, self.handle_post)
+        self.scheduler.register(PLAN_KIND, self.handle_plan)
+
+    # -- arming ------------------------------------------------------------------------------------
+
+    def next_slot_for(self, schedule: Schedule, after: datetime):
+        return next_slot(after, schedule.at, ZoneInfo(schedule.timezone), schedule.days)
+
+    async def arm(self, conn: AsyncConnection, schedule: Schedule, *, after: datetime | None = None) -> datetime:
+        """(Re)arm the server's post job at its next slot after ``after`` (default now), in ``conn``."""
+        slot = self.next_slot_for(schedule, after or self.clock.now())
+        await self.scheduler.schedule(
+            POST_KIND,
+            post_key(schedule.guild_id),
+            slot.due_utc,
+            {"slot_date": slot.local_date.isoformat()},
+            guild_id=schedule.guild_id,
+            conn=conn,
+        )
+        return slot.due_utc
+
+    async def reconcile(self) -> int:
+        """Arm every active schedule whose post job is missing; idempotent, bulk. Returns how many."""
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            missing = await schedule_store.active_without_job(conn)
+        if not missing:
+            return 0
+        # Slots depend only on (time, zone, days): servers sharing them share one computation.
+        slots: dict[tuple[str, str, int], tuple[datetime, str]] = {}
+        armed = []
+        for s in missing:
+            key = (s.post_time, s.timezone, s.weekdays)
+            found = slots.get(key)
+            if found is None:
+                slot = self.next_slot_for(s, now)
+                found = slots[key] = (slot.due_utc, slot.local_date.isoformat())
+            armed.append((s.guild_id, found[0], found[1]))
+        async with self.db.write() as conn:
+            count = await schedule_store.insert_post_jobs(conn, armed, now=now)
+        self.scheduler.poke()
+        log.info("reconcile: armed %d schedules", len(armed))
+        return count
+
+    # -- choosing and preparing ---------------------------------------------------------------------
+
+    async def _choose(self, conn: AsyncConnection, guild_id: int, prompt_key: str | None) -> tuple[str, Prompt]:
+        active = await self.catalog.active(conn, guild_id)
+        state = await debate_store.rotation(conn, guild_id)
+        if prompt_key is not None:
+            prompt = active.get(prompt_key)
+            if prompt is None:
+                raise NotFound("That prompt isn't in this server's active packs: pick one from the list.")
+            await debate_store.save_rotation(conn, guild_id, rotation.record_use(state, prompt_key))
+            return prompt_key, prompt
+        if not active:
+            raise UserError("Every prompt pack is disabled here: enable one with `/pack enable`.")
+        pick = rotation.pick_next(guild_id, state, active.keys())
+        await debate_store.save_rotation(conn, guild_id, pick.state)
+        return pick.key, active[pick.key]
+
+    async def _new_debate(
+        self,
+        conn: AsyncConnection,
+        *,
+        guild_id: int,
+        kind: str,
+        slot_date: str | None,
+        due_at: datetime,
+        channel_id: int,
+        prompt_key: str | None = None,
+    ) -> tuple[Debate, Prompt, bool]:
+        now = self.clock.now()
+        await guild_store.ensure(conn, guild_id, now=now)
+        if slot_date is not None:
+            existing = await debate_store.get_slot(conn, guild_id, slot_date)
+            if existing is not None:
+                prompt = await self.catalog.find(conn, guild_id, existing.prompt_key)
+                return existing, prompt, False  # type: ignore[return-value]
+        key, prompt = await self._choose(conn, guild_id, prompt_key)
+        debate, created = await debate_store.insert(
+            conn,
+            guild_id=guild_id,
+            kind=kind,
+            slot_date=slot_date,
+            due_at=due_at,
+            prompt_key=key,
+            paragraph=prompt.paragraph,
+            excerpt=prompt.excerpt,
+            question=prompt.question,
+            theme=prompt.theme,
+            channel_id=channel_id,
+            nonce=new_nonce(),
+            now=now,
+        )
+        return debate, prompt, created
+
+    async def _ensure_poll(
+        self, conn: AsyncConnection, debate: Debate, prompt: Prompt | None, options: PostOptions
+    ) -> int | None:
+        polls = self.polls
+        if polls is None or prompt is None:
+            return None
+        poll_id = await debate_store.poll_id_for(conn, debate.id)
+        if poll_id is None:
+            poll_id = await polls.create(
+                conn,
+                guild_id=debate.guild_id,
+                channel_id=debate.channel_id,
+                dilemma=prompt.dilemma,
+                closes_at=self.clock.now() + timedelta(hours=options.poll_hours),
+                style=options.poll_style,
+                debate_id=debate.id,
+                theme=prompt.theme,
+                prompt_key=debate.prompt_key,
+            )
+        return poll_id
+
+    # -- the scheduled post --------------------------------------------------------------------------
+
+    async def handle_post(self, job: Job) -> None:
+        guild_id = job.guild_id
+        assert guild_id is not None
+        slot_date = str(job.payload["slot_date"])
+        async with self.db.read() as conn:
+            schedule = await schedule_store.get(conn, guild_id)
+            settings = await guild_store.get(conn, guild_id)
+            existing = await debate_store.get_slot(conn, guild_id, slot_date)
+        if schedule is None or not schedule.active or (settings is not None and settings.removed_at is not None):
+            return
+        tz = ZoneInfo(schedule.timezone)
+        slot = slot_for_date(date.fromisoformat(slot_date), schedule.at, tz)
+        now = self.clock.now()
+        if existing is not None and existing.status != "pending":
+            # Posted (or settled) already: this run only has to arm the next slot.
+            async with self.db.write() as conn:
+                await self.arm(conn, schedule, after=max(now, slot.due_utc))
+            return
+        window = timedelta(minutes=schedule.catch_up_minutes)
+        if catch_up_decision(slot, now, window) == "skip":
+            local = slot.due_utc.astimezone(tz)
+            note = (
+                f"The debate of {local:%a %d %b %Y} ({local:%H:%M} {tz.key}) was skipped: the bot was offline "
+                f"until {discord.utils.format_dt(now, 'f')}, past the {_window(window)} catch-up window."
+            )
+            async with self.db.write() as conn:
+                await schedule_store.note_skip(conn, guild_id, note, now=now)
+                if existing is not None:
+                    await debate_store.mark_status(conn, existing.id, "skipped", error="missed the catch-up window")
+                await self.arm(conn, schedule, after=now)
+            log.info("guild %s: slot %s skipped (late by %s)", guild_id, slot_date, now - slot.due_utc)
+            return
+        options = PostOptions.of(schedule, schedule.channel_id)
+        async with self.db.write() as conn:
+            debate, prompt, _created = await self._new_debate(
+                conn,
+                guild_id=guild_id,
+                kind="scheduled",
+                slot_date=slot_date,
+                due_at=slot.due_utc,
+                channel_id=schedule.channel_id,
+            )
+            poll_id = await self._ensure_poll(conn, debate, prompt, options)
+        delivered = await self._deliver_or_block(debate, prompt, options, poll_id)
+        async with self.db.write() as conn:
+            await self._record(conn, debate, delivered)
+            await self.arm(conn, schedule, after=max(self.clock.now(), slot.due_utc))
+
+    async def _record(self, conn: AsyncConnection, debate: Debate, delivered: Delivered) -> None:
+        now = self.clock.now()
+        await debate_store.mark_posted(conn, debate.id, message_id=delivered.message_id, at=now)
+        await debate_store.set_extras(conn, debate.id, thread_id=delivered.thread_id)
+        await schedule_store.mark_posted(conn, debate.guild_id, at=now)
+        self.posts += 1
+
+    async def _deliver_or_block(
+        self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
+    ) -> Delivered:
+        try:
+            return await self.deliver(debate, prompt, options, poll_id)
+        except Blocked as exc:
+            now = self.clock.now()
+            async with self.db.write() as conn:
+                await schedule_store.block(conn, debate.guild_id, exc.reason, now=now)
+                await debate_store.mark_status(conn, debate.id, "failed", error=exc.reason)
+            log.warning("guild %s: schedule blocked: %s", debate.guild_id, exc.reason)
+            raise PermanentJobError(exc.reason) from exc
+
+    # -- planned and manual debates ------------------------------------------------------------------
+
+    async def plan(self, guild_id: int, *, prompt_key: str, when: datetime) -> Debate:
+        """A one-off debate at ``when`` in the schedule's channel; armed as job ``plan:<debate id>``."""
+        async with self.db.write() as conn:
+            schedule = await schedule_store.get(conn, guild_id)
+            if schedule is None:
+                raise UserError("Set up the schedule first (`/schedule setup`): a planned debate uses its channel.")
+            debate, _prompt, _ = await self._new_debate(
+                conn,
+                guild_id=guild_id,
+                kind="planned",
+                slot_date=None,
+                due_at=when,
+                channel_id=schedule.channel_id,
+                prompt_key=prompt_key,
+            )
+            await self.scheduler.schedule(
+                PLAN_KIND, plan_key(debate.id), when, {"debate_id": debate.id}, guild_id=guild_id, conn=conn
+            )
+        return debate
+
+    async def set_event(self, debate_id: int, event_id: int) -> None:
+        async with self.db.write() as conn:
+            await debate_store.set_extras(conn, debate_id, event_id=event_id)
+
+    async def handle_plan(self, job: Job) -> None:
+        debate_id = int(job.payload["debate_id"])
+        async with self.db.read() as conn:
+            debate = await debate_store.get(conn, debate_id)
+            schedule = await schedule_store.get(conn, debate.guild_id) if debate else None
+        if debate is None or debate.status != "pending":
+            return
+        now = self.clock.now()
+        window = timedelta(minutes=schedule.catch_up_minutes if schedule else 180)
+        if now - debate.due_at > window:
+            async with self.db.write() as conn:
+                await debate_store.mark_status(conn, debate.id, "skipped", error="missed the catch-up window")
+            return
+        await self._post_existing(debate, PostOptions.of(schedule, debate.channel_id))
+
+    async def _post_existing(self, debate: Debate, options: PostOptions) -> Delivered:
+        async with self.db.write() as conn:
+            prompt = await self.catalog.find(conn, debate.guild_id, debate.prompt_key)
+            if prompt is None:
+                await debate_store.mark_status(conn, debate.id, "failed", error="its prompt pack was removed")
+                raise PermanentJobError(f"debate {debate.id}: prompt {debate.prompt_key} is gone")
+            poll_id = await self._ensure_poll(conn, debate, prompt, options)
+        delivered = await self._deliver_or_block(debate, prompt, options, poll_id)
+        async with self.db.write() as conn:
+            await self._record(conn, debate, delivered)
+        return delivered
+
+    async def post_now(self, guild_id: int, prompt_key: str | None = None) -> Debate:
+        """Post a debate now (``/schedule post-now``); Blocked/PermanentJobError say why it could not."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            schedule = await schedule_store.get(conn, guild_id)
+            if schedule is None:
+                raise UserError("Set up the schedule first (`/schedule setup`): the post goes to its channel.")
+            debate, _prompt, _ = await self._new_debate(
+                conn,
+                guild_id=guild_id,
+                kind="manual",
+                slot_date=None,
+                due_at=now,
+                channel_id=schedule.channel_id,
+                prompt_key=prompt_key,
+            )
+        await self._post_existing(debate, PostOptions.of(schedule, schedule.channel_id))
+        async with self.db.read() as conn:
+            found = await debate_store.get(conn, debate.id)
+        assert found is not None
+        return found
+
+    # -- moderator actions ------------------------------------------------------------------------------
+
+    async def setup(self, guild_id: int, **values: Any) -> tuple[Schedule, datetime]:
+        """Save the schedule and arm its next slot in one transaction; returns it and the next post time."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            await guild_store.ensure(conn, guild_id, now=now)
+            schedule = await schedule_store.upsert(conn, guild_id, now=now, **values)
+            due = await self.arm(conn, schedule, after=now)
+        return schedule, due
+
+    async def status(self, guild_id: int) -> tuple[Schedule | None, datetime | None, Debate | None]:
+        """The schedule, when its next post is due (None if none is armed) and the last posted debate."""
+        async with self.db.read() as conn:
+            schedule = await schedule_store.get(conn, guild_id)
+            job = await job_store.get(conn, post_key(guild_id))
+            last = await debate_store.latest_posted(conn, guild_id)
+        return schedule, (job.due_at if job else None), last
+
+    async def _require(self, conn: AsyncConnection, guild_id: int) -> Schedule:
+        schedule = await schedule_store.get(conn, guild_id)
+        if schedule is None:
+            raise NotFound("There is no schedule here yet: start with `/schedule setup`.")
+        return schedule
+
+    async def pause(self, guild_id: int) -> None:
+        async with self.db.write() as conn:
+            await self._require(conn, guild_id)
+            await schedule_store.set_paused(conn, guild_id, True, now=self.clock.now())
+            await job_store.cancel(conn, post_key(guild_id))
+
+    async def resume(self, guild_id: int) -> datetime:
+        """Un-pause, clear a blocked reason, and arm the next slot from now."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            await self._require(conn, guild_id)
+            await schedule_store.resume(conn, guild_id, now=now)
+            schedule = await self._require(conn, guild_id)
+            return await self.arm(conn, schedule, after=now)
+
+    async def skip(self, guild_id: int) -> tuple[str, datetime]:
+        """Skip the next slot; returns the skipped local date and the slot after it."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            schedule = await self._require(conn, guild_id)
+            if not schedule.active:
+                raise UserError("The schedule is paused or blocked: there is no next post to skip.")
+            job = await job_store.get(conn, post_key(guild_id))
+            if job is not None:
+                skipped_date, skipped_due = str(job.payload.get("slot_date")), job.due_at
+            else:
+                slot = self.next_slot_for(schedule, now)
+                skipped_date, skipped_due = slot.local_date.isoformat(), slot.due_utc
+            due = await self.arm(conn, schedule, after=max(skipped_due, now))
+            await schedule_store.note_skip(
+                conn, guild_id, f"The debate of {skipped_date} was skipped by a moderator.", now=now
+            )
+        return skipped_date, due
+
+    # -- packs ------------------------------------------------------------------------------------------
+
+    async def upload_pack(self, guild_id: int, data: bytes, filename: str) -> tuple[Pack, bool]:
+        """Validate (all-or-nothing) and store a server's pack; PackError lists every problem."""
+        pack = parse_pack(data, filename, self.essay)
+        if pack.id in (self.catalog.builtin.id, pack_store.SUGGESTIONS_SLUG):
+            raise UserError(f"The pack id `{pack.id}` is reserved: give your pack another `id`.")
+        async with self.db.write() as conn:
+            await guild_store.ensure(conn, guild_id, now=self.clock.now())
+            created = await pack_store.save(
+                conn,
+                guild_id,
+                slug=pack.id,
+                name=pack.name,
+                source=data.decode("utf-8"),
+                prompt_count=len(pack.prompts),
+                now=self.clock.now(),
+            )
+        return pack, created
+
+    async def set_pack_enabled(self, guild_id: int, slug: str, enabled: bool) -> PackInfo:
+        async with self.db.write() as conn:
+            await guild_store.ensure(conn, guild_id, now=self.clock.now())
+            if slug == self.catalog.builtin.id:
+                await guild_store.update_settings(conn, guild_id, builtin_pack_enabled=enabled)
+            elif not await pack_store.set_enabled(conn, guild_id, slug, enabled):
+                raise NotFound("There is no pack with that id here: pick one from the list.")
+            info = next(i for i in await self.catalog.packs(conn, guild_id) if i.slug == slug)
+        return info
+
+    async def remove_pack(self, guild_id: int, slug: str) -> None:
+        if slug == self.catalog.builtin.id:
+            raise UserError("The built-in pack can't be removed; `/pack disable` turns it off.")
+        async with self.db.write() as conn:
+            if not await pack_store.remove(conn, guild_id, slug):
+                raise NotFound("There is no pack with that id here: pick one from the list.")
+
+    async def pack_infos(self, guild_id: int) -> list[PackInfo]:
+        async with self.db.read() as conn:
+            return await self.catalog.packs(conn, guild_id)
+
+    async def active_prompts(self, guild_id: int) -> list[tuple[str, str, Prompt]]:
+        """``(pack name, key, prompt)`` over the enabled packs, in pack then file order."""
+        async with self.db.read() as conn:
+            infos = await self.catalog.packs(conn, guild_id)
+        return [(i.name, f"{i.slug}/{p.id}", p) for i in infos if i.enabled for p in i.prompts]
+
+    # -- suggestions -------------------------------------------------------------------------------------
+
+    def _suggestion_prompt(self, fields: dict[str, Any]) -> dict[str, Any]:
+        from bot.ui.debates import parse_option_lines
+
+        excerpt = " ".join(str(fields["excerpt"]).split())
+        paragraph = self.essay.find(excerpt)
+        if paragraph is None:
+            raise UserError(
+                "The excerpt must be copied word for word from the essay (one to three whole sentences); "
+                "`/debate prompts` shows passages you can copy."
+            )
+        try:
+            options = parse_option_lines(str(fields["options"]))
+        except ValueError as exc:
+            raise UserError(f"The options couldn't be read: {exc}.") from None
+        return {
+            "paragraph": paragraph,
+            "excerpt": excerpt,
+            "theme": str(fields["theme"]).strip().lower().replace(" ", "-"),
+            "question": " ".join(str(fields["question"]).split()),
+            "dilemma": {"question": " ".join(str(fields["poll_question"]).split()), "options": options},
+        }
+
+    async def _server_pack_yaml(self, conn: AsyncConnection, guild_id: int, extra: list[dict[str, Any]]) -> bytes:
+        import yaml
+
+        row = await pack_store.get(conn, guild_id, pack_store.SUGGESTIONS_SLUG)
+        prompts: list[dict[str, Any]] = []
+        if row is not None:
+            prompts = list((yaml.safe_load(row.source) or {}).get("prompts") or [])
+        doc = {
+            "pack": {
+                "id": pack_store.SUGGESTIONS_SLUG,
+                "name": "Server suggestions",
+                "description": "Prompts suggested by members of this server and approved by its moderators.",
+                "version": 1,
+            },
+            "prompts": prompts + extra,
+        }
+        return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100).encode("utf-8")
+
+    async def suggest(self, guild_id: int, user_id: int, fields: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
+        """Validate a member's suggestion as part of the server pack and store it; returns
+        ``(suggestion id, review channel id, body)``. UserError/PackError say what to fix."""
+        body = self._suggestion_prompt(fields)
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            schedule = await schedule_store.get(conn, guild_id)
+            if schedule is None or schedule.review_channel_id is None:
+                raise UserError(
+                    "Suggestions aren't open here yet: a moderator can name a review channel with `/schedule setup`."
+                )
+            data = await self._server_pack_yaml(conn, guild_id, [{"id": "suggestion-new", **body}])
+            parse_pack(data, "your suggestion", self.essay)
+            await guild_store.ensure(conn, guild_id, now=now)
+            suggestion_id = await pack_store.add_suggestion(
+                conn, guild_id, user_id=user_id, body=body, review_channel_id=schedule.review_channel_id, now=now
+            )
+        return suggestion_id, schedule.review_channel_id, body
+
+    async def set_review_message(self, suggestion_id: int, message_id: int) -> None:
+        async with self.db.write() as conn:
+            await pack_store.set_review_message(conn, suggestion_id, message_id)
+
+    async def decide_suggestion(self, guild_id: int, suggestion_id: int, *, approve: bool):
+        """Approve (the prompt joins the server's own pack) or reject a pending suggestion of this server."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            suggestion = await pack_store.get_suggestion(conn, suggestion_id, guild_id)
+            if suggestion is None:
+                raise NotFound("That suggestion isn't in this server.")
+            if suggestion.status != "pending":
+                raise UserError(f"That suggestion was already {suggestion.status}.")
+            if approve:
+                data = await self._server_pack_yaml(
+                    conn, guild_id, [{"id": f"suggestion-{suggestion_id}", **suggestion.body}]
+                )
+                pack = parse_pack(data, pack_store.SUGGESTIONS_SLUG, self.essay)
+                await pack_store.save(
+                    conn,
+                    guild_id,
+                    slug=pack.id,
+                    name=pack.name,
+                    source=data.decode("utf-8"),
+                    prompt_count=len(pack.prompts),
+                    now=now,
+                )
+            await pack_store.decide(conn, suggestion_id, "approved" if approve else "rejected", now=now)
+        return suggestion, suggestion.body
+
+    # -- delivery through discord.py ------------------------------------------------------------------
+
+    async def _channel(self, debate: Debate) -> discord.TextChannel:
+        bot = self.bot
+        assert bot is not None, "a DebateService without a bot needs a deliver function"
+        await bot.wait_until_ready()
+        channel = bot.get_channel(debate.channel_id)
+        if channel is None:
+            try:
+                channel = await bot.fetch_channel(debate.channel_id)
+            except discord.NotFound as exc:
+                raise Blocked(f"the channel <#{debate.channel_id}> no longer exists (deleted?)") from exc
+            except discord.Forbidden as exc:
+                raise Blocked(f"missing View Channel in <#{debate.channel_id}>") from exc
+        if not isinstance(channel, discord.TextChannel):
+            raise Blocked(f"<#{debate.channel_id}> is not a text channel")
+        return channel
+
+    async def _deliver_discord(
+        self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
+    ) -> Delivered:
+        channel = await self._channel(debate)
+        missing = ui.missing_permissions(channel, thread=False, pin=False)
+        if missing:
+            # Known from the gateway's cache: no request that is sure to fail.
+            raise Blocked(f"missing {ui.join_names(missing)} in #{channel.name}")
+        parts: dict[str, Any] = {"view": None, "poll": None, "embed": None}
+        if poll_id is not None and self.polls is not None:
+            parts = await self.polls.message_parts(poll_id)
+        embeds = [ui.debate_embed(debate, self.essay.title, dilemma=None if parts.get("embed") else prompt)]
+        if parts.get("embed") is not None:
+            embeds.append(parts["embed"])
+        kwargs: dict[str, Any] = {"embeds": embeds, "nonce": debate.nonce}
+        if parts.get("view") is not None:
+            kwargs["view"] = parts["view"]
+        if parts.get("poll") is not None:
+            kwargs["poll"] = parts["poll"]
+        if options.ping_role_id is not None:
+            kwargs["content"] = f"<@&{options.ping_role_id}>"
+            kwargs["allowed_mentions"] = discord.AllowedMentions(
+                everyone=False, users=False, roles=[discord.Object(options.ping_role_id)], replied_user=False
+            )
+        else:
+            kwargs["allowed_mentions"] = discord.AllowedMentions.none()
+        try:
+            # discord.py 2.7 sends enforce_nonce=True with every nonce: a retry returns the first message.
+            message = await channel.send(**kwargs)
+        except discord.Forbidden as exc:
+            missing = ui.missing_permissions(channel, thread=False, pin=False)
+            what = ui.join_names(missing) if missing else "permission to post (Send Messages, Embed Links)"
+            raise Blocked(f"missing {what} in #{channel.name} (Discord error {exc.code})") from exc
+        except discord.NotFound as exc:
+            raise Blocked(f"the channel #{channel.name} no longer exists (Discord error {exc.code})") from exc
+        if poll_id is not None and self.polls is not None:
+            await self.polls.attach_message(poll_id, message.id)
+        thread_id = None
+        if options.thread:
+            try:
+                thread = await message.create_thread(
+                    name=ui.thread_name(debate), auto_archive_duration=THREAD_ARCHIVE_MINUTES
+                )
+                thread_id = thread.id
+            except discord.HTTPException as exc:
+                # Already created by an earlier attempt of this post, or a permission lost: not worth a repost.
+                log.warning("guild %s: no thread for debate %s (%s)", debate.guild_id, debate.id, exc.status)
+        if options.pin:
+            try:
+                await message.pin(reason="Common Ground daily debate")
+            except discord.HTTPException as exc:
+                log.warning("guild %s: could not pin debate %s (%s)", debate.guild_id, debate.id, exc.status)
+        return Delivered(message.id, thread_id)
+
+
+def _window(window: timedelta) -> str:
+    minutes = int(window.total_seconds() // 60)
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours}-hour"
+    return f"{minutes}-minute"
+
+
+def get_service(bot: CommonGround) -> DebateService:
+    """The bot's one DebateService, built and wired on first use (each debate extension calls this)."""
+    service = bot.services.get("debates")
+    if service is None:
+        service = DebateService(bot.db, bot.clock, bot.scheduler, bot=bot)
+        service.register()
+        bot.services["debates"] = service
+
+        async def on_reconcile() -> None:
+            try:
+                await service.reconcile()
+            except Exception:
+                log.exception("debate reconciliation failed")
+
+        bot.add_listener(on_reconcile, "on_reconcile")
+    return service

@@ -1,0 +1,343 @@
+"""Debate embeds, the pager for /debate history and prompts, the suggestion modal and review buttons.
+
+Review buttons are ``DynamicItem``s (``suggest:approve:<id>``, ``suggest:reject:<id>``) so they keep
+working after a restart; each click is checked at run time (Manage Server, the suggestion belongs to
+this server and is still pending) before anything changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+if TYPE_CHECKING:
+    from bot.domain.packs import Prompt
+    from bot.storage.debates import Debate, ResultLine
+
+COLOUR = discord.Colour(0x5DADE2)
+EMBED_TITLE_MAX = 256
+EMBED_DESCRIPTION_MAX = 4096
+FIELD_VALUE_MAX = 1024
+FIELD_NAME_MAX = 256
+EMBED_TOTAL_MAX = 6000
+THREAD_NAME_MAX = 100
+
+APPROVE_TEMPLATE = r"suggest:approve:(?P<id>[0-9]+)"
+REJECT_TEMPLATE = r"suggest:reject:(?P<id>[0-9]+)"
+
+PERMISSION_NAMES = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "embed_links": "Embed Links",
+    "create_public_threads": "Create Public Threads",
+    "manage_messages": "Manage Messages",
+    "pin_messages": "Pin Messages",
+    "manage_events": "Manage Events",
+    "mention_everyone": "Mention @everyone, @here and All Roles",
+}
+
+
+def safe(text: str) -> str:
+    """Text from a pack or a member, shown as text: no markdown, no mentions."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quote(text: str) -> str:
+    """A block quote of ``text``, every line quoted."""
+    return "\n".join(f"> {line}" for line in text.splitlines() or [""])
+
+
+def source_line(essay_title: str, paragraph: int) -> str:
+    return f"{essay_title}, ¶{paragraph}"
+
+
+def missing_permissions(channel: Any, *, thread: bool, pin: bool, event: bool = False) -> list[str]:
+    """Names of permissions the bot lacks in ``channel`` for a post with these options."""
+    perms = channel.permissions_for(channel.guild.me)
+    needed = ["view_channel", "send_messages", "embed_links"]
+    if thread:
+        needed.append("create_public_threads")
+    missing = [PERMISSION_NAMES[p] for p in needed if not getattr(perms, p)]
+    if pin and not (perms.manage_messages or getattr(perms, "pin_messages", False)):
+        missing.append(PERMISSION_NAMES["manage_messages"])
+    if event and not perms.manage_events:
+        missing.append(PERMISSION_NAMES["manage_events"])
+    return missing
+
+
+def join_names(names: Sequence[str]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def thread_name(debate: Debate) -> str:
+    text = " ".join(debate.question.split()) or "Discussion"
+    return cut(text, THREAD_NAME_MAX)
+
+
+def _fit(embed: discord.Embed) -> discord.Embed:
+    """Trim the description so the whole embed stays within Discord's 6,000 characters."""
+    over = len(embed) - EMBED_TOTAL_MAX
+    if over > 0 and embed.description:
+        embed.description = cut(embed.description, max(len(embed.description) - over, 1))
+    return embed
+
+
+def debate_embed(debate: Debate, essay_title: str, *, dilemma: Prompt | None = None) -> discord.Embed:
+    """The daily post: the excerpt quoted verbatim with its source, the question, and (without a poll
+    service's own embed) the dilemma and its options."""
+    theme = debate.theme.replace("-", " ")
+    description = (
+        f"{quote(safe(debate.excerpt))}\n— *{safe(source_line(essay_title, debate.paragraph))}*\n\n"
+        f"**{safe(' '.join(debate.question.split()))}**"
+    )
+    embed = discord.Embed(
+        title=cut(f"Today's debate · {theme}", EMBED_TITLE_MAX),
+        description=cut(description, EMBED_DESCRIPTION_MAX),
+        colour=COLOUR,
+    )
+    if dilemma is not None:
+        lines = [f"{i + 1}. {safe(o.label)}" for i, o in enumerate(dilemma.dilemma.options)]
+        embed.add_field(
+            name=cut(safe(dilemma.dilemma.question), FIELD_NAME_MAX),
+            value=cut("\n".join(lines), FIELD_VALUE_MAX),
+            inline=False,
+        )
+    embed.set_footer(text="Discuss in the thread below. Be kind: argue with ideas, not people.")
+    return _fit(embed)
+
+
+def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+
+
+def result_text(line: ResultLine | None) -> str:
+    if line is None:
+        return "no poll"
+    if line.voters == 0:
+        return f"{line.status}, no votes yet"
+    people = "person" if line.voters == 1 else "people"
+    lead = f"leading: {safe(line.leader)} ({line.leader_votes})" if line.leader else "no leader"
+    return f"{line.status} · {line.voters} {people} · {lead}"
+
+
+def history_embed(
+    rows: Sequence[Debate], results: dict[int, ResultLine], *, page: int, pages: int, total: int
+) -> discord.Embed:
+    embed = discord.Embed(title="Past debates", colour=COLOUR)
+    if not rows:
+        embed.description = "No debate has been posted here yet."
+        return embed
+    for d in rows:
+        when = discord.utils.format_dt(d.posted_at, "D") if d.posted_at else "?"
+        link = message_link(d.guild_id, d.channel_id, d.message_id) if d.message_id else None
+        question = cut(safe(" ".join(d.question.split())), 300)
+        value = f"{question}\n{result_text(results.get(d.id))}" + (f" · [post]({link})" if link else "")
+        embed.add_field(name=cut(f"{when} · ¶{d.paragraph} · {d.theme}", FIELD_NAME_MAX), value=value, inline=False)
+    embed.set_footer(text=f"Page {page + 1} of {pages} · {total} debates")
+    return _fit(embed)
+
+
+def prompts_embed(
+    items: Sequence[tuple[str, str, Prompt]], essay_title: str, *, page: int, pages: int, total: int
+) -> discord.Embed:
+    """A page of prompts: ``(pack name, key, prompt)`` each."""
+    embed = discord.Embed(title="Prompts in this server's active packs", colour=COLOUR)
+    if not items:
+        embed.description = "No active prompts: every pack is disabled."
+        return embed
+    for pack_name, key, p in items:
+        value = f"{cut(quote(safe(p.excerpt)), 500)}\n**{cut(safe(p.question), 400)}**"
+        embed.add_field(
+            name=cut(f"{pack_name} · ¶{p.paragraph} · {p.theme} · {key}", FIELD_NAME_MAX), value=value, inline=False
+        )
+    embed.set_footer(text=f"Page {page + 1} of {pages} · {total} prompts · {essay_title}")
+    return _fit(embed)
+
+
+class Pager(discord.ui.View):
+    """Previous / Next over pages built on demand; only the member who asked can turn them."""
+
+    def __init__(self, owner_id: int, pages: int, render: Callable[[int], Awaitable[discord.Embed]]) -> None:
+        super().__init__(timeout=600)
+        self.owner_id = owner_id
+        self.pages = max(pages, 1)
+        self.page = 0
+        self.render = render
+        self._sync()
+
+    def _sync(self) -> None:
+        self.previous.disabled = self.page <= 0
+        self.next.disabled = self.page >= self.pages - 1
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message("These pages belong to someone else's command.", ephemeral=True)
+            return False
+        return True
+
+    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
+        self.page = min(max(self.page + step, 0), self.pages - 1)
+        self._sync()
+        await interaction.response.edit_message(embed=await self.render(self.page), view=self)
+
+    @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
+    async def previous(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
+        await self._turn(interaction, -1)
+
+    @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
+    async def next(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
+        await self._turn(interaction, 1)
+
+
+# -- suggestions ---------------------------------------------------------------------------------------
+
+_OPTION_RE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*[|:;,]?\s*(.+?)\s*$")
+
+
+def parse_option_lines(text: str) -> list[dict[str, Any]]:
+    """``-1 Keep it private`` per line -> ``[{"label": ..., "position": ...}]``; ValueError names the line."""
+    options = []
+    for n, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _OPTION_RE.match(line)
+        if match is None:
+            raise ValueError(f"option line {n} should start with a position from -1 to 1, like `-1 Keep it private`")
+        options.append({"label": match.group(2), "position": float(match.group(1))})
+    return options
+
+
+class SuggestModal(discord.ui.Modal, title="Suggest a debate prompt"):
+    excerpt = discord.ui.TextInput(
+        label="Excerpt (copied word for word from the essay)",
+        style=discord.TextStyle.paragraph,
+        max_length=1000,
+    )
+    question = discord.ui.TextInput(
+        label="Question for the discussion", style=discord.TextStyle.paragraph, max_length=300
+    )
+    theme = discord.ui.TextInput(label="Theme (e.g. self-reliance, rights, balance)", max_length=40)
+    poll_question = discord.ui.TextInput(label="Poll question (an everyday dilemma)", max_length=300)
+    options = discord.ui.TextInput(
+        label="Options: one per line, position first",
+        style=discord.TextStyle.paragraph,
+        placeholder="-1 Keep the money for my family\n1 Give it to the neighbourhood fund",
+        max_length=400,
+    )
+
+    def __init__(self, submit: Callable[[discord.Interaction, dict[str, Any]], Awaitable[None]]) -> None:
+        super().__init__(timeout=900)
+        self._submit = submit
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self._submit(
+            interaction,
+            {
+                "excerpt": self.excerpt.value,
+                "question": self.question.value,
+                "theme": self.theme.value.strip(),
+                "poll_question": self.poll_question.value,
+                "options": self.options.value,
+            },
+        )
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        from bot.app import send_ephemeral, user_message
+
+        message = user_message(error)
+        if message is None:
+            raise error
+        await send_ephemeral(interaction, message)
+
+
+def suggestion_embed(suggestion_id: int, body: dict[str, Any], *, user_id: int | None, status: str) -> discord.Embed:
+    embed = discord.Embed(title=f"Suggested prompt #{suggestion_id}", colour=COLOUR)
+    embed.description = cut(
+        f"{quote(safe(body['excerpt']))}\n— ¶{body.get('paragraph', '?')}\n\n**{safe(body['question'])}**",
+        EMBED_DESCRIPTION_MAX,
+    )
+    opts = "\n".join(f"{o['position']:+.1f} {safe(o['label'])}" for o in body["dilemma"]["options"])
+    embed.add_field(
+        name=cut(safe(body["dilemma"]["question"]), FIELD_NAME_MAX), value=cut(opts, FIELD_VALUE_MAX), inline=False
+    )
+    embed.add_field(name="Theme", value=safe(body["theme"]))
+    if user_id is not None:
+        embed.add_field(name="From", value=f"<@{user_id}>")
+    embed.set_footer(
+        text={"pending": "Waiting for a moderator", "approved": "Approved", "rejected": "Rejected"}[status]
+    )
+    return embed
+
+
+def review_view(suggestion_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ApproveButton(suggestion_id))
+    view.add_item(RejectButton(suggestion_id))
+    return view
+
+
+class _Decide:
+    approve: bool
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        from bot.app import send_ephemeral, user_message
+
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            await send_ephemeral(interaction, "You need the **Manage Server** permission to review suggestions.")
+            return
+        service = interaction.client.services["debates"]  # type: ignore[attr-defined]
+        try:
+            suggestion, body = await service.decide_suggestion(
+                interaction.guild_id,
+                self.suggestion_id,  # type: ignore[attr-defined]
+                approve=self.approve,
+            )
+        except Exception as exc:
+            message = user_message(exc)
+            if message is None:
+                raise
+            await send_ephemeral(interaction, message)
+            return
+        embed = suggestion_embed(suggestion.id, body, user_id=None, status="approved" if self.approve else "rejected")
+        await interaction.response.edit_message(embed=embed, view=None)
+
+
+class ApproveButton(_Decide, discord.ui.DynamicItem[discord.ui.Button], template=APPROVE_TEMPLATE):
+    approve = True
+
+    def __init__(self, suggestion_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Approve", style=discord.ButtonStyle.success, custom_id=f"suggest:approve:{suggestion_id}"
+            )
+        )
+        self.suggestion_id = suggestion_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str]):  # type: ignore[override]
+        return cls(int(match["id"]))
+
+
+class RejectButton(_Decide, discord.ui.DynamicItem[discord.ui.Button], template=REJECT_TEMPLATE):
+    approve = False
+
+    def __init__(self, suggestion_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Reject", style=discord.ButtonStyle.danger, custom_id=f"suggest:reject:{suggestion_id}"
+            )
+        )
+        self.suggestion_id = suggestion_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str]):  # type: ignore[override]
+        return cls(int(match["id"]))
