@@ -1,0 +1,335 @@
+"""Polls in a real SQLite file: creation, the vote rules, group commit, close, native sync, search."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from bot.domain.clock import FakeClock
+from bot.domain.errors import NotFound, UserError
+from bot.domain.packs import Dilemma, Option
+from bot.scheduler import Scheduler
+from bot.services.polls import PollService, close_key
+from bot.storage import guilds as guild_store
+from bot.storage import jobs as job_store
+from bot.storage import polls as store
+from bot.storage.database import Database, scalar
+from bot.storage.polls import Mode, Outcome, VoteRequest, VoteWriter, process_batch
+from bot.storage.tables import leaning_weekly, vote_events
+
+NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)  # a Wednesday
+G1, G2 = 111, 222
+MSG = 9_000_000_000_000_001
+DILEMMA = Dilemma("Who comes first?", (Option("Me", -1.0), Option("Both", 0.0), Option("Us", 1.0)))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+def service(db: Database, clock: FakeClock) -> PollService:
+    bot = SimpleNamespace(db=db, clock=clock, scheduler=Scheduler(db, clock), services={})
+    return PollService(bot)
+
+
+async def make_poll(service: PollService, guild_id: int = G1, *, message_id: int | None = MSG, theme="balance") -> int:
+    async with service.db.write() as conn:
+        poll_id = await service.create(
+            conn,
+            guild_id=guild_id,
+            channel_id=5,
+            dilemma=DILEMMA,
+            closes_at=service.clock.now() + timedelta(hours=24),
+            theme=theme,
+        )
+    if message_id is not None:
+        await service.attach_message(poll_id, message_id)
+    return poll_id
+
+
+def click(poll_id: int, user: int, idx: int | None, *, guild=G1, message=MSG, mode=Mode.CLICK, roles=(), joined=None):
+    return VoteRequest(
+        poll_id, guild, user, idx, mode=mode, message_id=message, role_ids=frozenset(roles), joined_at=joined
+    )
+
+
+async def vote(service: PollService, request: VoteRequest):
+    return await asyncio.wait_for(service.writer.vote(request), 5)
+
+
+async def rows(db: Database, poll_id: int) -> dict[int, int]:
+    async with db.read() as conn:
+        result = await conn.exec_driver_sql("SELECT user_id, option_idx FROM votes WHERE poll_id = ?", (poll_id,))
+        return dict(result.all())
+
+
+async def events(db: Database, poll_id: int) -> list[tuple[int, str, int | None]]:
+    async with db.read() as conn:
+        result = await conn.execute(
+            select(vote_events.c.user_id, vote_events.c.kind, vote_events.c.option_idx)
+            .where(vote_events.c.poll_id == poll_id)
+            .order_by(vote_events.c.id)
+        )
+        return [tuple(r) for r in result]
+
+
+async def test_create_inserts_poll_options_and_arms_close(service: PollService, db: Database):
+    poll_id = await make_poll(service, message_id=None)
+    async with db.read() as conn:
+        poll = await store.get(conn, poll_id)
+        job = await job_store.get(conn, close_key(poll_id))
+    assert poll is not None and poll.status == "open" and poll.message_id is None and poll.guild_id == G1
+    assert [(o.idx, o.label, o.position) for o in poll.options] == [(0, "Me", -1.0), (1, "Both", 0.0), (2, "Us", 1.0)]
+    assert job is not None and job.kind == "poll-close" and job.due_at == NOW + timedelta(hours=24)
+    assert job.payload == {"poll_id": poll_id}
+
+
+async def test_create_is_part_of_the_callers_transaction(service: PollService, db: Database):
+    async def create_then_fail() -> None:
+        async with db.write() as conn:
+            await service.create(conn, guild_id=G1, channel_id=5, dilemma=DILEMMA, closes_at=NOW + timedelta(hours=1))
+            raise RuntimeError("the debate post failed")
+
+    with pytest.raises(RuntimeError):
+        await create_then_fail()
+    async with db.read() as conn:
+        assert await scalar(conn, "SELECT count(*) FROM polls") == 0
+        assert await job_store.count(conn) == 0
+
+
+@pytest.mark.parametrize(
+    ("dilemma", "message"),
+    [
+        (Dilemma("Q", (Option("only", 0.0),)), "2–5 options"),
+        (Dilemma("Q", tuple(Option(str(i), 0.0) for i in range(6))), "2–5 options"),
+        (Dilemma("Q", (Option("x" * 56, 0.0), Option("b", 0.0))), "limit is 55"),
+        (Dilemma("Q", (Option("a", -1.5), Option("b", 0.0))), "between -1 and \\+1"),
+        (Dilemma("", (Option("a", -1), Option("b", 1))), "needs a question"),
+        (Dilemma("Q" * 301, (Option("a", -1), Option("b", 1))), "limit is 300"),
+        (Dilemma("Q", (Option("Same", -1), Option("same", 1))), "repeats"),
+    ],
+)
+async def test_create_refuses_bad_dilemmas(service: PollService, db: Database, dilemma, message):
+    with pytest.raises(UserError, match=message):
+        async with db.write() as conn:
+            await service.create(conn, guild_id=G1, channel_id=5, dilemma=dilemma, closes_at=NOW + timedelta(hours=1))
+
+
+async def test_cast_change_same_withdraw(service: PollService, db: Database):
+    poll_id = await make_poll(service)
+    first = await vote(service, click(poll_id, 1, 0))
+    assert (first.outcome, first.option_idx, first.label) == (Outcome.CAST, 0, "Me")
+    assert first.closes_at == NOW + timedelta(hours=24)
+    changed = await vote(service, click(poll_id, 1, 2))
+    assert (changed.outcome, changed.option_idx, changed.previous_idx) == (Outcome.CHANGED, 2, 0)
+    same = await vote(service, click(poll_id, 1, 2))
+    assert same.outcome == Outcome.SAME
+    assert await rows(db, poll_id) == {1: 2}
+    gone = await vote(service, click(poll_id, 1, None, message=None, mode=Mode.WITHDRAW))
+    assert gone.outcome == Outcome.WITHDRAWN and gone.label == "Us"
+    again = await vote(service, click(poll_id, 1, None, message=None, mode=Mode.WITHDRAW))
+    assert again.outcome == Outcome.NO_VOTE
+    assert await rows(db, poll_id) == {}
+    assert await events(db, poll_id) == [(1, "cast", 0), (1, "change", 2), (1, "withdraw", None)]
+
+
+async def test_forged_clicks_write_nothing(service: PollService, db: Database, clock: FakeClock):
+    mine = await make_poll(service)
+    other = await make_poll(service, G2, message_id=MSG + 1)
+    closed = await make_poll(service, message_id=MSG + 2)
+    async with db.write() as conn:
+        await store.close(conn, closed, now=NOW)
+    forged = [
+        click(other, 1, 0, message=MSG),  # another server's poll, named from this server's message
+        click(other, 1, 0, message=MSG + 1),  # another server's poll, from its message, but this guild
+        click(mine, 1, 0, message=MSG + 99),  # not this poll's message
+        click(mine, 1, 3),  # option out of range
+        click(mine, 1, 24),
+        click(closed, 1, 0, message=MSG + 2),
+        click(987654, 1, 0),  # no such poll
+        click(2**70, 1, 0),  # digits no row id can hold
+        click(mine, 1, None, guild=G2, message=None, mode=Mode.WITHDRAW),
+    ]
+    results = await asyncio.wait_for(asyncio.gather(*(service.writer.vote(r) for r in forged)), 5)
+    assert [r.outcome for r in results] == [Outcome.UNAVAILABLE] * len(forged)
+    async with db.read() as conn:
+        assert await scalar(conn, "SELECT count(*) FROM votes") == 0
+        assert await scalar(conn, "SELECT count(*) FROM vote_events") == 0
+
+
+async def test_no_vote_at_or_after_the_deadline(service: PollService, db: Database, clock: FakeClock):
+    poll_id = await make_poll(service)
+    clock.advance(timedelta(hours=24))  # the close job has not run yet: the deadline alone refuses
+    assert (await vote(service, click(poll_id, 1, 0))).outcome == Outcome.UNAVAILABLE
+    assert await rows(db, poll_id) == {}
+
+
+async def test_who_may_vote(service: PollService, db: Database):
+    poll_id = await make_poll(service)
+    async with db.write() as conn:
+        await guild_store.update_settings(conn, G1, vote_role_id=77, vote_min_days=7)
+    no_role = await vote(service, click(poll_id, 1, 0, roles=[5], joined=NOW - timedelta(days=30)))
+    assert (no_role.outcome, no_role.role_id) == (Outcome.NO_ROLE, 77)
+    new = await vote(service, click(poll_id, 1, 0, roles=[77], joined=NOW - timedelta(days=2)))
+    assert (new.outcome, new.min_days, new.eligible_at) == (Outcome.TOO_NEW, 7, NOW + timedelta(days=5))
+    unknown_join = await vote(service, click(poll_id, 1, 0, roles=[77], joined=None))
+    assert unknown_join.outcome == Outcome.TOO_NEW
+    ok = await vote(service, click(poll_id, 1, 0, roles=[77], joined=NOW - timedelta(days=7)))
+    assert ok.outcome == Outcome.CAST
+    assert await rows(db, poll_id) == {1: 0}
+
+
+async def test_close_stores_finals_weekly_aggregates_and_is_idempotent(service: PollService, db: Database):
+    poll_id = await make_poll(service, message_id=None, theme="rights")
+    for user, idx in [(1, 0), (2, 2), (3, 2), (4, 1)]:
+        await vote(service, click(poll_id, user, idx, message=None))
+    async with db.write() as conn:
+        closed = await store.close(conn, poll_id, now=NOW)
+    assert closed is not None and closed.counts == {0: 1, 1: 1, 2: 2}
+    assert (closed.moments.n, closed.moments.total, closed.moments.total_sq) == (4, 1.0, 3.0)
+    async with db.write() as conn:
+        assert await store.close(conn, poll_id, now=NOW) is None
+    async with db.read() as conn:
+        poll = await store.get(conn, poll_id)
+        weekly = (await conn.execute(select(leaning_weekly).order_by(leaning_weekly.c.theme))).all()
+    assert poll.status == "closed" and poll.closed_at == NOW
+    assert (poll.final_voters, poll.final_total, poll.final_total_sq) == (4, 1.0, 3.0)
+    assert [o.final_count for o in poll.options] == [1, 1, 2]
+    monday = date(2026, 3, 2)
+    assert [tuple(r) for r in weekly] == [(G1, "", monday, 1, 4, 1.0, 3.0), (G1, "rights", monday, 1, 4, 1.0, 3.0)]
+    assert (await vote(service, click(poll_id, 9, 0, message=None))).outcome == Outcome.UNAVAILABLE
+
+
+async def test_service_close_without_a_message_is_idempotent_and_result_shows(service: PollService, db: Database):
+    poll_id = await make_poll(service, message_id=None)
+    with pytest.raises(UserError, match="still open"):
+        await service.result(poll_id)
+    await vote(service, click(poll_id, 1, 1, message=None))
+    await service.close(poll_id, reason="moderator")
+    await service.close(poll_id)
+    async with db.read() as conn:
+        assert await job_store.get(conn, close_key(poll_id)) is None
+        assert await scalar(conn, "SELECT polls FROM leaning_weekly WHERE theme = ''") == 1
+    embed, file = await service.result(poll_id)
+    assert "1 voter" in embed.fields[0].name and "Both" in embed.fields[0].value and "100%" in embed.fields[0].value
+    assert file is not None and file.filename == f"poll-{poll_id}.png"
+    with pytest.raises(NotFound):
+        await service.result(poll_id, guild_id=G2)
+    with pytest.raises(NotFound):
+        await service.result(424242)
+
+
+async def test_group_commit_1000_concurrent_voters(db: Database, service: PollService):
+    poll_id = await make_poll(service)
+    writer = VoteWriter(db, service.clock)
+    requests = []
+    last: dict[int, int] = {}
+    for user in range(1, 1001):
+        for idx in (user % 3, (user + 1) % 3):  # two clicks each, the second a change
+            requests.append(click(poll_id, user, idx))
+            last[user] = idx
+    futures = [writer.submit(r) for r in requests]
+    results = await asyncio.wait_for(asyncio.gather(*futures), 30)
+    assert all(f.done() for f in futures)
+    assert sum(r.outcome == Outcome.CAST for r in results) == 1000
+    assert sum(r.outcome == Outcome.CHANGED for r in results) == 1000
+    assert await rows(db, poll_id) == last
+    assert writer.batches < len(requests) / 100  # grouped, not one commit per vote
+    async with db.read() as conn:
+        assert await store.tally(conn, poll_id) == {i: sum(1 for v in last.values() if v == i) for i in range(3)}
+    assert (await db.self_check()).integrity == "ok"
+    await writer.stop()
+
+
+async def test_both_backends_agree(db: Database, service: PollService, monkeypatch):
+    poll_id = await make_poll(service)
+    reqs = [click(poll_id, u % 7, u % 3) for u in range(40)]
+    reqs += [click(poll_id, 3, None, message=None, mode=Mode.WITHDRAW), click(poll_id, 3, 1)]
+    async with db.write() as conn:
+        fast = await process_batch(conn, reqs, now=NOW)
+    fast_rows, fast_events = await rows(db, poll_id), await events(db, poll_id)
+    async with db.write() as conn:
+        await conn.exec_driver_sql("DELETE FROM votes")
+        await conn.exec_driver_sql("DELETE FROM vote_events")
+
+    async def core(conn):
+        return store._CoreBackend(conn)
+
+    monkeypatch.setattr(store, "_backend", core)
+    async with db.write() as conn:
+        slow = await process_batch(conn, reqs, now=NOW)
+    assert slow == fast
+    assert await rows(db, poll_id) == fast_rows
+    assert await events(db, poll_id) == fast_events
+    async with db.read() as conn:  # the raw path writes timestamps Core reads back
+        stamps = (await conn.execute(select(vote_events.c.at).limit(1))).scalar()
+    assert stamps == NOW
+
+
+async def test_failed_commit_resolves_every_future_with_an_error(db: Database, service: PollService, monkeypatch):
+    poll_id = await make_poll(service)
+
+    async def broken(conn, batch, *, now):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "process_batch", broken)
+    futures = [service.writer.submit(click(poll_id, u, 0)) for u in range(10)]
+    outcomes = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 5)
+    assert all(isinstance(o, store.VoteStoreError) for o in outcomes)
+    assert await rows(db, poll_id) == {}
+
+
+async def test_native_sync_and_events(db: Database, service: PollService):
+    async with db.write() as conn:
+        poll_id = await service.create(
+            conn, guild_id=G1, channel_id=5, dilemma=DILEMMA, closes_at=NOW + timedelta(hours=2), style="native"
+        )
+    await service.attach_message(poll_id, MSG)
+    added = await service.native_vote(message_id=MSG, guild_id=G1, user_id=1, answer_id=1, add=True)
+    assert added.outcome == Outcome.CAST
+    await service.native_vote(message_id=MSG, guild_id=G1, user_id=2, answer_id=3, add=True)
+    removed_other = await service.native_vote(message_id=MSG, guild_id=G1, user_id=2, answer_id=1, add=False)
+    assert removed_other.outcome == Outcome.NO_VOTE  # removing an answer you don't hold changes nothing
+    assert await service.native_vote(message_id=MSG + 5, guild_id=G1, user_id=2, answer_id=1, add=True) is None
+    assert await rows(db, poll_id) == {1: 0, 2: 2}
+    async with db.write() as conn:
+        changed = await store.sync_voters(conn, poll_id, {2: 1, 3: 0}, now=NOW)
+    assert changed == 3  # 1 withdrawn, 2 changed, 3 cast
+    assert await rows(db, poll_id) == {2: 1, 3: 0}
+    async with db.write() as conn:
+        assert await store.sync_voters(conn, poll_id, {2: 1, 3: 0}, now=NOW) == 0  # idempotent
+
+
+async def test_search_latest_and_autocomplete(db: Database, service: PollService, clock: FakeClock):
+    a = await make_poll(service)
+    clock.advance(timedelta(minutes=1))
+    async with db.write() as conn:
+        b = await service.create(
+            conn,
+            guild_id=G1,
+            channel_id=5,
+            dilemma=Dilemma("100% or 5_0? '; DROP TABLE votes; --", DILEMMA.options),
+            closes_at=clock.now() + timedelta(hours=1),
+        )
+    other = await make_poll(service, G2, message_id=None)
+    assert await service.latest_poll_id(G1) == b
+    assert await service.latest_poll_id(G1, closed_only=True) is None
+    async with db.write() as conn:
+        await store.close(conn, a, now=clock.now())
+    assert await service.latest_poll_id(G1, closed_only=True) == a
+    assert [pid for _, pid in await service.autocomplete(G1, "", status=None)] == [b, a]
+    assert [pid for _, pid in await service.autocomplete(G1, "", status="open")] == [b]
+    assert [pid for _, pid in await service.autocomplete(G1, "100%", status=None)] == [b]
+    assert [pid for _, pid in await service.autocomplete(G1, "5_0", status=None)] == [b]
+    assert [pid for _, pid in await service.autocomplete(G1, "0%", status=None)] == [b]
+    assert [pid for _, pid in await service.autocomplete(G1, str(other), status=None)] == []
+    labels = await service.autocomplete(G1, "", status=None)
+    assert all(len(label) <= 100 for label, _ in labels)
+    async with db.read() as conn:
+        assert await scalar(conn, "SELECT count(*) FROM polls") == 3
