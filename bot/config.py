@@ -166,12 +166,21 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: Path | None
     return Settings(**values)
 
 
+# Loggers that are never allowed below a level, whatever LOG_LEVEL says:
+# discord.http and discord.webhook print request URLs, which carry interaction and webhook tokens;
+# aiosqlite's debug lines carry every SQL parameter, which would show who voted for what.
+_LOGGER_FLOORS = {
+    "discord.http": logging.WARNING,
+    "discord.webhook": logging.WARNING,
+    "discord.gateway": logging.INFO,
+    "aiosqlite": logging.INFO,
+    "alembic": logging.WARNING,
+}
+
+
 def configure_logging(level: str) -> None:
     """Root logging at ``level``; ``discord.http`` never below WARNING (its debug lines carry tokens)."""
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)-8s %(name)s: %(message)s",
-    )
-    logging.getLogger("discord.http").setLevel(max(logging.WARNING, getattr(logging, level)))
-    logging.getLogger("discord.gateway").setLevel(max(logging.INFO, getattr(logging, level)))
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, getattr(logging, level)))
+    logging.basicConfig(format="%(asctime)s %(levelname)-8s %(name)s: %(message)s")  # no-op if already set up
+    logging.getLogger().setLevel(getattr(logging, level))
+    for name, floor in _LOGGER_FLOORS.items():
+        logging.getLogger(name).setLevel(max(floor, getattr(logging, level)))
