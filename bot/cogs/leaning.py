@@ -1,0 +1,264 @@
+"""/leaning: where the server stands between the individual and the community, and how that moves.
+
+Thin adapter: storage queries -> domain statistics -> ui embeds and charts. Anything that reads many
+rows or draws a chart defers first (Discord allows 3 s for the first answer); charts and clustering
+run in a worker thread so the event loop keeps serving votes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.domain.errors import UserError
+from bot.domain.groups import MIN_GROUP, opinion_groups
+from bot.domain.leaning import unifying_and_divisive
+from bot.domain.packs import THEMES
+from bot.storage import leaning as store
+from bot.ui import charts
+from bot.ui import leaning as ui
+
+if TYPE_CHECKING:
+    from bot.app import CommonGround
+
+log = logging.getLogger(__name__)
+
+
+# period -> (days back, label, series step in days, step name). None: since the first poll.
+PERIODS: dict[str, tuple[int | None, str, int, str]] = {
+    "week": (7, "the last week", 1, "day"),
+    "month": (30, "the last month", 1, "day"),
+    "quarter": (91, "the last three months", 7, "week"),
+    "year": (365, "the last year", 7, "week"),
+    "all": (None, "all time", 7, "week"),
+}
+PERIOD_CHOICES = [
+    app_commands.Choice(name="the last week", value="week"),
+    app_commands.Choice(name="the last month", value="month"),
+    app_commands.Choice(name="the last three months", value="quarter"),
+    app_commands.Choice(name="the last year", value="year"),
+    app_commands.Choice(name="all time", value="all"),
+]
+MAX_WEEKLY_POINTS = 104  # beyond two years of weeks, "all time" is drawn in four-week steps
+
+Period = app_commands.Choice[str]
+
+
+def _period(choice: Period | str | None, default: str) -> tuple[int | None, str, int, str]:
+    key = choice.value if isinstance(choice, app_commands.Choice) else (choice or default)
+    if key not in PERIODS:
+        raise UserError(f"Unknown period {key!r}: choose one of {', '.join(PERIODS)}.")
+    return PERIODS[key]
+
+
+def _theme(value: str | None) -> str | None:
+    """Autocomplete suggests; the command re-validates (a member can type anything)."""
+    if value is None or not value.strip():
+        return None
+    theme = value.strip().lower()
+    if theme not in THEMES:
+        raise UserError(f"There is no theme called {value[:40]!r}. Pick one from the list: {', '.join(THEMES)}.")
+    return theme
+
+
+@app_commands.guild_only()
+class Leaning(
+    commands.GroupCog,
+    group_name="leaning",
+    group_description="Where this server leans between the individual and the community, and how it moves.",
+):
+    def __init__(self, bot: CommonGround) -> None:
+        self.bot = bot
+        super().__init__()
+
+    def _today(self) -> date:
+        return self.bot.clock.now().date()
+
+    def _since(self, days: int | None) -> date | None:
+        return None if days is None else self._today() - timedelta(days=days - 1)
+
+    async def _has_polls(self, guild_id: int) -> bool:
+        async with self.bot.db.read() as conn:
+            return bool(await store.poll_finals(conn, guild_id, limit=1))
+
+    async def _nothing(self, interaction: discord.Interaction, guild_id: int, scope: str) -> None:
+        """The friendly answer when a period has no closed poll (and whether the server has any)."""
+        if await self._has_polls(guild_id):
+            text = f"No poll closed in {scope} yet. Try a longer period, e.g. `period: all time`."
+        else:
+            text = ui.no_data()
+        await interaction.followup.send(text)
+
+    # -- /leaning show ----------------------------------------------------------------------------
+
+    @app_commands.command(name="show", description="The server's leaning over time, as a chart with a short summary.")
+    @app_commands.describe(period="How far back to look (default: three months)", theme="Only one essay theme")
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def show(
+        self, interaction: discord.Interaction[CommonGround], period: Period | None = None, theme: str | None = None
+    ) -> None:
+        days, label, step_days, step = _period(period, "quarter")
+        theme = _theme(theme)
+        assert interaction.guild_id is not None
+        await interaction.response.defer(thinking=True)
+        guild_id = interaction.guild_id
+        since = self._since(days)
+        async with self.bot.db.read() as conn:
+            finals = await store.poll_finals(conn, guild_id, since=since, theme=theme)
+            if not finals:
+                points = []
+            elif step_days == 1:
+                points = await store.daily_series(conn, guild_id, theme=theme, since=since)
+            else:
+                points = await store.weekly_series(conn, guild_id, theme=theme, since=since)
+                if len(points) > MAX_WEEKLY_POINTS:
+                    first = finals[0].closed_at.date()
+                    points = await store.daily_series(conn, guild_id, theme=theme, since=first, step_days=28)
+                    step = "four weeks"
+            overall = await store.period_leaning(conn, guild_id, since=since, theme=theme)
+            took_part = await store.participants(conn, guild_id, since=since, theme=theme)
+        if not finals:
+            scope = label + (f" on {theme}" if theme else "")
+            await self._nothing(interaction, guild_id, scope)
+            return
+        unifying_id, divisive_id = unifying_and_divisive([(p.poll_id, p.counts) for p in finals])
+        by_id = {p.poll_id: p for p in finals}
+        data = ui.ShowData(
+            period_label=label,
+            theme=theme,
+            points=points,
+            overall=overall,
+            participants=took_part,
+            unifying=by_id.get(unifying_id) if unifying_id is not None else None,
+            divisive=by_id.get(divisive_id) if divisive_id is not None else None,
+            movers=ui.movers(finals, overall),
+        )
+        title = f"Leaning {step} by {step}, {label}" + (f" — {theme}" if theme else "")
+        image = await asyncio.to_thread(charts.leaning_chart, points, title, ui.marks(data.movers))
+        await interaction.followup.send(embed=ui.show_embed(data, step), file=ui.png(image, "leaning.png"))
+
+    @show.autocomplete("theme")
+    async def _theme_autocomplete(self, _interaction: discord.Interaction, current: str):
+        current = current.strip().lower()
+        return [
+            app_commands.Choice(name=f"{name} — {about}"[:100], value=name)
+            for name, about in THEMES.items()
+            if current in name or current in about
+        ][:25]
+
+    # -- /leaning themes --------------------------------------------------------------------------
+
+    @app_commands.command(name="themes", description="The leaning per essay theme, with intervals and vote counts.")
+    @app_commands.describe(period="How far back to look (default: all time)")
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def themes(self, interaction: discord.Interaction[CommonGround], period: Period | None = None) -> None:
+        days, label, _, _ = _period(period, "all")
+        assert interaction.guild_id is not None
+        await interaction.response.defer(thinking=True)
+        async with self.bot.db.read() as conn:
+            per_theme = await store.theme_leanings(conn, interaction.guild_id, since=self._since(days))
+        if not per_theme:
+            await self._nothing(interaction, interaction.guild_id, label)
+            return
+        order = list(THEMES)
+        rows = sorted(per_theme.items(), key=lambda kv: order.index(kv[0]) if kv[0] in THEMES else len(order))
+        image = await asyncio.to_thread(charts.themes_chart, rows, f"Leaning by theme, {label}")
+        await interaction.followup.send(embed=ui.themes_embed(rows, label), file=ui.png(image, "themes.png"))
+
+    # -- /leaning shift ---------------------------------------------------------------------------
+
+    @app_commands.command(name="shift", description="How many members changed their mind during debates.")
+    @app_commands.describe(period="How far back to look (default: the last month)")
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def shift(self, interaction: discord.Interaction[CommonGround], period: Period | None = None) -> None:
+        days, label, _, _ = _period(period, "month")
+        assert interaction.guild_id is not None
+        await interaction.response.defer(thinking=True)
+        guild_id = interaction.guild_id
+        async with self.bot.db.read() as conn:
+            summary = await store.shift_data(conn, guild_id, since=self._since(days))
+            top = [p for p, _ in ui.top_shifts(summary)]
+            questions = {p.poll_id: p.question for p in await store.poll_finals(conn, guild_id, poll_ids=top)}
+        if not summary.members:
+            await self._nothing(interaction, guild_id, label)
+            return
+        image = await asyncio.to_thread(ui.shift_chart, summary, questions, f"Changes of mind, {label}")
+        await interaction.followup.send(
+            embed=ui.shift_embed(summary, questions, label), file=ui.png(image, "shift.png")
+        )
+
+    # -- /leaning groups --------------------------------------------------------------------------
+
+    @app_commands.command(name="groups", description="Opinion groups: who votes alike, where groups agree and split.")
+    @app_commands.describe(period="How far back to look (default: all time)")
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def groups(self, interaction: discord.Interaction[CommonGround], period: Period | None = None) -> None:
+        days, label, _, _ = _period(period, "all")
+        assert interaction.guild_id is not None
+        await interaction.response.defer(thinking=True)
+        guild_id = interaction.guild_id
+        async with self.bot.db.read() as conn:
+            vm = await store.vote_matrix(conn, guild_id, since=self._since(days))
+        if vm.matrix.size == 0 and not vm.excluded:
+            await self._nothing(interaction, guild_id, label)
+            return
+        result = await asyncio.to_thread(opinion_groups, vm.matrix, None, vm.polls)
+        # Never carry the member -> group mapping further, and never show a group under MIN_GROUP.
+        result = replace(
+            result.without_members(),
+            groups=[g for g in result.groups if g.size >= MIN_GROUP],
+            members_excluded=result.members_excluded + vm.excluded,
+        )
+        if len(result.groups) < 2:
+            unlabelled = [(x, y, None) for x, y, _ in result.coords_for_map]
+            result = replace(result, groups=[], consensus=[], divisive=[], coords_for_map=unlabelled)
+        wanted = [c.poll for c in (*result.consensus[:4], *result.divisive[:4])]
+        async with self.bot.db.read() as conn:
+            questions = {p.poll_id: p.question for p in await store.poll_finals(conn, guild_id, poll_ids=wanted)}
+        image = await asyncio.to_thread(charts.groups_chart, result, f"Opinion groups, {label}")
+        await interaction.followup.send(
+            embed=ui.groups_embed(result, questions, label), file=ui.png(image, "groups.png")
+        )
+
+    # -- /leaning me ------------------------------------------------------------------------------
+
+    @app_commands.command(name="me", description="Only you see it: your own position next to the server's, per theme.")
+    @app_commands.describe(period="How far back to look (default: all time)")
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def me(self, interaction: discord.Interaction[CommonGround], period: Period | None = None) -> None:
+        days, label, _, _ = _period(period, "all")
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.bot.db.read() as conn:
+            compass = await store.member_compass(
+                conn, interaction.guild_id, interaction.user.id, since=self._since(days)
+            )
+        if compass.member.n == 0:
+            await interaction.followup.send(
+                f"You haven't voted in a poll that has closed here ({label}), so there's no compass to show yet. "
+                "Vote on the next daily debate; your position appears here once its poll closes. "
+                "Only you will see it.",
+                ephemeral=True,
+            )
+            return
+        image = await asyncio.to_thread(ui.me_chart, compass, f"You and the server, {label}")
+        await interaction.followup.send(
+            embed=ui.me_embed(compass, label), file=ui.png(image, "compass.png"), ephemeral=True
+        )
+
+    # -- /leaning methodology ---------------------------------------------------------------------
+
+    @app_commands.command(name="methodology", description="How every number here is computed, and what it is not.")
+    async def methodology(self, interaction: discord.Interaction[CommonGround]) -> None:
+        await interaction.response.send_message(embed=ui.methodology_embed(), ephemeral=True)
+
+
+async def setup(bot: CommonGround) -> None:
+    await bot.add_cog(Leaning(bot))
