@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Loaded in this order; later issues add their features here.
-EXTENSIONS: tuple[str, ...] = ("bot.cogs.meta", "bot.cogs.lifecycle", "bot.cogs.privacy")
+EXTENSIONS: tuple[str, ...] = (
+    "bot.cogs.meta",
+    "bot.cogs.lifecycle",
+    "bot.cogs.poll",  # registers the poll service the debates post through
+    "bot.cogs.schedule",
+    "bot.cogs.pack",
+    "bot.cogs.debate",
+    "bot.cogs.leaning",
+    "bot.cogs.privacy",
+)
 
 
 def apply_endpoints(settings: Settings) -> None:
