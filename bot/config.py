@@ -184,3 +184,9 @@ def configure_logging(level: str) -> None:
     logging.getLogger().setLevel(getattr(logging, level))
     for name, floor in _LOGGER_FLOORS.items():
         logging.getLogger(name).setLevel(max(floor, getattr(logging, level)))
+    logging.getLogger("discord.client").addFilter(_no_voice_warnings)
+
+
+def _no_voice_warnings(record: logging.LogRecord) -> bool:
+    """The bot has no voice features; discord.py's "PyNaCl is not installed" warnings are noise here."""
+    return "voice will NOT be supported" not in record.getMessage()

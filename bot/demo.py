@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import shutil
 import textwrap
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 from bot.app import CommonGround
 from bot.config import Settings, load_settings
 from bot.domain.clock import FakeClock
+from bot.domain.schedule import describe_relative
 from bot.runtime import build_bot
 from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
@@ -145,13 +147,41 @@ def render_message(data: dict[str, Any] | None) -> str:
     return "\n".join(parts) or "(empty)"
 
 
+def _answer_of(interaction) -> dict[str, Any] | None:
+    """The real answer of a deferred interaction, once the bot has sent it."""
+    original = interaction.original
+    if original and (original.get("content") or original.get("embeds") or original.get("attachments")):
+        return original
+    return interaction.followups[0] if interaction.followups else None
+
+
+_TIMESTAMP = re.compile(r"<t:(\d+)(?::[tTdDfFR])?>")
+_CHANNEL = re.compile(r"<#(\d+)>")
+
+
 class Transcript:
-    def __init__(self) -> None:
-        self.quiet = False
+    """Prints what members saw, with Discord's markup shown the way their client shows it."""
+
+    def __init__(self, clock: FakeClock, sandbox: Sandbox) -> None:
+        self.clock = clock
+        self.sandbox = sandbox
+
+    def channel_name(self, channel_id: int) -> str:
+        channel = self.sandbox.channels.get(channel_id)
+        return channel.name if channel else "deleted-channel"
+
+    def humanize(self, text: str) -> str:
+        def timestamp(match: re.Match[str]) -> str:
+            when = datetime.fromtimestamp(int(match.group(1)), UTC)
+            if match.group(0).endswith(":R>"):
+                return describe_relative(when - self.clock.now())
+            return when.strftime("%a %d %b %H:%M UTC")
+
+        text = _TIMESTAMP.sub(timestamp, text)
+        return _CHANNEL.sub(lambda m: "#" + self.channel_name(int(m.group(1))), text)
 
     def say(self, text: str = "") -> None:
-        if not self.quiet:
-            print(text, flush=True)
+        print(self.humanize(text), flush=True)
 
     def command(self, who: str, command: str, reply: dict[str, Any]) -> None:
         data = reply.get("data") or {}
@@ -176,7 +206,7 @@ class Demo:
         self.rng = random.Random(seed)
         self.clock = FakeClock(START)
         self.sandbox = Sandbox()
-        self.t = Transcript()
+        self.t = Transcript(self.clock, self.sandbox)
         self.bot: CommonGround | None = None
         self.db: Database | None = None
         self.task: asyncio.Task[None] | None = None
@@ -226,9 +256,9 @@ class Demo:
         who = member.user["username"]
         ix = await self.sandbox.slash(self.guild.id, self.channel.id, member.id, name, options or {})
         reply = await ix.response(timeout=5)
-        if reply.get("type") == 5:  # deferred: the real answer arrives as an edit of @original
-            await self.sandbox.wait_for(lambda: ix.original, timeout=15)
-            reply = {"type": 4, "data": ix.original}
+        if reply.get("type") == 5:  # deferred ("thinking…"): the answer is an edit of @original or a follow-up
+            data = await self.sandbox.wait_for(lambda: _answer_of(ix), timeout=30)
+            reply = {"type": 4, "data": {**data, "flags": (reply.get("data") or {}).get("flags", 0)}}
         self.stats["answered"] += 1
         self.save_files(reply.get("data") or {}, name.replace(" ", "-"))
         if show:
@@ -309,7 +339,8 @@ class Demo:
         await self.slash(first, "leaning shift")
         await self.slash(first, "leaning groups")
         await self.slash(first, "leaning me")
-        await self.slash(self.mod, "poll export")
+        if any(c.qualified_name == "poll export" for c in self.bot.tree.walk_commands()):
+            await self.slash(self.mod, "poll export")
         await self.slash(first, "privacy export-me")
         t.say("\n=== summary ===")
         t.say(
