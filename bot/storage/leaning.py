@@ -213,6 +213,7 @@ async def poll_finals(
     until: date | None = None,
     theme: str | None = None,
     poll_ids: Sequence[int] | None = None,
+    limit: int | None = None,
 ) -> list[PollFinal]:
     """The server's closed polls in the window, oldest first, with their final counts.
 
@@ -238,6 +239,7 @@ async def poll_finals(
             )
             .where(cond)
             .order_by(polls.c.closed_at, polls.c.id)
+            .limit(limit)
         )
     ).all()
     if not rows:
@@ -286,12 +288,14 @@ async def theme_leanings(conn: AsyncConnection, guild_id: int, *, since: date | 
     return {theme: combine(ms) for theme, ms in sorted(per_theme.items())}
 
 
-async def participants(conn: AsyncConnection, guild_id: int, *, since: date | None = None) -> int:
+async def participants(
+    conn: AsyncConnection, guild_id: int, *, since: date | None = None, theme: str | None = None
+) -> int:
     """Distinct members with a final vote on a closed poll in the window."""
     query = (
         select(func.count(func.distinct(votes.c.user_id)))
         .select_from(polls.join(votes, votes.c.poll_id == polls.c.id))
-        .where(_closed(guild_id, since, None, None))
+        .where(_closed(guild_id, since, None, theme))
     )
     return int((await conn.execute(query)).scalar() or 0)
 

@@ -50,6 +50,10 @@ def _votes(n: int) -> str:
     return "1 vote" if n == 1 else f"{n} votes"
 
 
+def _polls(n: int) -> str:
+    return "1 poll" if n == 1 else f"{n} polls"
+
+
 def _members(n: int) -> str:
     return "1 member" if n == 1 else f"{n} members"
 
@@ -190,10 +194,13 @@ def themes_embed(rows: Sequence[tuple[str, Leaning]], period_label: str) -> disc
 # --- /leaning shift --------------------------------------------------------------------------------
 
 
-def _shift_line(s: PollShift) -> str:
+def _shift_line(s: PollShift, *, overall: bool = False) -> str:
     if not s.voters:
         return "nobody voted"
-    parts = [f"{s.changed} of {_members(s.voters)} changed their mind"]
+    if overall:  # summed over polls: a member who voted in 12 polls counts 12 times
+        parts = [f"{s.changed} of {s.voters} votes ended on a different option than they started"]
+    else:
+        parts = [f"{s.changed} of {_members(s.voters)} changed their mind"]
     if s.changed:
         parts.append(f"{s.toward_community} towards the community, {s.toward_individual} towards the individual")
     if s.withdrew:
@@ -214,7 +221,7 @@ def shift_embed(summary: ShiftSummary, questions: Mapping[int, str], period_labe
     share = f" ({summary.members_changed / summary.members:.0%})" if summary.members else ""
     lines = [
         f"**{_members(summary.members_changed)}** of {summary.members} changed their mind at least once{share}.",
-        f"Across {len(summary.per_poll)} poll{'s' if len(summary.per_poll) != 1 else ''}: {_shift_line(o)}.",
+        f"Across {_polls(len(summary.per_poll))}: {_shift_line(o, overall=True)}.",
     ]
     if summary.members < SMALL_SAMPLE:
         lines.append(f"Based on {_members(summary.members)}: a small sample.")
@@ -330,9 +337,7 @@ def groups_embed(result: GroupsResult, questions: Mapping[int, str], period_labe
             value=f"{_members(result.members_excluded)} voted fewer than {MIN_VOTES} times in this period.",
             inline=False,
         )
-    embed.set_footer(
-        text="Groups describe voting patterns on these dilemmas, not people. No names are stored or shown."
-    )
+    embed.set_footer(text="Groups describe voting patterns on these dilemmas, not people. No names are shown.")
     return finish(embed)
 
 
