@@ -1,0 +1,337 @@
+"""The durable dispatcher and the debate-post handler, driven by a FakeClock (no real waiting)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.domain.clock import FakeClock
+from bot.scheduler import PermanentJobError, Scheduler, backoff
+from bot.services.debates import Blocked, DebateService, Delivered
+from bot.storage import debates as debate_store
+from bot.storage import guilds
+from bot.storage import jobs as job_store
+from bot.storage import schedules as schedule_store
+from bot.storage.schedules import post_key
+
+START = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday 06:00 UTC = 06:00 London
+
+
+@pytest.fixture
+async def sched(db):
+    """A dispatcher driven by ``drain()`` alone (its loop is not started), so runs are deterministic."""
+    s = Scheduler(db, FakeClock(START))
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+@pytest.fixture
+async def running(db):
+    """A dispatcher with its own loop running, woken by the fake clock."""
+    s = Scheduler(db, FakeClock(START))
+    s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+# -- the dispatcher --------------------------------------------------------------------------------
+
+
+async def test_a_job_runs_once_when_due_and_is_then_deleted(db, sched):
+    runs = []
+
+    async def handler(job):
+        runs.append((job.key, sched.clock.now()))
+
+    sched.register("t", handler)
+    await sched.schedule("t", "k1", START + timedelta(hours=1), {"a": 1})
+    await sched.drain()
+    assert runs == []
+    sched.clock.advance(timedelta(minutes=59))
+    await sched.drain()
+    assert runs == []
+    sched.clock.advance(timedelta(minutes=1))
+    await sched.drain()
+    assert runs == [("k1", START + timedelta(hours=1))]
+    sched.clock.advance(timedelta(days=1))
+    await sched.drain()
+    assert len(runs) == 1
+    async with db.read() as conn:
+        assert await job_store.count(conn) == 0
+
+
+async def test_the_loop_wakes_on_its_own_when_the_fake_clock_moves(db, running):
+    done = asyncio.Event()
+
+    async def handler(job):
+        done.set()
+
+    running.register("t", handler)
+    await running.schedule("t", "k", START + timedelta(minutes=5))
+    running.clock.advance(timedelta(minutes=5))
+    await asyncio.wait_for(done.wait(), 5)
+    await asyncio.wait_for(running.wait_idle(), 5)
+    async with db.read() as conn:
+        assert await job_store.get(conn, "k") is None
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="bot/scheduler.py race: a run_due() whose read began before a job's commit can start the job "
+    "again after it finished (seen as a retried job re-run at once with its old attempts). Reported to the lead.",
+)
+async def test_loop_and_drain_together_run_a_failing_job_once_per_due_time(db, running):
+    attempts = []
+
+    async def handler(job):
+        attempts.append(job.attempts)
+        raise RuntimeError("502")
+
+    running.register("t", handler)
+    for _ in range(20):
+        attempts.clear()
+        await running.schedule("t", "k", running.clock.now())
+        await running.drain()
+        await asyncio.wait_for(running.wait_idle(), 5)
+        assert attempts == [0]
+        async with running.db.write() as conn:
+            await job_store.cancel(conn, "k")
+
+
+async def test_a_failing_job_is_retried_with_backoff_and_kept_until_it_succeeds(db, sched):
+    attempts = []
+
+    async def handler(job):
+        attempts.append(job.attempts)
+        if len(attempts) < 3:
+            raise RuntimeError("discord 502")
+
+    sched.register("t", handler)
+    await sched.schedule("t", "k", START)
+    await sched.drain()
+    async with db.read() as conn:
+        job = await job_store.get(conn, "k")
+    assert attempts == [0] and job is not None and job.attempts == 1
+    assert job.due_at == START + backoff(0)
+    sched.clock.advance(backoff(0) - timedelta(seconds=1))
+    await sched.drain()
+    assert attempts == [0]
+    sched.clock.advance(timedelta(seconds=1))
+    await sched.drain()
+    assert attempts == [0, 1]
+    sched.clock.advance(backoff(1))
+    await sched.drain()
+    assert attempts == [0, 1, 2]
+    async with db.read() as conn:
+        assert await job_store.get(conn, "k") is None
+
+
+async def test_a_permanent_error_is_not_retried(db, sched):
+    calls = []
+
+    async def handler(job):
+        calls.append(1)
+        raise PermanentJobError("blocked")
+
+    sched.register("t", handler)
+    await sched.schedule("t", "k", START)
+    await sched.drain()
+    sched.clock.advance(timedelta(days=2))
+    await sched.drain()
+    assert calls == [1]
+    async with db.read() as conn:
+        assert await job_store.count(conn) == 0
+
+
+async def test_a_job_re_armed_while_running_is_not_deleted_by_the_old_run(db, sched):
+    runs = []
+
+    async def handler(job):
+        runs.append(job.due_at)
+        await sched.schedule("t", "k", job.due_at + timedelta(days=1))
+
+    sched.register("t", handler)
+    await sched.schedule("t", "k", START)
+    await sched.drain()
+    async with db.read() as conn:
+        job = await job_store.get(conn, "k")
+    assert runs == [START] and job is not None and job.due_at == START + timedelta(days=1)
+    sched.clock.advance(timedelta(days=1))
+    await sched.drain()
+    assert runs == [START, START + timedelta(days=1)]
+
+
+# -- the debate-post handler ------------------------------------------------------------------------
+
+
+class FakeSender:
+    def __init__(self):
+        self.sent: list[tuple[str, str]] = []  # (nonce, excerpt)
+        self.fail_with: Exception | None = None
+        self.by_nonce: dict[str, int] = {}
+
+    async def __call__(self, debate, prompt, options, poll_id):
+        if self.fail_with is not None:
+            exc, self.fail_with = self.fail_with, None
+            raise exc
+        # Like Discord with enforce_nonce: the same nonce returns the first message.
+        if debate.nonce not in self.by_nonce:
+            self.sent.append((debate.nonce, debate.excerpt))
+            self.by_nonce[debate.nonce] = 1000 + len(self.by_nonce)
+        return Delivered(self.by_nonce[debate.nonce])
+
+
+@pytest.fixture
+async def service(db, sched):
+    sender = FakeSender()
+    svc = DebateService(db, sched.clock, sched, deliver=sender)
+    svc.register()
+    svc.sender = sender
+    return svc
+
+
+async def setup_schedule(svc, guild_id=1, **over):
+    values = {"channel_id": 10, "post_time": "09:00", "timezone": "Europe/London", "weekdays": 0b1111111}
+    values.update(over)
+    return await svc.setup(guild_id, **values)
+
+
+async def test_one_post_per_local_day_and_the_next_slot_is_armed(db, service, sched):
+    _s, due = await setup_schedule(service)
+    assert due == datetime(2026, 3, 2, 9, tzinfo=UTC)
+    sched.clock.set(due)
+    await sched.drain()
+    for _ in range(2):
+        sched.clock.advance(timedelta(hours=24))
+        await sched.drain()
+    assert len(service.sender.sent) == 3
+    assert len({e for _n, e in service.sender.sent}) == 3  # three different prompts
+    async with db.read() as conn:
+        job = await job_store.get(conn, post_key(1))
+        rows, total = await debate_store.history(conn, 1, offset=0, limit=10)
+    assert total == 3 and {r.slot_date for r in rows} == {"2026-03-02", "2026-03-03", "2026-03-04"}
+    assert job.payload == {"slot_date": "2026-03-05"}
+
+
+async def test_a_retry_after_a_failed_send_reuses_the_nonce_and_posts_once(db, service, sched):
+    await setup_schedule(service)
+    service.sender.fail_with = RuntimeError("502 after the message was created")
+    sched.clock.set(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    await sched.drain()
+    assert service.sender.sent == []
+    sched.clock.advance(backoff(0))
+    await sched.drain()
+    assert len(service.sender.sent) == 1
+    async with db.read() as conn:
+        d = await debate_store.get_slot(conn, 1, "2026-03-02")
+    assert d.status == "posted" and d.nonce == service.sender.sent[0][0] and len(d.nonce) <= 25
+
+
+async def test_running_the_same_slot_again_posts_nothing(db, service, sched):
+    await setup_schedule(service)
+    sched.clock.set(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    await sched.drain()
+    # Simulate a stale duplicate run of the same slot (e.g. a restart racing the re-arm).
+    await sched.schedule("debate-post", post_key(1), sched.clock.now(), {"slot_date": "2026-03-02"}, guild_id=1)
+    await sched.drain()
+    assert len(service.sender.sent) == 1
+
+
+async def test_missed_slot_is_posted_within_the_catch_up_window(db, service, sched):
+    await setup_schedule(service)
+    sched.clock.set(datetime(2026, 3, 2, 11, 59, tzinfo=UTC))  # back 2 h 59 min late
+    await sched.drain()
+    assert len(service.sender.sent) == 1
+
+
+async def test_missed_slot_past_the_window_is_skipped_and_noted(db, service, sched):
+    await setup_schedule(service)
+    sched.clock.set(datetime(2026, 3, 2, 12, 1, tzinfo=UTC))
+    await sched.drain()
+    assert service.sender.sent == []
+    async with db.read() as conn:
+        s = await schedule_store.get(conn, 1)
+        job = await job_store.get(conn, post_key(1))
+    assert "was skipped" in s.last_skip_note and "3-hour catch-up window" in s.last_skip_note
+    assert job.payload == {"slot_date": "2026-03-03"}
+
+
+async def test_blocked_post_blocks_the_schedule_without_a_retry_loop(db, service, sched):
+    await setup_schedule(service)
+    service.sender.fail_with = Blocked("missing Send Messages in #general")
+    sched.clock.set(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    await sched.drain()
+    sched.clock.advance(timedelta(days=3))
+    await sched.drain()
+    assert service.sender.sent == []
+    async with db.read() as conn:
+        s = await schedule_store.get(conn, 1)
+        assert await job_store.get(conn, post_key(1)) is None
+        d = await debate_store.get_slot(conn, 1, "2026-03-02")
+    assert s.blocked_reason == "missing Send Messages in #general"
+    assert d.status == "failed"
+    due = await service.resume(1)
+    assert due == datetime(2026, 3, 6, 9, tzinfo=UTC)
+    sched.clock.set(due)
+    await sched.drain()
+    assert len(service.sender.sent) == 1
+
+
+async def test_paused_schedule_posts_nothing_until_resumed(db, service, sched):
+    await setup_schedule(service)
+    await service.pause(1)
+    sched.clock.advance(timedelta(days=2))
+    await sched.drain()
+    assert service.sender.sent == []
+    await service.resume(1)
+    sched.clock.advance(timedelta(hours=3))
+    await sched.drain()
+    assert len(service.sender.sent) == 1
+
+
+async def test_skip_moves_the_next_post_by_one_slot(db, service, sched):
+    await setup_schedule(service)
+    skipped, due = await service.skip(1)
+    assert skipped == "2026-03-02" and due == datetime(2026, 3, 3, 9, tzinfo=UTC)
+    sched.clock.set(datetime(2026, 3, 2, 23, tzinfo=UTC))
+    await sched.drain()
+    assert service.sender.sent == []
+
+
+async def test_reconcile_arms_missing_jobs_once(db, service, sched):
+    for gid in range(1, 51):
+        await setup_schedule(service, gid, post_time=f"{gid % 24:02d}:30", timezone="Asia/Kathmandu")
+    async with db.write() as conn:
+        for gid in range(1, 51):
+            await job_store.cancel(conn, post_key(gid))
+    assert await service.reconcile() == 50
+    assert await service.reconcile() == 0
+    async with db.read() as conn:
+        assert await job_store.count(conn, "debate-post") == 50
+        job = await job_store.get(conn, post_key(9))
+    # 09:30 in Kathmandu (UTC+5:45) is 03:45 UTC; it is 06:00 UTC, so tomorrow.
+    assert job.due_at == datetime(2026, 3, 3, 3, 45, tzinfo=UTC)
+
+
+async def test_dst_change_still_gives_one_post_per_local_day(db, service, sched):
+    sched.clock.set(datetime(2026, 3, 27, 12, tzinfo=UTC))
+    await setup_schedule(service, timezone="Europe/London", post_time="01:30")  # 29 Mar: 01:00->02:00 gap
+    for _ in range(4 * 24):
+        sched.clock.advance(timedelta(hours=1))
+        await sched.drain()
+    async with db.read() as conn:
+        rows, total = await debate_store.history(conn, 1, offset=0, limit=10)
+    assert total == 4
+    assert sorted(r.slot_date for r in rows) == ["2026-03-28", "2026-03-29", "2026-03-30", "2026-03-31"]
+
+
+async def test_guild_row_is_created_before_the_schedule(db, service):
+    await setup_schedule(service, 77)
+    async with db.read() as conn:
+        assert await guilds.get(conn, 77) is not None
