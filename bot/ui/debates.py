@@ -65,6 +65,12 @@ def missing_permissions(channel: Any, *, thread: bool, pin: bool, event: bool = 
     if thread:
         needed.append("create_public_threads")
     missing = [PERMISSION_NAMES[p] for p in needed if not getattr(perms, p)]
+    # Discord (and discord.py) deny what depends on View Channel / Send Messages when those are denied:
+    # name the root cause only.
+    if PERMISSION_NAMES["view_channel"] in missing:
+        return [PERMISSION_NAMES["view_channel"]]
+    if PERMISSION_NAMES["send_messages"] in missing:
+        return [PERMISSION_NAMES["send_messages"]]
     if pin and not (perms.manage_messages or getattr(perms, "pin_messages", False)):
         missing.append(PERMISSION_NAMES["manage_messages"])
     if event and not perms.manage_events:

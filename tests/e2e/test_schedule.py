@@ -1,0 +1,189 @@
+"""/schedule end to end: a moderator sets it up by slash command, the fake clock brings the post."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import discord
+
+from bot.domain.packs import load_builtin_pack
+from bot.storage import schedules as schedule_store
+from tests.harness import Harness
+
+SEND = discord.Permissions(send_messages=True).value
+EXCERPTS = {p.excerpt for p in load_builtin_pack().prompts}
+
+
+def post_requests(h: Harness):
+    return [r for r in h.sandbox.requests_to(f"/channels/{h.channel.id}/messages", "POST") if r.status == 200]
+
+
+def answer_text(ix) -> str:
+    """What a deferred command finally said (its original message or its follow-ups)."""
+    texts = [(ix.original or {}).get("content") or ""] + [m.get("content") or "" for m in ix.followups]
+    return "\n".join(texts)
+
+
+async def setup(h: Harness, **extra):
+    options = {"channel": h.channel.id, "time": "09:00", "timezone": "Europe/London", **extra}
+    reply = await h.reply(h.mod, "schedule setup", options)
+    assert reply["type"] == 4, reply
+    return reply["data"]["content"]
+
+
+async def status(h: Harness) -> str:
+    reply = await h.reply(h.mod, "schedule status")
+    return reply["data"]["content"]
+
+
+async def test_setup_then_one_post_with_the_verbatim_excerpt_a_role_ping_and_a_nonce(tmp_path):
+    async with Harness(tmp_path) as h:
+        role = h.sandbox.create_role(h.guild.id, "Debaters")
+        text = await setup(h, **{"ping-role": role.id})
+        assert "Next post:" in text and "09:00 Europe/London" in text
+        await h.advance(timedelta(hours=2, minutes=59))
+        assert h.posts() == []
+        await h.advance(timedelta(minutes=1))  # 09:00 London = 09:00 UTC in March
+        posts = h.posts()
+        assert len(posts) == 1
+        post = posts[0]
+        embed = post["embeds"][0]
+        quoted = embed["description"].split("\n— ")[0]
+        assert quoted.startswith("> ") and quoted[2:] in EXCERPTS
+        assert "Individualism and Collectivism, ¶" in embed["description"]
+        assert post["content"] == f"<@&{role.id}>"
+        body = post_requests(h)[0].json
+        assert body["allowed_mentions"]["parse"] == []
+        assert body["allowed_mentions"]["roles"] == [str(role.id)] or body["allowed_mentions"]["roles"] == [role.id]
+        assert not body["allowed_mentions"].get("users")
+        assert body["nonce"] and len(body["nonce"]) <= 25 and body["enforce_nonce"] is True
+        assert post["components"], "the poll's buttons ride on the post"
+        assert len(h.sandbox.threads(h.channel.id)) == 1
+        # A day later: the next one, a different prompt.
+        await h.advance(timedelta(days=1))
+        assert len(h.posts()) == 2
+        assert h.posts()[1]["embeds"][0]["description"] != embed["description"]
+        assert "Last post:" in await status(h)
+
+
+async def test_restart_mid_day_posts_nothing_twice(tmp_path):
+    async with Harness(tmp_path) as h:
+        await setup(h)
+        await h.advance(timedelta(hours=3))
+        assert len(h.posts()) == 1
+        await h.restart()
+        await h.advance(timedelta(hours=6))
+        await h.restart()
+        await h.advance(timedelta(hours=6))
+        assert len(h.posts()) == 1
+        await h.advance(timedelta(hours=12))  # the next day's 09:00
+        assert len(h.posts()) == 2
+
+
+async def test_a_403_blocks_the_schedule_and_status_says_why(tmp_path):
+    async with Harness(tmp_path) as h:
+        await setup(h)
+        h.sandbox.set_channel_permissions(h.channel.id, deny_bot=SEND)
+        await h.sandbox.wait_for(
+            lambda: not h.bot.get_channel(h.channel.id).permissions_for(h.bot.get_guild(h.guild.id).me).send_messages
+        )
+        await h.advance(timedelta(hours=3))
+        await h.advance(timedelta(days=2))
+        assert h.posts() == []
+        assert len(post_requests(h)) == 0
+        text = await status(h)
+        assert "Blocked:" in text and "missing Send Messages in #debates" in text
+        # Fixed: resume posts again.
+        h.sandbox.set_channel_permissions(h.channel.id, deny_bot=0)
+        await h.sandbox.wait_for(
+            lambda: h.bot.get_channel(h.channel.id).permissions_for(h.bot.get_guild(h.guild.id).me).send_messages
+        )
+        await h.reply(h.mod, "schedule resume")
+        await h.advance(timedelta(days=1))
+        assert len(h.posts()) == 1
+
+
+async def test_a_403_from_discord_itself_blocks_after_one_request(tmp_path):
+    async with Harness(tmp_path) as h:
+        await setup(h)
+        h.sandbox.faults.forbidden(f"/channels/{h.channel.id}/messages")
+        await h.advance(timedelta(hours=3))
+        await h.advance(timedelta(days=1))
+        attempts = h.sandbox.requests_to(f"/channels/{h.channel.id}/messages", "POST")
+        assert len(attempts) == 1
+        assert "Blocked:" in await status(h)
+
+
+async def test_a_member_without_manage_server_is_refused_and_nothing_changes(tmp_path):
+    async with Harness(tmp_path) as h:
+        member = h.members[0]
+        reply = await h.reply(
+            member, "schedule setup", {"channel": h.channel.id, "time": "09:00", "timezone": "Europe/London"}
+        )
+        assert reply["data"]["flags"] & 64
+        assert "Manage Server" in reply["data"]["content"]
+        async with h.db.read() as conn:
+            assert await schedule_store.get(conn, h.guild.id) is None
+        await setup(h)
+        reply = await h.reply(member, "schedule pause")
+        assert "Manage Server" in reply["data"]["content"]
+        async with h.db.read() as conn:
+            assert (await schedule_store.get(conn, h.guild.id)).active
+
+
+async def test_bad_input_is_refused_with_a_reason(tmp_path):
+    async with Harness(tmp_path) as h:
+        reply = await h.reply(
+            h.mod, "schedule setup", {"channel": h.channel.id, "time": "25:00", "timezone": "Europe/London"}
+        )
+        assert "hours go from 00 to 23" in reply["data"]["content"]
+        reply = await h.reply(
+            h.mod, "schedule setup", {"channel": h.channel.id, "time": "09:00", "timezone": "../../etc/passwd"}
+        )
+        assert "timezone" in reply["data"]["content"]
+        async with h.db.read() as conn:
+            assert await schedule_store.get(conn, h.guild.id) is None
+        choices = await h.sandbox.autocomplete(
+            h.guild.id,
+            h.channel.id,
+            h.mod.id,
+            "schedule setup",
+            {"channel": h.channel.id, "time": "09:00", "timezone": "lond"},
+            focused="timezone",
+        )
+        assert "Europe/London" in [c["value"] for c in choices]
+
+
+async def test_skip_pause_post_now_and_plan(tmp_path):
+    async with Harness(tmp_path) as h:
+        await setup(h)
+        reply = await h.reply(h.mod, "schedule skip")
+        assert "2026-03-02" in reply["data"]["content"]
+        await h.advance(timedelta(hours=3))
+        assert h.posts() == []
+        assert "skipped by a moderator" in await status(h)
+        ix = await h.slash(h.mod, "schedule post-now")
+        await ix.response()
+        await h.sandbox.wait_for(lambda: "Posted" in answer_text(ix))
+        assert len(h.posts()) == 1
+        assert len(h.posts()) == 1
+
+
+async def test_plan_a_one_off_debate_with_a_discord_event(tmp_path):
+    # The sandbox refuses events in the past by the real clock, so this test starts at the real time.
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    async with Harness(tmp_path, now=start) as h:
+        await setup(h, time="06:00", timezone="UTC")
+        when = start + timedelta(days=2, hours=3)
+        key = "individualism-collectivism/self-reliance-as-a-virtue"
+        ix = await h.slash(h.mod, "schedule plan", {"prompt": key, "when": f"{when:%Y-%m-%d %H:%M}", "event": True})
+        await ix.response()
+        await h.sandbox.wait_for(lambda: "Planned" in answer_text(ix))
+        assert "event was created" in answer_text(ix)
+        events = h.sandbox.scheduled_events(h.guild.id)
+        assert len(events) == 1 and events[0]["entity_metadata"]["location"] == "#debates"
+        before = len(h.posts())
+        await h.advance(when - start)
+        excerpt = load_builtin_pack().prompt("self-reliance-as-a-virtue").excerpt
+        planned = [p for p in h.posts()[before:] if p["embeds"][0]["description"].startswith("> " + excerpt)]
+        assert len(planned) == 1
