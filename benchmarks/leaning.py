@@ -235,6 +235,7 @@ def drop_os_cache(path: Path) -> bool:
             continue
         fd = os.open(f, os.O_RDONLY)
         try:
+            os.fsync(fd)  # DONTNEED skips dirty pages; a freshly built file may still have some
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             done = True
         finally:
@@ -327,12 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         same = results["aggregates"][0]["points"] == results["votes"][0]["points"]
         weeks = len(results["aggregates"][0]["points"])
         dropped = all(r["os_cache_dropped"] for rs in results.values() for r in rs)
-        print(f"\n{'path':<34}{'cold median':>12}{'cold max':>10}{'warm':>9}")
+        print(f"\n{'path':<30}{'cold median':>14}{'cold max':>12}{'warm':>12}")
         med = {}
         for which, label in (("aggregates", "leaning_weekly (aggregates)"), ("votes", "raw vote rows (scan)")):
             ms = [r["ms"] for r in results[which]]
             med[which] = statistics.median(ms)
-            print(f"{label:<34}{med[which]:>9.2f} ms{max(ms):>7.2f} ms{warm[which]['ms']:>6.2f} ms")
+            print(f"{label:<30}{med[which]:>11.2f} ms{max(ms):>9.2f} ms{warm[which]['ms']:>9.2f} ms")
         print(
             f"\n{weeks} weekly points; both paths agree: {'yes' if same else 'NO'}; "
             f"OS page cache dropped before each cold run: {'yes' if dropped else 'no (posix_fadvise unavailable)'}"
