@@ -140,7 +140,8 @@ class Leaning(
             divisive=by_id.get(divisive_id) if divisive_id is not None else None,
             movers=ui.movers(finals, overall),
         )
-        title = f"Leaning {step} by {step}, {label}" + (f" — {theme}" if theme else "")
+        cadence = {"day": "day by day", "week": "week by week"}.get(step, f"every {step}")
+        title = f"Leaning {cadence}, {label}" + (f" — {theme}" if theme else "")
         image = await asyncio.to_thread(charts.leaning_chart, points, title, ui.marks(data.movers))
         await interaction.followup.send(embed=ui.show_embed(data, step), file=ui.png(image, "leaning.png"))
 

@@ -195,3 +195,15 @@ async def test_theme_autocomplete_offers_the_essay_themes(h):
         h.guild.id, h.channel.id, h.members[0].id, "leaning show", {"theme": "right"}, "theme"
     )
     assert [c["value"] for c in choices] == ["rights"]
+
+
+async def test_all_time_beyond_two_years_is_drawn_in_four_week_steps(h):
+    async with h.db.write() as conn:
+        for k in range(4):
+            ballots = {10**17 + i: i % 3 for i in range(12)}
+            await seed_poll(conn, h.guild.id, closed_at=START - timedelta(days=1 + 300 * k), ballots=ballots)
+    _, message = await answer(h, h.members[0], "leaning show", {"period": "all"})
+    png_of(h, message)
+    text = text_of(message)
+    assert "**Latest four weeks**" in text
+    assert "48 votes in 4 polls" in text
