@@ -24,7 +24,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -232,7 +232,10 @@ class DebateService:
             key = (s.post_time, s.timezone, s.weekdays)
             found = slots.get(key)
             if found is None:
-                slot = self.next_slot_for(s, now)
+                hour, minute = s.post_time.split(":")
+                slot = next_slot(
+                    now, time(int(hour), int(minute)), ZoneInfo(s.timezone), schedule_store.mask_to_days(s.weekdays)
+                )
                 found = slots[key] = (slot.due_utc, slot.local_date.isoformat())
             armed.append((s.guild_id, found[0], found[1]))
         async with self.db.write() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, time
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import String, cast, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -156,14 +156,22 @@ async def remove(conn: AsyncConnection, guild_id: int) -> bool:
 # -- reconciliation: bulk ------------------------------------------------------------------------
 
 
-async def active_without_job(conn: AsyncConnection) -> list[Schedule]:
+class Unarmed(NamedTuple):
+    guild_id: int
+    post_time: str
+    timezone: str
+    weekdays: int
+
+
+async def active_without_job(conn: AsyncConnection) -> list[Unarmed]:
     """Active schedules (not paused, not blocked, server not removed) whose post job is missing.
 
-    One query: each schedule looks its job up through the unique index on ``jobs.key``.
+    One query: each schedule looks its job up through the unique index on ``jobs.key``; only the
+    columns the next-slot maths needs are read (this runs on every on_ready, for every server).
     """
     key = literal("post:") + cast(schedules.c.guild_id, String)
     query = (
-        select(schedules)
+        select(schedules.c.guild_id, schedules.c.post_time, schedules.c.timezone, schedules.c.weekdays)
         .join(guilds, guilds.c.id == schedules.c.guild_id)
         .outerjoin(jobs, jobs.c.key == key)
         .where(
@@ -173,7 +181,7 @@ async def active_without_job(conn: AsyncConnection) -> list[Schedule]:
             schedules.c.blocked_reason.is_(None),
         )
     )
-    return [_row(r) for r in await conn.execute(query)]
+    return [Unarmed(*r) for r in await conn.execute(query)]
 
 
 async def insert_post_jobs(conn: AsyncConnection, armed: list[tuple[int, datetime, str]], *, now: datetime) -> int:
