@@ -433,6 +433,11 @@ class PollService:
         loop = asyncio.get_running_loop()
         try:
             await asyncio.sleep(delay)
+            # The previous edit may have finished later than it started (a busy loop, a slow REST
+            # call): count the interval from when it finished, so Discord never sees two within 5 s.
+            last = self._live_last.get(poll_id)
+            if last is not None and last + LIVE_INTERVAL > loop.time():
+                await asyncio.sleep(last + LIVE_INTERVAL - loop.time())
             self._live_last[poll_id] = loop.time()
             # Leave the pending slot before reading, so a vote committed after the read arms the next edit.
             self._live_pending.pop(poll_id, None)
@@ -445,7 +450,10 @@ class PollService:
                 poll.message_id
             )
             self.live_edits += 1
-            await message.edit(embed=ui.live_embed(poll, counts))
+            try:
+                await message.edit(embed=ui.live_embed(poll, counts))
+            finally:
+                self._live_last[poll_id] = loop.time()
         except discord.NotFound:
             await self._mark_deleted(poll_id)
         except discord.HTTPException as exc:
