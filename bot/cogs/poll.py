@@ -17,7 +17,7 @@ from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, 
 from bot.services.polls import PollService, validate_dilemma
 from bot.storage import guilds as guild_store
 from bot.storage import polls as poll_store
-from bot.ui.polls import VoteButton, WithdrawButton, safe
+from bot.ui.polls import UNAVAILABLE, VoteButton, WithdrawButton, safe
 
 if TYPE_CHECKING:
     from bot.app import CommonGround
@@ -169,6 +169,18 @@ class PositionWizard(discord.ui.View):
         await interaction.edit_original_response(content=f"Poll #{poll_id} posted in <#{self.channel_id}>.", view=None)
 
 
+def _on_message(message: discord.Message | None, custom_id: str) -> bool:
+    if message is None:
+        return False
+    stack = list(message.components)
+    while stack:
+        comp = stack.pop()
+        if getattr(comp, "custom_id", None) == custom_id:
+            return True
+        stack.extend(getattr(comp, "children", ()))
+    return False
+
+
 def _position_name(p: float) -> str:
     return next(label for label, value in POSITIONS if value == p)
 
@@ -298,6 +310,17 @@ class Poll(commands.Cog):
             answer_id=payload.answer_id,
             add=False,
         )
+
+    @commands.Cog.listener("on_interaction")
+    async def on_foreign_custom_id(self, interaction: discord.Interaction) -> None:
+        """discord.py only dispatches a DynamicItem whose custom_id is on the clicked message and drops the
+        rest unanswered; a forged poll custom_id still gets its answer (and writes nothing)."""
+        if interaction.type is not discord.InteractionType.component:
+            return
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        if not custom_id.startswith("poll:") or _on_message(interaction.message, custom_id):
+            return
+        await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
 
     @commands.Cog.listener("on_reconcile")
     async def on_reconcile(self) -> None:
