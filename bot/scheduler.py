@@ -168,6 +168,13 @@ class Scheduler:
     async def _run(self, job: Job) -> None:
         try:
             async with self._limit:
+                # The list this job came from may predate another run of it finishing (done, or moved to
+                # a retry time): run only what is still stored, still due, at the time we were given.
+                async with self.db.read() as conn:
+                    current = await job_store.get_by_id(conn, job.id)
+                if current is None or current.due_at != job.due_at or current.due_at > self.clock.now():
+                    return
+                job = current
                 handler = self.handlers.get(job.kind)
                 try:
                     if handler is None:

@@ -50,6 +50,11 @@ async def get(conn: AsyncConnection, key: str) -> Job | None:
     return _row_to_job(row) if row else None
 
 
+async def get_by_id(conn: AsyncConnection, job_id: int) -> Job | None:
+    row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+    return _row_to_job(row) if row else None
+
+
 async def cancel(conn: AsyncConnection, key: str) -> bool:
     return (await conn.execute(delete(jobs).where(jobs.c.key == key))).rowcount > 0
 

@@ -81,11 +81,6 @@ async def test_the_loop_wakes_on_its_own_when_the_fake_clock_moves(db, running):
         assert await job_store.get(conn, "k") is None
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="bot/scheduler.py race: a run_due() whose read began before a job's commit can start the job "
-    "again after it finished (seen as a retried job re-run at once with its old attempts). Reported to the lead.",
-)
 async def test_loop_and_drain_together_run_a_failing_job_once_per_due_time(db, running):
     attempts = []
 
