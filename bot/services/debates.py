@@ -47,9 +47,8 @@ from bot.storage.schedules import POST_KIND, Schedule, post_key
 from bot.ui import debates as ui
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
     from bot.app import CommonGround
+    from bot.storage.database import AsyncConnection
 
 log = logging.getLogger(__name__)
 
