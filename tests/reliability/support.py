@@ -117,11 +117,19 @@ async def click(
     t0 = time.perf_counter()
     ix = await sb.click(channel_id, message_id, vote_id(poll_id, idx), user_id)
     out.interaction = ix
-    first = await ix.response(timeout=timeout)
+    try:
+        first = await ix.response(timeout=timeout)
+    except TimeoutError:
+        out.text = f"<no answer; rejected callbacks: {ix.rejected_callbacks}>"
+        return out
     out.latency = time.perf_counter() - t0
     out.first_type = first["type"]
     if first["type"] == 5:
-        (message, *_rest) = await sb.wait_for(lambda: ix.followups, timeout=timeout)
+        try:
+            (message, *_rest) = await sb.wait_for(lambda: ix.followups, timeout=timeout)
+        except TimeoutError:
+            out.text = "<deferred, then no follow-up>"
+            return out
         out.text = message.get("content") or ""
         out.ephemeral = bool((message.get("flags") or 0) & EPHEMERAL)
     else:
@@ -314,3 +322,33 @@ def capture_logs(level: str = "INFO"):
         root.setLevel(saved[0])
         for n, lvl in saved[1].items():
             logging.getLogger(n).setLevel(lvl)
+
+
+async def reconciled_after(h: Harness, trigger, *, timeout: float = 30) -> None:
+    """Run ``trigger()`` (a reconnect that ends in READY), then wait until every ``on_reconcile``
+    listener of the new ``on_ready`` has returned and the jobs it armed have run."""
+    seen = asyncio.Event()
+
+    async def mark() -> None:
+        seen.set()
+
+    h.bot.add_listener(mark, "on_reconcile")
+    try:
+        await trigger()
+        await asyncio.wait_for(seen.wait(), timeout)
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t.get_name() == "discord.py: on_reconcile" and t is not me]
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout)
+        await h.wait_reconciled(timeout=timeout)
+    finally:
+        h.bot.remove_listener(mark, "on_reconcile")
+
+
+async def eventually(check, *, timeout: float = 20, every: float = 0.02) -> None:
+    """Re-check an async condition until it holds (work the bot does off the request path), or fail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        await asyncio.sleep(every)

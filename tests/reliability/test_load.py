@@ -14,6 +14,7 @@ from tests.reliability.support import (
     DEADLINE,
     check_database,
     click,
+    eventually,
     gather_limited,
     p99,
     post_poll,
@@ -179,16 +180,6 @@ async def test_l3_triple_clicks_fast(tmp_path, summary):
 @pytest.mark.timeout(300)
 async def test_l3_triple_clicks_soak(tmp_path, summary):
     await run_l3(tmp_path, summary, members=1000, case="L3 1,000 members x 3 clicks")
-
-
-async def eventually(check, *, timeout: float = 20, every: float = 0.02):
-    """Re-check an async condition until it holds (for work the bot does off the request path)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(every)
 
 
 async def run_l5(tmp_path, summary, *, polls: int, voters: int, case: str) -> None:
