@@ -348,8 +348,8 @@ def me_embed(compass: MemberCompass, period_label: str) -> discord.Embed:
     embed = discord.Embed(title=f"Your compass — {period_label}", colour=ACCENT)
     m = compass.member
     lines = [
-        f"**You** {m.describe()}.",
-        f"**This server** {compass.server.describe()}.",
+        f"**Your votes:** {m.describe()}.",
+        f"**This server:** {compass.server.describe()}.",
     ]
     if m.small:
         lines.append(f"Based on {_votes(m.n)}: read it as a hint, not a finding.")

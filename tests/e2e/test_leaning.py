@@ -153,8 +153,8 @@ async def test_me_is_ephemeral_and_shows_the_member_next_to_the_server(h):
     assert message["flags"] & EPHEMERAL
     png_of(h, message)
     text = text_of(message)
-    assert "**You** puts the community first (+1.00" in text
-    assert "**This server**" in text
+    assert "**Your votes:** puts the community first (+1.00" in text
+    assert "**This server:**" in text
     assert {"rights", "balance", "conformity"} <= {f["name"] for f in message["embeds"][0]["fields"]}
 
 
