@@ -71,7 +71,11 @@ class Schedule(commands.Cog):
 
     @schedule.command(name="setup", description="Post a daily debate in a channel at a local time.")
     @app_commands.rename(
-        ping_role="ping-role", poll_hours="poll-hours", poll_style="poll-style", review_channel="review-channel"
+        ping_role="ping-role",
+        poll_hours="poll-hours",
+        poll_style="poll-style",
+        review_channel="review-channel",
+        catch_up_hours="catch-up-hours",
     )
     @app_commands.describe(
         channel="Where the debates are posted",
@@ -84,6 +88,7 @@ class Schedule(commands.Cog):
         poll_hours="How long each poll stays open, in hours (default 24)",
         poll_style="Buttons (default) or a native Discord poll",
         review_channel="Where member suggestions are reviewed (turns /debate suggest on)",
+        catch_up_hours="After downtime, post a missed debate if this many hours late at most (default 3)",
     )
     @app_commands.autocomplete(timezone=timezone_autocomplete)
     async def setup(
@@ -99,6 +104,7 @@ class Schedule(commands.Cog):
         poll_hours: app_commands.Range[int, 1, 768] = 24,
         poll_style: Literal["buttons", "native"] = "buttons",
         review_channel: discord.TextChannel | None = None,
+        catch_up_hours: app_commands.Range[int, 0, 24] = 3,
     ) -> None:
         assert interaction.guild is not None
         at = parse_time(time)
@@ -129,8 +135,9 @@ class Schedule(commands.Cog):
             poll_hours=poll_hours,
             poll_style=poll_style,
             review_channel_id=review_channel.id if review_channel else None,
+            catch_up_minutes=catch_up_hours * 60,
         )
-        extras = [f"poll {poll_hours} h ({poll_style})"]
+        extras = [f"poll {poll_hours} h ({poll_style})", f"missed posts caught up within {catch_up_hours} h"]
         if ping_role is not None:
             extras.append(f"pings {ping_role.mention}")
         extras.append("thread" if thread else "no thread")

@@ -187,3 +187,19 @@ async def test_plan_a_one_off_debate_with_a_discord_event(tmp_path):
         excerpt = load_builtin_pack().prompt("self-reliance-as-a-virtue").excerpt
         planned = [p for p in h.posts()[before:] if p["embeds"][0]["description"].startswith("> " + excerpt)]
         assert len(planned) == 1
+
+
+async def test_catch_up_window_is_per_server(tmp_path):
+    """Back 2 hours after the slot: posted with the default 3-hour window, skipped with a 1-hour one."""
+    for hours, expected_posts in ((3, 1), (1, 0)):
+        async with Harness(tmp_path / f"w{hours}") as h:
+            text = await setup(h, **{"catch-up-hours": hours})
+            assert f"within {hours} h" in text
+            async with h.db.read() as conn:
+                assert (await schedule_store.get(conn, h.guild.id)).catch_up_minutes == hours * 60
+            await h.stop_bot()
+            h.clock.advance(timedelta(hours=5))  # the slot was 3 hours after the start: now 2 hours late
+            await h.start_bot()
+            assert len(h.posts()) == expected_posts
+            if expected_posts == 0:
+                assert "skipped" in (await status(h)).lower()
