@@ -89,6 +89,28 @@ MAX_COMBINING_RUN = 4
 _MENTION_RE = re.compile(r"@(?:everyone|here)\b|<@[!&]?|<#|</", re.IGNORECASE)
 
 
+def text_problem(value: str, *, multiline: bool) -> str | None:
+    """Why ``value`` is unsafe to show (control, bidi-override or zalgo characters), or None."""
+    combining = 0
+    for ch in value:
+        if ch in "\n\t\r":
+            if not multiline:
+                return "must be one line (no line breaks or tabs)"
+            continue
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cs") or ch in "\ufffe\uffff\ufeff":
+            return f"control character U+{ord(ch):04X} is not allowed"
+        if ch in _BIDI_CONTROLS:
+            return f"bidirectional control U+{ord(ch):04X} is not allowed (it can disguise text)"
+        if cat in ("Mn", "Me"):
+            combining += 1
+            if combining > MAX_COMBINING_RUN:
+                return f"more than {MAX_COMBINING_RUN} combining marks on one character"
+        else:
+            combining = 0
+    return None
+
+
 @dataclass(frozen=True)
 class Option:
     label: str
@@ -396,27 +418,10 @@ class _Checker:
 
     def check_characters(self, node: Node, field: str, value: str, *, multiline: bool) -> bool:
         ok = True
-        combining = 0
-        for ch in value:
-            if ch in "\n\t\r":
-                if not multiline:
-                    self.bad(node, field, "must be one line (no line breaks or tabs)")
-                    return False
-                continue
-            cat = unicodedata.category(ch)
-            if cat in ("Cc", "Cs") or ch in "\ufffe\uffff\ufeff":
-                self.bad(node, field, f"control character U+{ord(ch):04X} is not allowed")
-                return False
-            if ch in _BIDI_CONTROLS:
-                self.bad(node, field, f"bidirectional control U+{ord(ch):04X} is not allowed (it can disguise text)")
-                return False
-            if cat in ("Mn", "Me"):
-                combining += 1
-                if combining > MAX_COMBINING_RUN:
-                    self.bad(node, field, f"more than {MAX_COMBINING_RUN} combining marks on one character")
-                    return False
-            else:
-                combining = 0
+        problem = text_problem(value, multiline=multiline)
+        if problem is not None:
+            self.bad(node, field, problem)
+            return False
         folded = unicodedata.normalize("NFKC", value)
         match = _MENTION_RE.search(folded)
         if match:

@@ -22,7 +22,7 @@ import discord
 
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
-from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma
+from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
@@ -59,6 +59,9 @@ def validate_dilemma(dilemma: Dilemma, *, style: str = "buttons") -> None:
         raise UserError("The poll needs a question.")
     if len(question) > MAX_QUESTION:
         raise UserError(f"The question is {len(question)} characters; the limit is {MAX_QUESTION}.")
+    problem = text_problem(question, multiline=True)
+    if problem is not None:
+        raise UserError(f"The question can't be used: {problem}.")
     n = len(dilemma.options)
     if not MIN_OPTIONS <= n <= MAX_OPTIONS:
         raise UserError(f"A poll needs {MIN_OPTIONS}–{MAX_OPTIONS} options; this one has {n}.")
@@ -71,6 +74,9 @@ def validate_dilemma(dilemma: Dilemma, *, style: str = "buttons") -> None:
             raise UserError(f"Option {i} is {len(label)} characters; the limit is {MAX_LABEL}.")
         if any(ch in label for ch in "\n\r\t") or any(ord(ch) < 32 for ch in label):
             raise UserError(f"Option {i} must be one line of text.")
+        problem = text_problem(label, multiline=False)
+        if problem is not None:
+            raise UserError(f"Option {i} can't be used: {problem}.")
         if label.casefold() in seen:
             raise UserError(f"Option {i} repeats another option.")
         seen.add(label.casefold())
