@@ -267,6 +267,8 @@ def mention_violations(sb: Sandbox, *, allowed_roles: Iterable[int] = ()) -> lis
     bad = []
     for where, body in bot_message_payloads(sb):
         am = body.get("allowed_mentions")
+        if am is None and not body.get("content"):
+            continue  # only content can ping: embeds, components and polls never do
         if am is None:
             bad.append(f"{where}: no allowed_mentions (Discord would parse everything)")
             continue
