@@ -116,9 +116,14 @@ async def cmd_run(settings: Settings) -> int:
             "DISCORD_TOKEN is not set: export your bot's token to connect to Discord, "
             "or try `commonground demo`, which needs no token."
         )
+    from bot.storage.database import DatabaseSettingsError
+
     db = await _open_database(settings)
     try:
-        await db.require_healthy()
+        try:
+            await db.require_healthy()
+        except DatabaseSettingsError as exc:
+            raise CommandError(f"{exc}; restore a backup (see `commonground backup`) or repair the file") from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

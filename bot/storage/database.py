@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,12 @@ class Database:
             journal = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
             sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
             fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
-            integrity = (await conn.exec_driver_sql("PRAGMA integrity_check")).scalar_one()
+            # A damaged file answers one row per problem (up to 100), or fails outright, not "ok".
+            try:
+                problems = [str(r[0]) for r in (await conn.exec_driver_sql("PRAGMA integrity_check")).all()]
+            except DBAPIError as exc:
+                problems = [str(exc.orig)]
+            integrity = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
             await conn.rollback()
         return SelfCheck(str(journal).lower(), _SYNCHRONOUS.get(int(sync), str(sync)), bool(fks), str(integrity))
 
