@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -599,54 +600,58 @@ _EVENT_SQL = "INSERT INTO vote_events (poll_id, guild_id, user_id, kind, option_
 
 
 class _SqliteBackend:
-    """The hot path on SQLite: the driver's own execute/executemany on the transaction's connection.
+    """The hot path on SQLite: the whole batch (load, decide, write) runs as one call in aiosqlite's
+    thread, on the transaction's own sqlite3 connection.
 
-    Same statements as :class:`_CoreBackend`; it skips SQLAlchemy's per-row parameter processing, which
-    cost more than the SQL itself at 1,000 votes a batch (see benchmarks/README.md, "Votes").
+    Same statements as :class:`_CoreBackend`. It skips SQLAlchemy's per-row parameter processing (which
+    cost more than the SQL at 1,000 votes a batch) and makes one thread hop per batch instead of one per
+    statement, so a busy event loop delays a batch once, not eight times (benchmarks/README.md, "Votes").
     """
 
     def __init__(self, driver: Any) -> None:
         self.driver = driver
 
-    async def load_polls(self, poll_ids: list[int]) -> dict[int, _PollState]:
-        states: dict[int, _PollState] = {}
-        for chunk in _chunks(poll_ids, _IN_CHUNK):
-            marks = ",".join("?" * len(chunk))
-            rows = await self.driver.execute_fetchall(
-                "SELECT p.id, p.guild_id, p.message_id, p.status, p.closes_at, p.live_counts, g.vote_role_id, "
-                f"g.vote_min_days FROM polls p JOIN guilds g ON g.id = p.guild_id WHERE p.id IN ({marks})",
-                tuple(chunk),
-            )
-            for pid, gid, mid, status, closes, live, role, days in rows:
-                closes_at = datetime.fromisoformat(closes).replace(tzinfo=UTC)
-                states[pid] = _PollState(gid, mid, status, closes_at, bool(live), {}, role, days)
-            opts = await self.driver.execute_fetchall(
-                f"SELECT poll_id, idx, label FROM poll_options WHERE poll_id IN ({marks})", tuple(chunk)
-            )
-            for pid, idx, label in opts:
-                states[pid].labels[idx] = label
-        return states
+    async def run(self, batch: Sequence[VoteRequest], now: datetime) -> list[VoteResult]:
+        # aiosqlite's _execute runs a function on its connection thread; there is no public equivalent.
+        return await self.driver._execute(_sqlite_batch, self.driver._conn, batch, now)
 
-    async def load_votes(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
-        current: dict[tuple[int, int], int] = {}
-        for poll_id, users in _users_by_poll(keys):
-            marks = ",".join("?" * len(users))
-            rows = await self.driver.execute_fetchall(
-                f"SELECT user_id, option_idx FROM votes WHERE poll_id = ? AND user_id IN ({marks})",
-                (poll_id, *users),
-            )
-            for user_id, idx in rows:
-                current[(poll_id, user_id)] = idx
-        return current
 
-    async def apply(self, upserts: list[tuple], removals: list[tuple], events: list[tuple], now: datetime) -> None:
-        ts = now.astimezone(UTC).strftime(_SQLITE_TS)
-        if upserts:
-            await self.driver.executemany(_UPSERT_SQL, [(*row, ts) for row in upserts])
-        if removals:
-            await self.driver.executemany(_DELETE_SQL, removals)
-        if events:
-            await self.driver.executemany(_EVENT_SQL, [(*row, ts) for row in events])
+def _sqlite_batch(db: sqlite3.Connection, batch: Sequence[VoteRequest], now: datetime) -> list[VoteResult]:
+    poll_ids = sorted({r.poll_id for r in batch if valid_id(r.poll_id)})
+    states: dict[int, _PollState] = {}
+    for chunk in _chunks(poll_ids, _IN_CHUNK):
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            "SELECT p.id, p.guild_id, p.message_id, p.status, p.closes_at, p.live_counts, g.vote_role_id, "
+            f"g.vote_min_days FROM polls p JOIN guilds g ON g.id = p.guild_id WHERE p.id IN ({marks})",
+            tuple(chunk),
+        ).fetchall()
+        for pid, gid, mid, status, closes, live, role, days in rows:
+            closes_at = datetime.fromisoformat(closes).replace(tzinfo=UTC)
+            states[pid] = _PollState(gid, mid, status, closes_at, bool(live), {}, role, days)
+        opts = db.execute(
+            f"SELECT poll_id, idx, label FROM poll_options WHERE poll_id IN ({marks})", tuple(chunk)
+        ).fetchall()
+        for pid, idx, label in opts:
+            states[pid].labels[idx] = label
+    keys = sorted({(r.poll_id, r.user_id) for r in batch if r.poll_id in states})
+    current: dict[tuple[int, int], int] = {}
+    for poll_id, users in _users_by_poll(keys):
+        marks = ",".join("?" * len(users))
+        rows = db.execute(
+            f"SELECT user_id, option_idx FROM votes WHERE poll_id = ? AND user_id IN ({marks})", (poll_id, *users)
+        ).fetchall()
+        for user_id, idx in rows:
+            current[(poll_id, user_id)] = idx
+    results, upserts, removals, events = _decide(batch, states, current, keys, now)
+    ts = now.astimezone(UTC).strftime(_SQLITE_TS)
+    if upserts:
+        db.executemany(_UPSERT_SQL, [(*row, ts) for row in upserts])
+    if removals:
+        db.executemany(_DELETE_SQL, removals)
+    if events:
+        db.executemany(_EVENT_SQL, [(*row, ts) for row in events])
+    return results
 
 
 _USERS_CHUNK = 900  # bound parameters per IN (...) list: under SQLite's oldest limit (999)
@@ -665,7 +670,7 @@ async def _backend(conn: AsyncConnection) -> _CoreBackend | _SqliteBackend:
     if conn.dialect.name == "sqlite":
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
-        if hasattr(driver, "execute_fetchall") and hasattr(driver, "executemany"):
+        if hasattr(driver, "_execute") and isinstance(getattr(driver, "_conn", None), sqlite3.Connection):
             return _SqliteBackend(driver)
     return _CoreBackend(conn)
 
@@ -673,10 +678,25 @@ async def _backend(conn: AsyncConnection) -> _CoreBackend | _SqliteBackend:
 async def process_batch(conn: AsyncConnection, batch: Sequence[VoteRequest], *, now: datetime) -> list[VoteResult]:
     """Validate and store a group of requests, in order, inside the caller's write transaction."""
     backend = await _backend(conn)
+    if isinstance(backend, _SqliteBackend):
+        return await backend.run(batch, now)
     poll_ids = sorted({r.poll_id for r in batch if valid_id(r.poll_id)})
     states = await backend.load_polls(poll_ids)
     keys = sorted({(r.poll_id, r.user_id) for r in batch if r.poll_id in states})
     current = await backend.load_votes(keys)
+    results, upserts, removals, events = _decide(batch, states, current, keys, now)
+    await backend.apply(upserts, removals, events, now)
+    return results
+
+
+def _decide(
+    batch: Sequence[VoteRequest],
+    states: dict[int, _PollState],
+    current: dict[tuple[int, int], int],
+    keys: list[tuple[int, int]],
+    now: datetime,
+) -> tuple[list[VoteResult], list[tuple], list[tuple], list[tuple]]:
+    """Apply the requests in order to ``current``; return the outcomes and the rows to write."""
     before = dict(current)
     results: list[VoteResult] = []
     events: list[tuple] = []
@@ -733,5 +753,4 @@ async def process_batch(conn: AsyncConnection, batch: Sequence[VoteRequest], *, 
             removals.append(key)
         else:
             upserts.append((key[0], key[1], states[key[0]].guild_id, new))
-    await backend.apply(upserts, removals, events, now)
-    return results
+    return results, upserts, removals, events

@@ -215,7 +215,8 @@ async def test_poll_create_modal_positions_and_close_command(tmp_path):
         post_id = message["components"][0]["components"][0]["custom_id"]
         done = await h.sandbox.click(h.channel.id, message["id"], post_id, h.mod.id)
         await done.response()
-        poll_id = await eventually(lambda: h.bot.services["polls"].latest_poll_id(h.guild.id))
+        await eventually(lambda: _posted(done))  # "Poll #n posted": after the message id is stored
+        poll_id = await h.bot.services["polls"].latest_poll_id(h.guild.id)
         async with h.db.read() as conn:
             poll = await store.get(conn, poll_id)
         assert [(o.label, o.position) for o in poll.options] == [("Rules first", 1.0), ("Freedom first", -1.0)]
@@ -273,3 +274,8 @@ async def _has(h: Harness, poll_id: int, expected: dict[int, int]) -> bool:
 
 async def _followups(ix) -> list[dict]:
     return ix.followups
+
+
+async def _posted(ix) -> bool:
+    original = ix.original
+    return bool(original and "posted in" in (original.get("content") or ""))
