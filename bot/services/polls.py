@@ -30,9 +30,8 @@ from bot.storage.polls import Mode, Outcome, VoteRequest, VoteResult, VoteStoreE
 from bot.ui import polls as ui
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
     from bot.storage.jobs import Job
+    from bot.storage.polls import AsyncConnection  # re-exported: SQL toolkits stay in bot/storage
 
 log = logging.getLogger(__name__)
 
