@@ -3,6 +3,7 @@ native poll events. The work is in :mod:`bot.services.polls`; this is the Discor
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, 
 from bot.services.polls import PollService, validate_dilemma
 from bot.storage import guilds as guild_store
 from bot.storage import polls as poll_store
+from bot.storage.export import export_csv
 from bot.ui.polls import UNAVAILABLE, VoteButton, WithdrawButton, safe
 
 if TYPE_CHECKING:
@@ -288,6 +290,24 @@ class Poll(commands.Cog):
         live = "shown while open" if current.show_live_counts else "hidden until the poll closes"
         head = "Saved. " if values else ""
         await interaction.response.send_message(f"{head}Who may vote: {role}, {days}. Counts: {live}.", ephemeral=True)
+
+    @poll.command(name="export", description="This server's poll results as a CSV file (totals only, no user ids).")
+    async def export(self, interaction: discord.Interaction[CommonGround]) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text = await export_csv(self.bot.db, interaction.guild_id)
+        rows = max(text.count("\n") - 1, 0)
+        if rows == 0:
+            await interaction.followup.send(
+                "No poll has closed in this server yet, so there is nothing to export.", ephemeral=True
+            )
+            return
+        await interaction.followup.send(
+            f"{rows} closed poll(s): per poll its date, prompt, theme, option counts, leaning with its 95% interval "
+            "and number of voters. No user ids.",
+            file=discord.File(io.BytesIO(text.encode("utf-8")), filename=f"common-ground-{interaction.guild_id}.csv"),
+            ephemeral=True,
+        )
 
     # -- native polls and reconciliation ------------------------------------------------------------
 
