@@ -64,8 +64,15 @@ class Lifecycle(commands.Cog):
             known = await guild_store.active_ids(conn)
         for guild in present.values():
             await self.joined(guild)
-        for guild_id in known - set(present):
+        gone = known - set(present)
+        for guild_id in gone:
             await self.left(guild_id)
+        log.info(
+            "servers reconciled: %d present (%d new), %d left while offline",
+            len(present),
+            len(set(present) - known),
+            len(gone),
+        )
 
     async def purge(self, job: Job) -> None:
         guild_id = job.guild_id
