@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACK_DEADLINE = 2.0  # seconds before we defer: Discord's deadline for the first answer is 3 s
+ACK_DEADLINE = 1.5  # seconds before we defer: Discord's deadline for the first answer is 3 s, and the defer
+# itself is a REST call that a loaded loop can delay by a second (F6: 8 s lock, 1,000 clicks)
 LIVE_INTERVAL = 5.0  # at most one live-count edit per poll per this many seconds
 PUBLISH_RETRY_AFTER = 60  # seconds: the durable fallback for a result edit that failed
 STORE_FAILED = "I couldn't record your vote just now (a storage problem on our side). Please try again in a minute."
@@ -249,9 +250,13 @@ class PollService:
         )
         future = self.writer.submit(request)
         deferred = False
+        # Discord's 3 s run from when it created the interaction, not from when this handler got to run:
+        # under load the event loop can start it late, so the wait before deferring shrinks by that delay.
+        age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+        budget = min(ACK_DEADLINE, max(0.0, ACK_DEADLINE - age))
         try:
             try:
-                result = await asyncio.wait_for(asyncio.shield(future), ACK_DEADLINE)
+                result = await asyncio.wait_for(asyncio.shield(future), budget)
             except TimeoutError:
                 # The commit is slow (a long lock, a busy disk): keep the interaction alive, answer after.
                 await interaction.response.defer(ephemeral=True, thinking=True)
