@@ -30,6 +30,7 @@ DEADLINE = 3.0  # Discord's window for the first answer to an interaction
 EPHEMERAL = 64
 SUCCESS = "You chose"  # the start of a committed vote's reply
 STORE_FAILED = "couldn't record your vote"
+DISABLED = "<button disabled>"
 
 
 # -- the world -----------------------------------------------------------------------------------
@@ -115,7 +116,11 @@ async def click(
     """A member clicks an option; waits for the first callback and, after a defer, the follow-up."""
     out = Click(user_id, poll_id, idx)
     t0 = time.perf_counter()
-    ix = await sb.click(channel_id, message_id, vote_id(poll_id, idx), user_id)
+    try:
+        ix = await sb.click(channel_id, message_id, vote_id(poll_id, idx), user_id)
+    except PermissionError:  # the button was disabled (the poll closed): a client cannot click it
+        out.text = DISABLED
+        return out
     out.interaction = ix
     try:
         first = await ix.response(timeout=timeout)

@@ -232,6 +232,7 @@ async def run_f6(tmp_path, summary, *, clicks: int, lock_seconds: float, case: s
         held, released = threading.Event(), threading.Event()
         holder = asyncio.ensure_future(asyncio.to_thread(hold_write_lock, path, lock_seconds, held, released))
         await asyncio.wait_for(asyncio.to_thread(held.wait, 10), 15)
+        locked_at = time.monotonic()
         rng = random.Random(6)
         spacing = lock_seconds / clicks  # the clicks arrive while the lock is held
 
@@ -264,6 +265,10 @@ async def run_f6(tmp_path, summary, *, clicks: int, lock_seconds: float, case: s
             p99_first_answer=f"{p99([c.latency for c in results]):.3f}s",
             recovery=f"{recovery:.3f}s",
         )
+        unanswered = [c for c in results if c.first_type is None]
+        assert unanswered == [], [
+            (f"sent {c.interaction.created_at - locked_at:.2f}s into the lock", c.text[:60]) for c in unanswered
+        ]
         assert late == [] and rejected == 0
         assert all(c.ephemeral for c in results)
         assert other == [], [c.text for c in other][:3]
