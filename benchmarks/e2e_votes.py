@@ -71,6 +71,8 @@ async def send_clicks(
     last: dict[int, int] = {}
     for ix, user_id, idx in sorted(interactions, key=lambda t: t[0].callbacks[0]["at"] if t[0].callbacks else 0):
         content = ((ix.callbacks[0]["data"] or {}).get("content", "")) if ix.callbacks else ""
+        if ix.callbacks and ix.callbacks[0]["type"] == 5 and ix.followups:
+            content = ix.followups[0].get("content", "")  # deferred under load: the answer is the follow-up
         if content.startswith(("You chose", "You already chose")):
             last[user_id] = idx
     return {
