@@ -34,19 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.domain.packs import THEMES as PACK_THEMES
+
 END = datetime(2026, 3, 2, tzinfo=UTC)  # "now" for the data set: two years of polls end here
 DAYS = 730
-THEMES = (
-    "self-reliance",
-    "duty-to-community",
-    "freedom-and-democracy",
-    "selfishness",
-    "crime-and-safety",
-    "conformity",
-    "uniqueness",
-    "rights",
-    "balance",
-)
+THEMES = tuple(PACK_THEMES)
 POSITIONS = (-1.0, 0.0, 1.0)
 LABELS = ("The individual first", "Both equally", "The community first")
 CHUNK = 500_000

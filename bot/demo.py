@@ -22,6 +22,7 @@ from typing import Any
 from bot.app import CommonGround
 from bot.config import Settings, load_settings
 from bot.domain.clock import FakeClock
+from bot.domain.packs import THEMES
 from bot.domain.schedule import describe_relative
 from bot.runtime import build_bot
 from bot.sandbox.server import Sandbox
@@ -397,17 +398,7 @@ class Demo:
 
     def theme_of(self, post: dict[str, Any]) -> str:
         text = render_message(post).lower()
-        for theme in (
-            "self-reliance",
-            "duty-to-community",
-            "freedom-and-democracy",
-            "selfishness",
-            "crime-and-safety",
-            "conformity",
-            "uniqueness",
-            "rights",
-            "balance",
-        ):
+        for theme in THEMES:
             if theme in text or theme.replace("-", " ") in text:
                 return theme
         return "balance"
