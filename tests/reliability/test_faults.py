@@ -319,7 +319,7 @@ async def test_f7_disk_full(tmp_path, summary):
         )
         retry = await click(sb, h.channel.id, message_id, poll_id, 1, refused[0].user_id) if refused else None
         stored = await stored_votes(h.db)
-        lost, double = lost_and_double([*full, *later], stored)
+        lost, double = lost_and_double([*full, *later, *([retry] if retry else [])], stored)
         await check_database(h.db)
         summary(
             "F7 disk full (max_page_count)",
