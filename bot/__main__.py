@@ -148,6 +148,8 @@ async def cmd_backup(settings: Settings, path: Path, keep: int | None) -> int:
 
     if not settings.is_sqlite:
         raise CommandError("backup copies SQLite databases; for PostgreSQL use pg_dump")
+    if keep is None and path.is_dir():
+        keep = settings.backup_keep  # a folder of backups is pruned to COMMONGROUND_BACKUP_KEEP by default
     db = await _open_database(settings)
     try:
         target, integrity, removed = await backup_to(db, path, keep=keep, now=None)

@@ -78,3 +78,13 @@ def test_help_everywhere():
         result = run(*args)
         assert result.returncode == 0
         assert "usage: commonground" in result.stdout
+
+
+def test_backup_into_a_folder_keeps_the_configured_number(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    for _ in range(3):
+        result = run("backup", str(folder), env={"DATABASE_URL": url, "COMMONGROUND_BACKUP_KEEP": "2"})
+        assert result.returncode == 0, result.stderr
+    assert len(list(folder.glob("commonground-*.db"))) == 2
