@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage.database import Database
+
+# Set to a PostgreSQL URL (postgresql+asyncpg://…) to run the storage tests against PostgreSQL instead
+# of SQLite; the database's public schema is dropped and recreated before each test.
+POSTGRES_URL = os.environ.get("COMMONGROUND_TEST_POSTGRES_URL")
+
+
+async def _fresh_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        await conn.exec_driver_sql("CREATE SCHEMA public")
+    await engine.dispose()
 
 
 @pytest.fixture
 async def db(tmp_path):
-    """A real SQLite file with every migration applied."""
-    database = await Database.open(f"sqlite+aiosqlite:///{tmp_path}/test.db")
+    """A real database with every migration applied: a SQLite file, or PostgreSQL when configured."""
+    if POSTGRES_URL:
+        await _fresh_postgres(POSTGRES_URL)
+        database = await Database.open(POSTGRES_URL)
+    else:
+        database = await Database.open(f"sqlite+aiosqlite:///{tmp_path}/test.db")
     try:
         yield database
     finally:
         await database.close()
+
+
+sqlite_only = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite-specific (pragmas, file backups)")

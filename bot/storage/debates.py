@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.rotation import RotationState
+from bot.storage.dialect import insert as insert_for
 from bot.storage.tables import debates, poll_options, polls, rotations, votes
 
 
@@ -42,10 +42,6 @@ _FIELDS = tuple(Debate.__dataclass_fields__)
 
 def _row(row) -> Debate:
     return Debate(*(getattr(row, f) for f in _FIELDS))
-
-
-def _insert(conn: AsyncConnection):
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
 async def get(conn: AsyncConnection, debate_id: int) -> Debate | None:
@@ -86,7 +82,7 @@ async def insert(
     for one local day impossible, whatever the scheduler does.
     """
     stmt = (
-        _insert(conn)(debates)
+        insert_for(conn)(debates)
         .values(
             guild_id=guild_id,
             kind=kind,
@@ -264,5 +260,5 @@ async def rotation(conn: AsyncConnection, guild_id: int) -> RotationState:
 
 async def save_rotation(conn: AsyncConnection, guild_id: int, state: RotationState) -> None:
     values = {"cycle": state.cycle, "used": json.dumps(list(state.used))}
-    stmt = _insert(conn)(rotations).values(guild_id=guild_id, **values)
+    stmt = insert_for(conn)(rotations).values(guild_id=guild_id, **values)
     await conn.execute(stmt.on_conflict_do_update(index_elements=[rotations.c.guild_id], set_=values))

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.dialect import insert as insert_for
 from bot.storage.tables import guilds
 
 
@@ -22,13 +22,9 @@ class GuildSettings:
     removed_at: datetime | None
 
 
-def _insert(conn: AsyncConnection):
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
-
-
 async def ensure(conn: AsyncConnection, guild_id: int, *, now: datetime, name: str | None = None) -> None:
     """Create the server's row if missing; a server seen again is no longer marked removed."""
-    stmt = _insert(conn)(guilds).values(id=guild_id, name=(name or "")[:100], joined_at=now)
+    stmt = insert_for(conn)(guilds).values(id=guild_id, name=(name or "")[:100], joined_at=now)
     set_ = {"removed_at": None}
     if name is not None:
         set_["name"] = name[:100]

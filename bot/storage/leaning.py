@@ -123,7 +123,7 @@ async def series_from_votes(
             )
         )
         .where(_closed(guild_id, since_week, None, theme))
-        .group_by(polls.c.id, votes.c.option_idx)
+        .group_by(polls.c.id, polls.c.closed_at, votes.c.option_idx, poll_options.c.position)
     )
     counts: dict[date, list[tuple[float, int]]] = defaultdict(list)
     poll_weeks: dict[date, set[int]] = defaultdict(set)

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.dialect import insert as insert_for
 from bot.storage.tables import packs, suggestions
 
 SUGGESTIONS_SLUG = "server-suggestions"
@@ -30,10 +30,6 @@ class PackRow:
 
 def _pack(row) -> PackRow:
     return PackRow(row.id, row.guild_id, row.slug, row.name, row.source, row.enabled, row.prompt_count, row.created_at)
-
-
-def _insert(conn: AsyncConnection):
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
 async def list_for(conn: AsyncConnection, guild_id: int, *, enabled_only: bool = False) -> list[PackRow]:
@@ -56,7 +52,7 @@ async def save(
     Returns True when the pack is new.
     """
     values = {"name": name[:100], "source": source, "prompt_count": prompt_count}
-    stmt = _insert(conn)(packs).values(guild_id=guild_id, slug=slug, created_at=now, **values)
+    stmt = insert_for(conn)(packs).values(guild_id=guild_id, slug=slug, created_at=now, **values)
     existed = await get(conn, guild_id, slug) is not None
     await conn.execute(stmt.on_conflict_do_update(index_elements=[packs.c.guild_id, packs.c.slug], set_=values))
     return not existed

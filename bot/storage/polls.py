@@ -21,12 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.clock import Clock
 from bot.domain.leaning import Moments, week_start
 from bot.storage.database import Database
+from bot.storage.dialect import insert as insert_for
 from bot.storage.tables import guilds, leaning_weekly, poll_options, polls, vote_events, votes
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 MAX_SNOWFLAKE = 2**63 - 1
 MAX_BATCH = 2000
 _IN_CHUNK = 400  # pairs per IN (...) list: 800 bound parameters, well under every SQLite's limit
-
-
-def _insert(conn: AsyncConnection):
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,7 +277,7 @@ async def close(
     week = week_start(now)
     themes = {""} | ({row.theme} if row.theme else set())
     for theme in themes:
-        stmt = _insert(conn)(leaning_weekly).values(
+        stmt = insert_for(conn)(leaning_weekly).values(
             guild_id=row.guild_id,
             theme=theme,
             week_start=week,
@@ -345,7 +341,7 @@ async def _apply(
     if upserts:
         for u in upserts:
             u["voted_at"] = now
-        stmt = _insert(conn)(votes)
+        stmt = insert_for(conn)(votes)
         stmt = stmt.on_conflict_do_update(
             index_elements=[votes.c.poll_id, votes.c.user_id],
             set_={"option_idx": stmt.excluded.option_idx, "voted_at": stmt.excluded.voted_at},

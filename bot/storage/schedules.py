@@ -8,9 +8,9 @@ from datetime import datetime, time
 from typing import Any, NamedTuple
 
 from sqlalchemy import String, cast, delete, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage.dialect import insert as insert_for
 from bot.storage.tables import guilds, jobs, schedules
 
 POST_KIND = "debate-post"
@@ -70,10 +70,6 @@ def _row(row) -> Schedule:
     return Schedule(*(getattr(row, f) for f in _FIELDS))
 
 
-def _insert(conn: AsyncConnection):
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
-
-
 async def get(conn: AsyncConnection, guild_id: int) -> Schedule | None:
     row = (await conn.execute(select(schedules).where(schedules.c.guild_id == guild_id))).first()
     return _row(row) if row else None
@@ -114,7 +110,7 @@ async def upsert(
     }
     if catch_up_minutes is not None:
         values["catch_up_minutes"] = catch_up_minutes
-    stmt = _insert(conn)(schedules).values(guild_id=guild_id, **values)
+    stmt = insert_for(conn)(schedules).values(guild_id=guild_id, **values)
     await conn.execute(stmt.on_conflict_do_update(index_elements=[schedules.c.guild_id], set_=values))
     found = await get(conn, guild_id)
     assert found is not None
@@ -204,6 +200,6 @@ async def insert_post_jobs(conn: AsyncConnection, armed: list[tuple[int, datetim
         }
         for gid, due, slot_date in armed
     ]
-    stmt = _insert(conn)(jobs).on_conflict_do_nothing(index_elements=[jobs.c.key])
-    result = await conn.execute(stmt, rows)
-    return max(result.rowcount, 0) if result.rowcount is not None else len(rows)
+    stmt = insert_for(conn)(jobs).on_conflict_do_nothing(index_elements=[jobs.c.key]).returning(jobs.c.id)
+    # RETURNING counts what was inserted on both backends (executemany's rowcount is -1 on asyncpg).
+    return len((await conn.execute(stmt, rows)).all())

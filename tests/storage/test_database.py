@@ -10,6 +10,7 @@ import pytest
 from bot.storage import guilds
 from bot.storage.backups import backup_to
 from bot.storage.database import Database, SchemaTooNewError
+from tests.conftest import sqlite_only
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -57,6 +58,7 @@ async def test_utc_round_trip(db: Database):
     assert row.removed_at == NOW and row.removed_at.tzinfo is not None
 
 
+@sqlite_only
 async def test_backup_of_live_database_passes_integrity(db: Database, tmp_path):
     async with db.write() as conn:
         for gid in range(1, 200):
@@ -68,6 +70,7 @@ async def test_backup_of_live_database_passes_integrity(db: Database, tmp_path):
         assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+@sqlite_only
 async def test_backup_retention_keeps_newest(db: Database, tmp_path):
     folder = tmp_path / "backups"
     written = []

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.domain.leaning import Moments, combine, week_start
 from bot.storage import guilds as guild_store
 from bot.storage import leaning as store
 from bot.storage.database import Database
+from bot.storage.dialect import insert as insert_for
 from bot.storage.tables import leaning_weekly, poll_options, polls, vote_events, votes
 
 T0 = datetime(2026, 1, 5, 18, tzinfo=UTC)  # a Monday
@@ -99,7 +99,7 @@ async def seed_poll(
         await conn.execute(insert(vote_events), events)
     if closed:
         for key in {"", *([theme] if theme else [])}:
-            stmt = sqlite_insert(leaning_weekly).values(
+            stmt = insert_for(conn)(leaning_weekly).values(
                 guild_id=guild_id,
                 theme=key,
                 week_start=week_start(closed_at),

@@ -19,7 +19,7 @@ from bot.storage import jobs as job_store
 from bot.storage import polls as store
 from bot.storage.database import Database, scalar
 from bot.storage.polls import Mode, Outcome, VoteRequest, VoteWriter, process_batch
-from bot.storage.tables import leaning_weekly, vote_events
+from bot.storage.tables import leaning_weekly, vote_events, votes
 
 NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)  # a Wednesday
 G1, G2 = 111, 222
@@ -65,7 +65,7 @@ async def vote(service: PollService, request: VoteRequest):
 
 async def rows(db: Database, poll_id: int) -> dict[int, int]:
     async with db.read() as conn:
-        result = await conn.exec_driver_sql("SELECT user_id, option_idx FROM votes WHERE poll_id = ?", (poll_id,))
+        result = await conn.execute(select(votes.c.user_id, votes.c.option_idx).where(votes.c.poll_id == poll_id))
         return dict(result.all())
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Integer, or_, select
+from sqlalchemy import BigInteger, or_, select
 
 from bot.storage import guilds as guild_store
 from bot.storage import privacy
@@ -74,7 +74,8 @@ async def _rows_naming(db, user_id: int) -> list[str]:
     found = []
     async with db.read() as conn:
         for table in metadata.sorted_tables:
-            columns = [c for c in table.columns if isinstance(c.type, (BigInteger, Integer))]
+            # Discord ids live in BigInteger columns; row ids and indexes are Integer and cannot hold them.
+            columns = [c for c in table.columns if isinstance(c.type, BigInteger)]
             if not columns:
                 continue
             hits = (await conn.execute(select(table).where(or_(*(c == user_id for c in columns))))).all()

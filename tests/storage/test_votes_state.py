@@ -227,7 +227,8 @@ class PollMachine(RuleBasedStateMachine):
                 rows = (await conn.exec_driver_sql("SELECT poll_id, user_id, option_idx, guild_id FROM votes")).all()
                 dupes = (
                     await conn.exec_driver_sql(
-                        "SELECT count(*) FROM (SELECT poll_id, user_id FROM votes GROUP BY 1, 2 HAVING count(*) > 1)"
+                        "SELECT count(*) FROM "
+                        "(SELECT poll_id, user_id FROM votes GROUP BY 1, 2 HAVING count(*) > 1) AS dupes"
                     )
                 ).scalar()
                 crossing = (
