@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 PLAN_KIND = "debate-plan"
 THREAD_ARCHIVE_MINUTES = 1440
+THREAD_ALREADY_CREATED = 160004  # Discord: "A thread has already been created for this message"
 
 
 def plan_key(debate_id: int) -> str:
@@ -722,8 +723,13 @@ class DebateService:
                 )
                 thread_id = thread.id
             except discord.HTTPException as exc:
-                # Already created by an earlier attempt of this post, or a permission lost: not worth a repost.
-                log.warning("guild %s: no thread for debate %s (%s)", debate.guild_id, debate.id, exc.status)
+                if exc.code == THREAD_ALREADY_CREATED:
+                    # An earlier attempt of this post made it before dying; a thread started from a message
+                    # has the message's id, so we know it without another request.
+                    thread_id = message.id
+                else:
+                    # A permission lost since setup: the debate stands without its thread, not worth a repost.
+                    log.warning("guild %s: no thread for debate %s (%s)", debate.guild_id, debate.id, exc.status)
         if options.pin:
             try:
                 await message.pin(reason="Common Ground daily debate")
