@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 ACK_DEADLINE = 1.5  # seconds before we defer: Discord's deadline for the first answer is 3 s, and the defer
 # itself is a REST call that a loaded loop can delay by a second (F6: 8 s lock, 1,000 clicks)
+# Follow-ups to deferred clicks in flight at once. After a long stall (a held write lock) hundreds of them
+# are ready together; their tokens last 15 minutes, so they queue here rather than crowd out the first
+# answers and defers of new clicks, which have Discord's 3 seconds.
+FOLLOWUP_CONCURRENCY = 16
 LIVE_INTERVAL = 5.0  # at most one live-count edit per poll per this many seconds
 PUBLISH_RETRY_AFTER = 60  # seconds: the durable fallback for a result edit that failed
 STORE_FAILED = "I couldn't record your vote just now (a storage problem on our side). Please try again in a minute."
@@ -92,6 +96,7 @@ class PollService:
         self.scheduler = bot.scheduler
         self.writer = VoteWriter(bot.db, bot.clock)
         self._live_pending: dict[int, asyncio.Task[None]] = {}
+        self._followups = asyncio.Semaphore(FOLLOWUP_CONCURRENCY)
         self._live_last: dict[int, float] = {}
         self._close_locks: dict[int, asyncio.Lock] = {}
         self._native_by_message: dict[int, int] = {}
@@ -283,7 +288,8 @@ class PollService:
             kwargs["view"] = ui.withdraw_view(poll_id)
         try:
             if deferred:
-                await interaction.followup.send(content, ephemeral=True, **kwargs)
+                async with self._followups:
+                    await interaction.followup.send(content, ephemeral=True, **kwargs)
             else:
                 await interaction.response.send_message(content, ephemeral=True, **kwargs)
         except discord.HTTPException as exc:
