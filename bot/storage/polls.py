@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -274,12 +274,16 @@ async def close(
             final_total_sq=moments.total_sq,
         )
     )
-    week = week_start(now)
-    themes = {""} | ({row.theme} if row.theme else set())
-    for theme in themes:
+    await add_to_weekly(conn, row.guild_id, row.theme, week_start(now), moments)
+    return ClosedPoll(poll_id, final, moments)
+
+
+async def add_to_weekly(conn: AsyncConnection, guild_id: int, theme: str | None, week: date, moments: Moments) -> None:
+    """Add one closed poll to its week's aggregates: the all-themes row ("") and its theme's row."""
+    for key in {""} | ({theme} if theme else set()):
         stmt = insert_for(conn)(leaning_weekly).values(
-            guild_id=row.guild_id,
-            theme=theme,
+            guild_id=guild_id,
+            theme=key,
             week_start=week,
             polls=1,
             voters=moments.n,
@@ -297,7 +301,6 @@ async def close(
                 },
             )
         )
-    return ClosedPoll(poll_id, final, moments)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from bot.domain.leaning import Moments, combine, week_start
 from bot.storage import guilds as guild_store
 from bot.storage import leaning as store
 from bot.storage.database import Database
-from bot.storage.dialect import insert as insert_for
-from bot.storage.tables import leaning_weekly, poll_options, polls, vote_events, votes
+from bot.storage.polls import add_to_weekly
+from bot.storage.tables import poll_options, polls, vote_events, votes
 
 T0 = datetime(2026, 1, 5, 18, tzinfo=UTC)  # a Monday
 GUILD = 900_000_000_000_000_001
@@ -98,27 +98,8 @@ async def seed_poll(
     if events:
         await conn.execute(insert(vote_events), events)
     if closed:
-        for key in {"", *([theme] if theme else [])}:
-            stmt = insert_for(conn)(leaning_weekly).values(
-                guild_id=guild_id,
-                theme=key,
-                week_start=week_start(closed_at),
-                polls=1,
-                voters=m.n,
-                total=m.total,
-                total_sq=m.total_sq,
-            )
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[leaning_weekly.c.guild_id, leaning_weekly.c.theme, leaning_weekly.c.week_start],
-                    set_={
-                        "polls": leaning_weekly.c.polls + 1,
-                        "voters": leaning_weekly.c.voters + m.n,
-                        "total": leaning_weekly.c.total + m.total,
-                        "total_sq": leaning_weekly.c.total_sq + m.total_sq,
-                    },
-                )
-            )
+        # What closing does to the weekly aggregates (the seeds skip the rest of close()).
+        await add_to_weekly(conn, guild_id, theme, week_start(closed_at), m)
     return pid
 
 
