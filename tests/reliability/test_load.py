@@ -156,7 +156,14 @@ async def run_l3(tmp_path, summary, *, members: int, case: str) -> None:
         answers = [first for firsts, _ in results for first in firsts]
         rejected = sum(len(ix.rejected_callbacks) for _, ixs in results for ix in ixs)
         multi = sum(1 for _, ixs in results for ix in ixs if len(ix.callbacks) != 1)
-        texts = [(f.get("data") or {}).get("content", "") for firsts, _ in results for f in firsts]
+        texts = []
+        for _firsts, ixs in results:
+            for ix in ixs:
+                if ix.callbacks[0]["type"] == 5:  # deferred under load: the answer is the follow-up
+                    followups = await h.sandbox.wait_for(lambda ix=ix: ix.followups, timeout=10)
+                    texts.append(followups[0].get("content", ""))
+                else:
+                    texts.append((ix.callbacks[0].get("data") or {}).get("content", ""))
         casts = sum(1 for text in texts if text.startswith("You chose"))
         summary(
             case,
