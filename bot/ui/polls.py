@@ -95,8 +95,13 @@ def vote_view(poll: PollRow, *, disabled: bool = False) -> discord.ui.View:
 
 
 def withdraw_view(poll_id: int) -> discord.ui.View:
+    """The Withdraw button as a finished view: it only carries the component. Clicks reach the
+    :class:`WithdrawButton` registered as a dynamic item; a live view would instead be kept by
+    discord.py for 15 minutes (the timeout it gives ephemeral views), one per click on a current
+    choice, with a timer task each."""
     view = discord.ui.View(timeout=None)
     view.add_item(WithdrawButton(poll_id))
+    view.stop()
     return view
 
 
