@@ -165,8 +165,10 @@ def report(stats: dict, rows_ok: bool, integrity: str, commits: tuple[int, int],
     print(f"vote rows = last vote event per member = members with an answered vote: {rows_ok}; integrity={integrity}")
     print(f"vote commits: {commits[0]} for {commits[1]} requests")
     if "sandbox_peak_mb" in stats:
-        print(f"peak memory: bot {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
-              f"sandbox {stats['sandbox_peak_mb']:.0f} MB")
+        print(
+            f"peak memory: bot {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
+            f"sandbox {stats['sandbox_peak_mb']:.0f} MB"
+        )
     ok = (
         stats["errors"] == 0
         and stats["answered"] == stats["total"]
