@@ -1,6 +1,6 @@
 """Clicks through the sandbox to the real bot: sustained clicks/s with every click answered, reply p99.
 
-    .venv/bin/python -m benchmarks.e2e_votes [--rate 1000] [--seconds 10] [--members 2000] [--same-process]
+    .venv/bin/python -m benchmarks.e2e_votes [--rate 1100] [--seconds 10] [--members 2000] [--same-process]
 
 By default the sandbox (REST + gateway on 127.0.0.1) and the simulated members run in a child process
 and the bot in this one, as Discord and a bot are in production: each gets a core of this 2-core
@@ -9,6 +9,10 @@ with the bot for one core). Clicks are sent open-loop at ``--rate`` for ``--seco
 random options, so most clicks are changes. Latency runs from the sandbox sending INTERACTION_CREATE to
 it receiving the bot's callback. Afterwards every click must have exactly one callback and the vote rows
 must equal each member's last answered choice; integrity_check must be ok.
+
+"Sustained" is clicks answered divided by the time from the first click sent to the last reply
+received, so it includes the tail: offering exactly 1,000/s can only show a little under 1,000. The
+default offers 1,100/s for that reason.
 """
 
 from __future__ import annotations
@@ -259,7 +263,7 @@ async def same_process(args, tmp: Path) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=1000.0, help="clicks per second to send")
+    parser.add_argument("--rate", type=float, default=1100.0, help="clicks per second to send")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
