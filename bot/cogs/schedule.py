@@ -1,4 +1,4 @@
-"""/schedule (moderators): set up, inspect, pause, resume, skip, post now, and plan one-off debates."""
+"""/schedule (moderators): set up, inspect, pause, resume, skip, post now, and plan or cancel one-off debates."""
 
 from __future__ import annotations
 
@@ -57,6 +57,25 @@ async def prompt_autocomplete(interaction: Interaction, current: str) -> list[ap
             continue
         label = ui.cut(f"¶{prompt.paragraph} {prompt.theme}: {' '.join(prompt.question.split())}", 100)
         out.append(app_commands.Choice(name=label, value=key))
+        if len(out) == 25:
+            break
+    return out
+
+
+async def planned_autocomplete(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    if interaction.guild_id is None:
+        return []
+    service = get_service(interaction.client)
+    schedule, _, _ = await service.status(interaction.guild_id)
+    tz = ZoneInfo(schedule.timezone) if schedule else ZoneInfo("UTC")
+    query = current.casefold().strip()
+    out = []
+    for debate in await service.planned(interaction.guild_id):
+        question = " ".join(debate.question.split())
+        label = ui.cut(f"{debate.due_at.astimezone(tz):%a %d %b %Y %H:%M} · {question}", 100)
+        if query and query not in label.casefold():
+            continue
+        out.append(app_commands.Choice(name=label, value=str(debate.id)))
         if len(out) == 25:
             break
     return out
@@ -176,6 +195,12 @@ class Schedule(commands.Cog):
             lines.append("**Last post:** none yet")
         if schedule.last_skip_note:
             lines.append(f"**Skipped:** {schedule.last_skip_note}")
+        planned = await self.service.planned(interaction.guild_id)
+        for debate in planned[:5]:
+            question = ui.cut(" ".join(debate.question.split()), 80)
+            lines.append(f"**Planned:** {when_text(debate.due_at, tz)} · {question}")
+        if len(planned) > 5:
+            lines.append(f"…and {len(planned) - 5} more planned (`/schedule cancel` lists them all).")
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
     @schedule.command(name="pause", description="Stop posting until /schedule resume.")
@@ -260,6 +285,32 @@ class Schedule(commands.Cog):
             else:
                 await self.service.set_event(debate.id, created.id)
                 text += " A Discord event was created too."
+        await interaction.followup.send(text, ephemeral=True)
+
+    @schedule.command(name="cancel", description="Cancel a planned one-off debate before it is posted.")
+    @app_commands.describe(planned="A planned debate (listed as you type)")
+    @app_commands.autocomplete(planned=planned_autocomplete)
+    async def cancel(self, interaction: Interaction, planned: str) -> None:
+        assert interaction.guild is not None
+        guild = interaction.guild
+        if not planned.strip().isdigit():
+            raise UserError("Pick a planned debate from the list that appears as you type.")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        debate = await self.service.cancel_plan(guild.id, int(planned))
+        schedule, _, _ = await self.service.status(guild.id)
+        tz = ZoneInfo(schedule.timezone) if schedule else ZoneInfo("UTC")
+        text = f"Cancelled the debate planned for {when_text(debate.due_at, tz)}; nothing will be posted."
+        if debate.event_id is not None:
+            try:
+                event = await guild.fetch_scheduled_event(debate.event_id)
+                await event.delete()
+            except discord.NotFound:
+                pass  # somebody deleted the event already
+            except discord.HTTPException as exc:
+                log.warning("event %s not deleted in guild %s: %s", debate.event_id, guild.id, exc.status)
+                text += " I couldn't delete its Discord event (check Manage Events); please delete it by hand."
+            else:
+                text += " Its Discord event is deleted too."
         await interaction.followup.send(text, ephemeral=True)
 
 

@@ -410,6 +410,26 @@ class DebateService:
             )
         return debate
 
+    async def planned(self, guild_id: int) -> list[Debate]:
+        """The server's planned debates not posted yet, soonest first."""
+        async with self.db.read() as conn:
+            return await debate_store.pending_planned(conn, guild_id)
+
+    async def cancel_plan(self, guild_id: int, debate_id: int) -> Debate:
+        """Cancel a planned debate of this server before it is posted (``/schedule cancel``): the debate
+        is kept as skipped, its job removed, in one transaction. Returns it (with its Discord event id)."""
+        async with self.db.write() as conn:
+            debate = await debate_store.get(conn, debate_id)
+            if debate is None or not await debate_store.cancel_planned(
+                conn, guild_id, debate_id, note="cancelled by a moderator"
+            ):
+                raise NotFound(
+                    "That isn't a planned debate waiting here: pick one from the list as you type "
+                    "(`/schedule status` shows them)."
+                )
+            await job_store.cancel(conn, plan_key(debate_id))
+        return debate
+
     async def set_event(self, debate_id: int, event_id: int) -> None:
         async with self.db.write() as conn:
             await debate_store.set_extras(conn, debate_id, event_id=event_id)

@@ -137,6 +137,21 @@ async def mark_status(conn: AsyncConnection, debate_id: int, status: str, *, err
     )
 
 
+async def cancel_planned(conn: AsyncConnection, guild_id: int, debate_id: int, *, note: str) -> bool:
+    """Mark a planned debate of this server skipped, only if it is still pending; False if it was not."""
+    result = await conn.execute(
+        update(debates)
+        .where(
+            debates.c.id == debate_id,
+            debates.c.guild_id == guild_id,
+            debates.c.kind == "planned",
+            debates.c.status == "pending",
+        )
+        .values(status="skipped", error=note)
+    )
+    return result.rowcount == 1
+
+
 async def latest_posted(conn: AsyncConnection, guild_id: int) -> Debate | None:
     row = (
         await conn.execute(

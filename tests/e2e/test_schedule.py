@@ -203,3 +203,55 @@ async def test_catch_up_window_is_per_server(tmp_path):
             assert len(h.posts()) == expected_posts
             if expected_posts == 0:
                 assert "skipped" in (await status(h)).lower()
+
+
+async def test_cancel_a_planned_debate_and_its_event(tmp_path):
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)  # events must be in the real future
+    async with Harness(tmp_path, now=start) as h:
+        await setup(h, time="06:00", timezone="UTC")
+        when = start + timedelta(days=2, hours=3)
+        key = "individualism-collectivism/self-reliance-as-a-virtue"
+        question = load_builtin_pack().prompt("self-reliance-as-a-virtue").question
+        ix = await h.slash(h.mod, "schedule plan", {"prompt": key, "when": f"{when:%Y-%m-%d %H:%M}", "event": True})
+        await ix.response()
+        await h.sandbox.wait_for(lambda: "event was created" in answer_text(ix))
+        assert len(h.sandbox.scheduled_events(h.guild.id)) == 1
+        assert f"**Planned:** {when:%a %d %b %H:%M} UTC" in await status(h)
+
+        choices = await h.sandbox.autocomplete(
+            h.guild.id, h.channel.id, h.mod.id, "schedule cancel", {"planned": ""}, focused="planned"
+        )
+        assert len(choices) == 1 and choices[0]["name"].startswith(f"{when:%a %d %b %Y %H:%M} · ")
+        assert " ".join(question.split())[:20] in choices[0]["name"]
+        planned = choices[0]["value"]
+
+        # A member may not cancel; a value that is not a planned debate of this server is refused.
+        refused = await h.reply(h.members[0], "schedule cancel", {"planned": planned})
+        assert "Manage Server" in refused["data"]["content"]
+        for value in ("tomorrow", "999999"):
+            ix = await h.slash(h.mod, "schedule cancel", {"planned": value})
+            await ix.response()
+            await h.sandbox.wait_for(lambda ix=ix: "planned debate" in answer_text(ix))
+        assert len(h.sandbox.scheduled_events(h.guild.id)) == 1
+
+        ix = await h.slash(h.mod, "schedule cancel", {"planned": planned})
+        await ix.response()
+        await h.sandbox.wait_for(lambda: "Cancelled" in answer_text(ix))
+        assert "event is deleted too" in answer_text(ix)
+        assert h.sandbox.scheduled_events(h.guild.id) == []
+        assert "**Planned:**" not in await status(h)
+
+        again = await h.slash(h.mod, "schedule cancel", {"planned": planned})
+        await again.response()
+        await h.sandbox.wait_for(lambda: "isn't a planned debate" in answer_text(again))
+
+        before = len(h.posts())
+        await h.advance(when - start + timedelta(hours=1))
+        excerpt = load_builtin_pack().prompt("self-reliance-as-a-virtue").excerpt
+        assert not [p for p in h.posts()[before:] if p["embeds"][0]["description"].startswith("> " + excerpt)]
+        async with h.db.read() as conn:
+            row = (await conn.exec_driver_sql("SELECT status, error FROM debates WHERE id = ?", (int(planned),))).one()
+            jobs = (
+                await conn.exec_driver_sql("SELECT count(*) FROM jobs WHERE key = ?", (f"plan:{planned}",))
+            ).scalar()
+        assert tuple(row) == ("skipped", "cancelled by a moderator") and jobs == 0

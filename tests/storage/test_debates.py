@@ -99,3 +99,25 @@ async def test_rotation_state_round_trips(db, guild):
         await store.save_rotation(conn, 1, RotationState(3, ("e/f",)))
         assert await store.rotation(conn, 1) == RotationState(3, ("e/f",))
         assert await store.rotation(conn, 2) == RotationState()
+
+
+async def test_only_a_pending_planned_debate_of_the_server_can_be_cancelled(db, guild):
+    async with db.write() as conn:
+        later, _ = await store.insert(
+            conn, **values(kind="planned", slot_date=None, nonce="p1", due_at=NOW + timedelta(days=2))
+        )
+        soon, _ = await store.insert(
+            conn, **values(kind="planned", slot_date=None, nonce="p2", due_at=NOW + timedelta(days=1))
+        )
+        daily, _ = await store.insert(conn, **values(nonce="d1"))
+        assert [d.id for d in await store.pending_planned(conn, 1)] == [soon.id, later.id]
+        assert not await store.cancel_planned(conn, 2, later.id, note="x")  # another server's
+        assert not await store.cancel_planned(conn, 1, daily.id, note="x")  # not a planned debate
+        assert await store.cancel_planned(conn, 1, later.id, note="cancelled by a moderator")
+        assert not await store.cancel_planned(conn, 1, later.id, note="x")  # no longer pending
+        await store.mark_status(conn, soon.id, "posted")
+        assert not await store.cancel_planned(conn, 1, soon.id, note="x")
+        cancelled = await store.get(conn, later.id)
+        assert (cancelled.status, cancelled.error) == ("skipped", "cancelled by a moderator")
+        assert (await store.get(conn, daily.id)).status == "pending"
+        assert await store.pending_planned(conn, 1) == []
