@@ -418,8 +418,10 @@ class DebateService:
     async def cancel_plan(self, guild_id: int, debate_id: int) -> Debate:
         """Cancel a planned debate of this server before it is posted (``/schedule cancel``): the debate
         is kept as skipped, its job removed, in one transaction. Returns it (with its Discord event id)."""
+        if not 0 < debate_id < 2**63:  # typed by hand: any digits; a database id is a signed 64-bit integer
+            debate_id = 0
         async with self.db.write() as conn:
-            debate = await debate_store.get(conn, debate_id)
+            debate = await debate_store.get(conn, debate_id) if debate_id else None
             if debate is None or not await debate_store.cancel_planned(
                 conn, guild_id, debate_id, note="cancelled by a moderator"
             ):

@@ -228,7 +228,7 @@ async def test_cancel_a_planned_debate_and_its_event(tmp_path):
         # A member may not cancel; a value that is not a planned debate of this server is refused.
         refused = await h.reply(h.members[0], "schedule cancel", {"planned": planned})
         assert "Manage Server" in refused["data"]["content"]
-        for value in ("tomorrow", "999999"):
+        for value in ("tomorrow", "999999", "9" * 30):
             ix = await h.slash(h.mod, "schedule cancel", {"planned": value})
             await ix.response()
             await h.sandbox.wait_for(lambda ix=ix: "planned debate" in answer_text(ix))
