@@ -66,8 +66,7 @@ async def planned_autocomplete(interaction: Interaction, current: str) -> list[a
     if interaction.guild_id is None:
         return []
     service = get_service(interaction.client)
-    schedule, _, _ = await service.status(interaction.guild_id)
-    tz = ZoneInfo(schedule.timezone) if schedule else ZoneInfo("UTC")
+    tz = await service.timezone(interaction.guild_id)
     query = current.casefold().strip()
     out = []
     for debate in await service.planned(interaction.guild_id):
@@ -297,8 +296,7 @@ class Schedule(commands.Cog):
             raise UserError("Pick a planned debate from the list that appears as you type.")
         await interaction.response.defer(ephemeral=True, thinking=True)
         debate = await self.service.cancel_plan(guild.id, int(planned))
-        schedule, _, _ = await self.service.status(guild.id)
-        tz = ZoneInfo(schedule.timezone) if schedule else ZoneInfo("UTC")
+        tz = await self.service.timezone(guild.id)
         text = f"Cancelled the debate planned for {when_text(debate.due_at, tz)}; nothing will be posted."
         if debate.event_id is not None:
             try:

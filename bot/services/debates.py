@@ -390,25 +390,45 @@ class DebateService:
 
     # -- planned and manual debates ------------------------------------------------------------------
 
+    async def _one_off(
+        self, conn: AsyncConnection, guild_id: int, *, kind: str, due_at: datetime, prompt_key: str | None, why: str
+    ) -> tuple[Schedule, Debate]:
+        """A planned or manual debate row in the schedule's channel (there must be a schedule: ``why``)."""
+        schedule = await schedule_store.get(conn, guild_id)
+        if schedule is None:
+            raise UserError(f"Set up the schedule first (`/schedule setup`): {why}.")
+        debate, _prompt, _ = await self._new_debate(
+            conn,
+            guild_id=guild_id,
+            kind=kind,
+            slot_date=None,
+            due_at=due_at,
+            channel_id=schedule.channel_id,
+            prompt_key=prompt_key,
+        )
+        return schedule, debate
+
     async def plan(self, guild_id: int, *, prompt_key: str, when: datetime) -> Debate:
         """A one-off debate at ``when`` in the schedule's channel; armed as job ``plan:<debate id>``."""
         async with self.db.write() as conn:
-            schedule = await schedule_store.get(conn, guild_id)
-            if schedule is None:
-                raise UserError("Set up the schedule first (`/schedule setup`): a planned debate uses its channel.")
-            debate, _prompt, _ = await self._new_debate(
+            _schedule, debate = await self._one_off(
                 conn,
-                guild_id=guild_id,
+                guild_id,
                 kind="planned",
-                slot_date=None,
                 due_at=when,
-                channel_id=schedule.channel_id,
                 prompt_key=prompt_key,
+                why="a planned debate uses its channel",
             )
             await self.scheduler.schedule(
                 PLAN_KIND, plan_key(debate.id), when, {"debate_id": debate.id}, guild_id=guild_id, conn=conn
             )
         return debate
+
+    async def timezone(self, guild_id: int) -> ZoneInfo:
+        """The server's schedule timezone (UTC when it has no schedule), for showing its times."""
+        async with self.db.read() as conn:
+            schedule = await schedule_store.get(conn, guild_id)
+        return ZoneInfo(schedule.timezone) if schedule else ZoneInfo("UTC")
 
     async def planned(self, guild_id: int) -> list[Debate]:
         """The server's planned debates not posted yet, soonest first."""
@@ -467,17 +487,8 @@ class DebateService:
         """Post a debate now (``/schedule post-now``); Blocked/PermanentJobError say why it could not."""
         now = self.clock.now()
         async with self.db.write() as conn:
-            schedule = await schedule_store.get(conn, guild_id)
-            if schedule is None:
-                raise UserError("Set up the schedule first (`/schedule setup`): the post goes to its channel.")
-            debate, _prompt, _ = await self._new_debate(
-                conn,
-                guild_id=guild_id,
-                kind="manual",
-                slot_date=None,
-                due_at=now,
-                channel_id=schedule.channel_id,
-                prompt_key=prompt_key,
+            schedule, debate = await self._one_off(
+                conn, guild_id, kind="manual", due_at=now, prompt_key=prompt_key, why="the post goes to its channel"
             )
         await self._post_existing(debate, PostOptions.of(schedule, schedule.channel_id))
         async with self.db.read() as conn:
