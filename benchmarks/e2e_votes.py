@@ -213,6 +213,18 @@ async def vote_rows(db, poll_id: int, stats: dict) -> bool:
     )
 
 
+async def check_and_report(bot, db, poll_id: int, stats: dict, rate: float) -> None:
+    writer = bot.services["polls"].writer
+    rows_ok = await vote_rows(db, poll_id, stats)
+    report(stats, rows_ok, (await db.self_check()).integrity, (writer.batches, writer.committed), rate)
+
+
+async def stop_bot(bot, db, task) -> None:
+    await bot.close()
+    await asyncio.gather(task, return_exceptions=True)
+    await db.close()
+
+
 async def two_processes(args, tmp: Path) -> None:
     parent, child = mp.get_context("spawn").Pipe()
     proc = mp.get_context("spawn").Process(target=sandbox_process, args=(child, args.members), daemon=True)
@@ -224,18 +236,9 @@ async def two_processes(args, tmp: Path) -> None:
         poll_id, message_id = await post(bot, info["guild"], info["channel"])
         parent.send((poll_id, message_id, args.rate, args.seconds, args.seed))
         stats = await loop.run_in_executor(None, parent.recv)
-        writer = bot.services["polls"].writer
-        report(
-            stats,
-            await vote_rows(db, poll_id, stats),
-            (await db.self_check()).integrity,
-            (writer.batches, writer.committed),
-            args.rate,
-        )
+        await check_and_report(bot, db, poll_id, stats, args.rate)
     finally:
-        await bot.close()
-        await asyncio.gather(task, return_exceptions=True)
-        await db.close()
+        await stop_bot(bot, db, task)
         parent.send("stop")
         proc.join(10)
 
@@ -246,18 +249,9 @@ async def same_process(args, tmp: Path) -> None:
     try:
         poll_id, message_id = await post(bot, guild.id, channel.id)
         stats = await send_clicks(sb, channel.id, people, poll_id, message_id, args.rate, args.seconds, args.seed)
-        writer = bot.services["polls"].writer
-        report(
-            stats,
-            await vote_rows(db, poll_id, stats),
-            (await db.self_check()).integrity,
-            (writer.batches, writer.committed),
-            args.rate,
-        )
+        await check_and_report(bot, db, poll_id, stats, args.rate)
     finally:
-        await bot.close()
-        await asyncio.gather(task, return_exceptions=True)
-        await db.close()
+        await stop_bot(bot, db, task)
         await sb.stop()
 
 
