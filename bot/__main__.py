@@ -98,11 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _open_database(settings: Settings, *, migrate: bool = True):
-    from bot.storage.database import Database, SchemaTooNewError
+    from bot.storage.database import Database, DatabaseUnusableError, SchemaTooNewError
 
     try:
         return await Database.open(settings.database_url, migrate=migrate)
-    except SchemaTooNewError as exc:
+    except (SchemaTooNewError, DatabaseUnusableError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"cannot open the database ({exc}); check DATABASE_URL") from None

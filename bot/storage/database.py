@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,79 @@ class SchemaTooNewError(RuntimeError):
 
 class DatabaseSettingsError(RuntimeError):
     """The database does not run with the settings our durability commitments need."""
+
+
+class DatabaseUnusableError(RuntimeError):
+    """The database file cannot be opened as it is (not SQLite, truncated, damaged, read-only).
+
+    The message is one line naming the file, what is wrong and what to do; the file is left as it was."""
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+RESTORE = "restore a backup (made with `commonground backup`) or point DATABASE_URL at the right file"
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Refuse, before SQLite touches it, a file the bot could not use without damage or a traceback.
+
+    Reads only: the 100-byte header (https://www.sqlite.org/fileformat.html#the_database_header), the
+    file's size and the permissions. A damaged b-tree is found later, by the first query or by
+    ``integrity_check`` in the self-check.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    if not path.exists():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise DatabaseUnusableError(
+                f"cannot create the database {path}: the folder {folder} is not writable by this user; "
+                "make it writable, or point DATABASE_URL at a folder that is"
+            )
+        return
+    if not path.is_file():
+        raise DatabaseUnusableError(f"the database {path} is not a regular file; point DATABASE_URL at a file")
+    if not os.access(path, os.R_OK):
+        raise DatabaseUnusableError(
+            f"the database {path} is not readable by this user; give the user running the bot read and write access"
+        )
+    size = path.stat().st_size
+    if size:
+        with path.open("rb") as fh:
+            header = fh.read(100)
+        if not header.startswith(SQLITE_MAGIC):
+            raise DatabaseUnusableError(
+                f"the database {path} is not an SQLite database (it does not start with the SQLite header); {RESTORE}"
+            )
+        if len(header) < 100:
+            raise DatabaseUnusableError(
+                f"the database {path} is truncated ({size} bytes, shorter than its header); {RESTORE}"
+            )
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        # The in-header size is valid only when the change counter equals "version-valid-for".
+        # A non-empty -wal may hold pages a crash kept from the file itself (it is replayed on open).
+        wal = path.with_name(path.name + "-wal")
+        size_valid = pages and header[24:28] == header[92:96] and not (wal.exists() and wal.stat().st_size)
+        if (
+            page_size < 512
+            or page_size & (page_size - 1)
+            or size % page_size
+            or (size_valid and size < pages * page_size)
+        ):
+            expected = (
+                f"its header says {pages * page_size}"
+                if size_valid
+                else f"not a whole number of {page_size}-byte pages"
+            )
+            raise DatabaseUnusableError(f"the database {path} is truncated ({size} bytes, {expected}); {RESTORE}")
+    # WAL mode writes the -wal and -shm files beside the database: the folder must be writable too.
+    if not os.access(path, os.W_OK) or not os.access(folder, os.W_OK | os.X_OK):
+        what = "file" if not os.access(path, os.W_OK) else "folder"
+        if what == "file" and not os.access(folder, os.W_OK | os.X_OK):
+            what = "file and its folder"
+        raise DatabaseUnusableError(
+            f"the database {path} is read-only for this user (its {what}); give the user running the bot write "
+            "access to the file and its folder (SQLite keeps its -wal and -shm files beside the database)"
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +174,7 @@ class Database:
             database = parsed.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
+                check_sqlite_file(Path(database))
             writer = create_async_engine(url, pool_size=1, max_overflow=0)
             reader = create_async_engine(url, pool_size=4, max_overflow=4)
             _install_sqlite_hooks(writer, immediate=True)
@@ -111,6 +186,15 @@ class Database:
             await db.check_schema_version()
             if migrate:
                 await db.migrate()
+        except DBAPIError as exc:
+            await db.close()
+            if not db.is_sqlite or not isinstance(exc.orig, sqlite3.DatabaseError):
+                raise
+            # A file with a valid header whose pages are damaged fails at the first read (journal_mode,
+            # the schema, alembic_version): nothing was written, say so in one line.
+            raise DatabaseUnusableError(
+                f"the database {parsed.database} cannot be read (SQLite says: {exc.orig}); {RESTORE}"
+            ) from None
         except BaseException:
             await db.close()
             raise

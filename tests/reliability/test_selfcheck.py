@@ -1,12 +1,17 @@
 """The startup self-check: `commonground run` refuses a database that fails integrity_check, or runs
-without the durability settings (WAL, synchronous=FULL, foreign keys), with a clear message."""
+without the durability settings (WAL, synchronous=FULL, foreign keys), with a clear message; and a
+database it cannot open at all (not SQLite, truncated, damaged, read-only) with one line and exit 2,
+the file left byte for byte as it was."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import random
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +41,7 @@ def corrupt(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def run(path: Path) -> subprocess.CompletedProcess:
+def run(path: Path, *, preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "DISCORD_TOKEN": "sandbox.not-used-the-check-comes-first",
@@ -44,7 +49,9 @@ def run(path: Path) -> subprocess.CompletedProcess:
         "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",  # nothing listens: it must stop before connecting
         "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gateway",
     }
-    return subprocess.run([str(COMMONGROUND), "run"], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(COMMONGROUND), "run"], env=env, capture_output=True, text=True, timeout=60, preexec_fn=preexec
+    )
 
 
 async def test_a_corrupt_database_is_refused_with_a_clear_message(tmp_path, summary):
@@ -89,3 +96,91 @@ async def test_a_database_left_in_rollback_journal_mode_is_put_back_in_wal(tmp_p
     finally:
         await db.close()
     assert check.journal_mode == "wal"
+
+
+# -- a database the bot cannot open ---------------------------------------------------------------------
+
+
+def without_root_override() -> None:
+    """Run as root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH: permission bits then bind root as they
+    bind the unprivileged user a host runs the bot as (prctl PR_CAPBSET_DROP, applied at exec)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
+
+
+@pytest.fixture
+def folder(tmp_path) -> Iterator[Path]:
+    path = tmp_path / "data"
+    path.mkdir()
+    yield path
+    for p in (path, *path.iterdir()):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def corrupt_most_pages(path: Path) -> None:
+    """Random bytes over 80 % of the pages after the first (the header stays, so SQLite opens it)."""
+    data = bytearray(path.read_bytes())
+    page, rng = 4096, random.Random(11)
+    pages = range(1, len(data) // page)
+    for n in rng.sample(pages, k=len(pages) * 4 // 5):
+        data[n * page : (n + 1) * page] = rng.randbytes(page)
+    path.write_bytes(bytes(data))
+
+
+def assert_one_clear_line(done: subprocess.CompletedProcess, path: Path, *words: str) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert len(lines) == 1, done.stderr[-3000:]
+    line = lines[0]
+    assert line.startswith("commonground: ") and str(path) in line, line
+    for word in words:
+        assert word in line, line
+    return line
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        (lambda p: p.write_bytes(random.Random(3).randbytes(300_000)), "not an SQLite database"),
+        (truncate, "truncated"),
+        (corrupt_most_pages, "restore a backup"),
+    ],
+    ids=["random-bytes", "truncated", "most-pages-corrupt"],
+)
+async def test_a_database_that_cannot_be_read_is_refused_in_one_line(tmp_path, summary, damage, named):
+    path = tmp_path / "damaged.db"
+    await make_db(path)
+    damage(path)
+    before = path.read_bytes()
+    done = run(path)
+    line = assert_one_clear_line(done, path, named, "backup")
+    summary(f"start: {named[:24]}", "fault", exit=done.returncode, stderr_lines=len(done.stderr.splitlines()))
+    assert path.read_bytes() == before, "the refused file was changed"
+    assert "Traceback" not in done.stderr, line
+
+
+@pytest.mark.parametrize("read_only", ["file", "folder", "file and its folder"])
+async def test_a_read_only_database_is_refused_in_one_line(folder, summary, read_only):
+    path = folder / "readonly.db"
+    await make_db(path)
+    if "file" in read_only:
+        path.chmod(0o444)
+    if "folder" in read_only:
+        folder.chmod(0o555)
+    before = path.read_bytes()
+    # Root writes through any permission bits: drop that override, as for the user a host runs the bot as.
+    done = run(path, preexec=without_root_override if os.geteuid() == 0 else None)
+    assert_one_clear_line(done, path, "read-only", f"its {read_only})", "write access")
+    summary(f"start: read-only {read_only}", "fault", exit=done.returncode, stderr_lines=len(done.stderr.splitlines()))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["readonly.db"], "a -wal or -shm file was left"
