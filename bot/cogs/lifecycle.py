@@ -34,7 +34,9 @@ class Lifecycle(commands.Cog):
 
     async def joined(self, guild: discord.Guild) -> None:
         async with self.bot.db.write() as conn:
-            await guild_store.ensure(conn, guild.id, now=self.bot.clock.now(), name=guild.name)
+            # An unavailable guild (an outage, G4) has no name yet: keep the stored one.
+            name = None if guild.unavailable else guild.name
+            await guild_store.ensure(conn, guild.id, now=self.bot.clock.now(), name=name)
             await job_store.cancel(conn, purge_key(guild.id))
 
     async def left(self, guild_id: int) -> None:

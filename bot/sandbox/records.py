@@ -25,6 +25,8 @@ class GuildRecord:
     scheduled_events: dict[int, dict[str, Any]] = field(default_factory=dict)
     bot_present: bool = True
     locale: str = "en-US"
+    # A Discord outage of this guild: None, or the 5xx status its REST routes answer meanwhile.
+    outage: int | None = None
 
 
 @dataclass

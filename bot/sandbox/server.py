@@ -491,6 +491,23 @@ class Sandbox(InteractionsMixin):
         self._dispatch_sync("GUILD_CREATE", None, guild=g)
         self._bump()
 
+    def start_outage(self, guild_id: int, *, status: int = 503) -> None:
+        """A Discord outage of the guild (G4): GUILD_DELETE with ``unavailable: true`` (not a removal);
+        until :meth:`end_outage` READY lists it as unavailable with no GUILD_CREATE, and every REST call
+        on its guild, channels and messages answers ``status`` (5xx)."""
+        g = self._guild(guild_id)
+        g.outage = status
+        self._dispatch_sync("GUILD_DELETE", {"id": str(g.id), "unavailable": True})
+        self._bump()
+
+    def end_outage(self, guild_id: int) -> None:
+        """The guild is back: a full GUILD_CREATE, REST answers again."""
+        g = self._guild(guild_id)
+        g.outage = None
+        if g.bot_present:
+            self._dispatch_sync("GUILD_CREATE", None, guild=g)
+        self._bump()
+
     def create_channel(
         self, guild_id: int, name: str, *, type: int = 0, topic: str | None = None, parent_id: int | None = None
     ) -> ChannelRecord:
@@ -680,9 +697,15 @@ class Sandbox(InteractionsMixin):
         g = self.guilds.get(int(guild_id))
         if g is None:
             raise not_found(10004)
+        self._check_outage(g)
         if not g.bot_present:
             raise forbidden(50001)
         return g
+
+    def _check_outage(self, g: GuildRecord) -> None:
+        if g.outage is not None:
+            names = {500: "500: Internal Server Error", 502: "502: Bad Gateway", 503: "503: Service Unavailable"}
+            raise DiscordHTTPError(g.outage, 0, names.get(g.outage, f"{g.outage}: Server Error"))
 
     def _rest_channel(self, channel_id: str | int, need: int = VIEW) -> ChannelRecord:
         try:
@@ -690,6 +713,7 @@ class Sandbox(InteractionsMixin):
         except (KeyError, ValueError):
             raise not_found(10003) from None
         g = self.guilds[ch.guild_id]
+        self._check_outage(g)
         if not g.bot_present:
             raise forbidden(50001)
         perms = self.permissions_for(g.id, self.bot_user_id, ch.id)
@@ -1073,6 +1097,8 @@ class Sandbox(InteractionsMixin):
             self._send_dispatch(session, "READY", ready)
             if intents & I_GUILDS:
                 for g in guilds:
+                    if g.outage is not None:
+                        continue  # unavailable: its GUILD_CREATE comes when the outage ends
                     self._send_dispatch(session, "GUILD_CREATE", self._guild_create_payload(g, intents))
             self._bump()
         elif op == 6:

@@ -23,10 +23,12 @@ class GuildSettings:
 
 
 async def ensure(conn: AsyncConnection, guild_id: int, *, now: datetime, name: str | None = None) -> None:
-    """Create the server's row if missing; a server seen again is no longer marked removed."""
+    """Create the server's row if missing; a server seen again is no longer marked removed.
+
+    Only a real name overwrites the stored one: a server in an outage arrives nameless (G4)."""
     stmt = insert_for(conn)(guilds).values(id=guild_id, name=(name or "")[:100], joined_at=now)
     set_ = {"removed_at": None}
-    if name is not None:
+    if name:
         set_["name"] = name[:100]
     await conn.execute(stmt.on_conflict_do_update(index_elements=[guilds.c.id], set_=set_))
 

@@ -38,10 +38,11 @@ COMMONGROUND = Path(sys.executable).with_name("commonground")
 class BotProcess:
     """One run of the bot in its own process, pointed at the test's sandbox and database."""
 
-    def __init__(self, h, log: Path, *, now: datetime | None = None) -> None:
+    def __init__(self, h, log: Path, *, now: datetime | None = None, log_level: str = "WARNING") -> None:
         self.h = h
         self.log = log
         self.now = now
+        self.log_level = log_level
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, *, timeout: float = 30) -> None:
@@ -52,7 +53,7 @@ class BotProcess:
             "DISCORD_API_BASE": sb.api_base,
             "DISCORD_GATEWAY_URL": sb.gateway_url,
             "DATABASE_URL": self.h.settings.database_url,
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": self.log_level,
             "PYTHONPATH": str(ROOT),
         }
         if self.now is None:
