@@ -50,6 +50,8 @@ def user_message(error: BaseException) -> str | None:
             found = user_message(inner)
             if found:
                 return found
+    if isinstance(error, app_commands.TransformerError):
+        return transformer_message(error)
     if isinstance(error, (UserError, PackError)):
         return error.message
     if isinstance(error, ScheduleInputError):
@@ -63,6 +65,21 @@ def user_message(error: BaseException) -> str | None:
     if isinstance(error, app_commands.CheckFailure):
         return str(error) or "You can't use this command here."
     return None
+
+
+OTHER_SERVER_CHANNEL = (
+    "That channel isn't one of this server's channels that I can see: pick a text channel of this server."
+)
+
+
+def transformer_message(error: app_commands.TransformerError) -> str:
+    """An option value discord.py could not turn into its type: a channel or role of another server
+    (a forged or stale payload), most often. Named, never logged as a bug."""
+    if error.type is discord.AppCommandOptionType.channel:
+        return OTHER_SERVER_CHANNEL
+    if error.type is discord.AppCommandOptionType.role:
+        return "That role isn't one of this server's roles: pick a role of this server."
+    return f"I couldn't read the value {str(error.value)[:100]!r}: check it and try again."
 
 
 class CommonGroundTree(app_commands.CommandTree["CommonGround"]):

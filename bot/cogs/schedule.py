@@ -11,6 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app import OTHER_SERVER_CHANNEL
 from bot.cogs.checks import ModeratorGroup
 from bot.domain.errors import UserError
 from bot.domain.schedule import (
@@ -129,6 +130,11 @@ class Schedule(commands.Cog):
         tz = parse_timezone(timezone)
         chosen = parse_days(days)
         guild = interaction.guild
+        # discord.py resolves a channel id through the bot's cache, so a channel of another server the
+        # bot is in arrives as a channel object: only this server's channels are accepted.
+        for chosen_channel in (channel, review_channel):
+            if chosen_channel is not None and chosen_channel.guild.id != guild.id:
+                raise UserError(OTHER_SERVER_CHANNEL)
         missing = ui.missing_permissions(channel, thread=thread, pin=pin)
         if ping_role is not None:
             if ping_role.is_default():

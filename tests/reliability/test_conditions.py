@@ -47,3 +47,33 @@ async def test_a_restart_during_an_outage_keeps_the_server_name(tmp_path, summar
         assert during == "server-0" and after == "server-0"
         assert await stored_name(h, up.guild.id) == "server-1"
         assert removed[down.guild.id] is None, "a server in an outage was taken as left"
+
+
+async def test_schedule_setup_with_another_servers_channel_is_refused_clearly(tmp_path, summary):
+    async with world(tmp_path, servers=2, members=1) as (h, servers):
+        sb = h.sandbox
+        shared, foreign = servers  # the bot is in both; then removed from the second
+        await h.stop_bot()
+        sb.remove_guild(foreign.guild.id)
+        log = tmp_path / "bot.log"
+        bot = BotProcess(h, log, log_level="INFO")
+        await bot.start()
+        replies = []
+        try:
+            for other in (shared, foreign):
+                ix = await h.slash(
+                    h.mod, "schedule setup", {"channel": other.channel.id, "time": "09:00", "timezone": "UTC"}
+                )
+                replies.append(await ix.response(timeout=10))
+        finally:
+            await bot.stop()
+        async with h.db.read() as conn:
+            schedules = (await conn.exec_driver_sql("SELECT count(*) FROM schedules")).scalar_one()
+        text = log.read_text()
+        summary("setup: another server's channel", "bad-input", tried=2, refused=len(replies), schedules=schedules)
+        for reply in replies:
+            assert reply["data"]["flags"] & 64, reply  # ephemeral
+            assert "isn't one of this server's channels" in reply["data"]["content"], reply
+        assert schedules == 0
+        assert "Traceback" not in text and "ERROR" not in text, text[-3000:]
+        assert sb.messages(shared.channel.id) == []
