@@ -119,18 +119,20 @@ async def cmd_run(settings: Settings) -> int:
     from bot.storage.database import DatabaseSettingsError
 
     db = await _open_database(settings)
+    healthy = False
     try:
         try:
             await db.require_healthy()
         except DatabaseSettingsError as exc:
             raise CommandError(f"{exc}; restore a backup (see `commonground backup`) or repair the file") from None
+        healthy = True
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await run_bot(settings, db, stop=stop)
     finally:
-        await db.close()
+        await db.close(checkpoint=healthy)  # nothing is written to a file the self-check refused
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -100,6 +101,12 @@ class CommonGroundTree(app_commands.CommandTree["CommonGround"]):
 
 MAX_CONTENT = 2000
 
+# Names discord.py gives the tasks that run event handlers: app commands, components (views and
+# DynamicItems, our vote buttons), modals, and dispatched events (listeners such as on_reconcile).
+IN_FLIGHT_TASKS = ("CommandTree-invoker", "discord-ui-", "discord.py: ")
+# A stop waits this long for replies in flight (inside Docker's default 10 s grace before SIGKILL).
+DRAIN_SECONDS = 6.0
+
 
 async def send_ephemeral(interaction: discord.Interaction, content: str, **kwargs: Any) -> None:
     """Answer ephemerally whether or not the interaction was already acknowledged."""
@@ -151,8 +158,33 @@ class CommonGround(commands.Bot):
         # Extensions register their job handlers while loading; only then may jobs run.
         self.scheduler.start()
 
+    async def drain(self, timeout: float = DRAIN_SECONDS) -> int:
+        """Let the event handlers in flight (clicks, commands, listeners) finish while HTTP is still
+        open, so their replies go out; after ``timeout`` cancel the rest and wait for them, so no task
+        holds a database connection when the database closes. Returns how many were cancelled."""
+        current = asyncio.current_task()
+
+        def in_flight() -> set[asyncio.Task]:
+            return {
+                t
+                for t in asyncio.all_tasks()
+                if t is not current and not t.done() and t.get_name().startswith(IN_FLIGHT_TASKS)
+            }
+
+        pending = in_flight()
+        if pending:
+            log.info("stopping: %d handlers in flight", len(pending))
+            _, pending = await asyncio.wait(pending, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2)
+            log.warning("stopping: %d handlers did not finish within %.0f s and were cancelled", len(pending), timeout)
+        return len(pending)
+
     async def close(self) -> None:
         await self.scheduler.stop()
+        await self.drain()
         await super().close()
 
     async def on_ready(self) -> None:

@@ -58,10 +58,14 @@ async def run_bot(settings: Settings, db: Database, *, stop: asyncio.Event, cloc
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stopper in done:
-            log.info("stopping: closing the gateway and the database")
+            # Stop reading the gateway first (no new events), then let the replies in flight go out
+            # while HTTP is still open (bot.close drains), then close HTTP; the caller closes the database.
+            log.info("stopping: no new events; finishing replies in flight, then closing")
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
         await bot.close()
         stopper.cancel()
-        if runner.done() and not runner.cancelled() and runner.exception():
+        if stopper not in done and runner.done() and not runner.cancelled() and runner.exception():
             raise runner.exception()  # type: ignore[misc]
 
 

@@ -187,7 +187,7 @@ class Database:
             if migrate:
                 await db.migrate()
         except DBAPIError as exc:
-            await db.close()
+            await db.close(checkpoint=False)
             if not db.is_sqlite or not isinstance(exc.orig, sqlite3.DatabaseError):
                 raise
             # A file with a valid header whose pages are damaged fails at the first read (journal_mode,
@@ -196,11 +196,20 @@ class Database:
                 f"the database {parsed.database} cannot be read (SQLite says: {exc.orig}); {RESTORE}"
             ) from None
         except BaseException:
-            await db.close()
+            await db.close(checkpoint=False)
             raise
         return db
 
-    async def close(self) -> None:
+    async def close(self, *, checkpoint: bool = True) -> None:
+        """Checkpoint (SQLite: every committed page into the database file, the -wal emptied, so a copy
+        of the .db file alone after a stop holds everything), then close every pooled connection; the
+        last connection to close removes the -wal file."""
+        if self.is_sqlite and checkpoint:
+            try:
+                async with self.write_lock, self.writer.connect() as conn:
+                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            except DBAPIError as exc:  # a damaged or busy file: closing must still go on
+                log.warning("checkpoint at close failed: %s", exc.orig)
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

@@ -3,7 +3,13 @@ during a Discord outage of a server (G4), a channel id from another server, SIGT
 
 from __future__ import annotations
 
-from tests.reliability.support import check_database, eventually, world
+import asyncio
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.storage.database import make_url
+from tests.reliability.support import SUCCESS, check_database, click, eventually, post_poll, stored_votes, world
 from tests.reliability.test_kill import BotProcess
 
 
@@ -77,3 +83,54 @@ async def test_schedule_setup_with_another_servers_channel_is_refused_clearly(tm
         assert schedules == 0
         assert "Traceback" not in text and "ERROR" not in text, text[-3000:]
         assert sb.messages(shared.channel.id) == []
+
+
+async def test_sigterm_while_clicks_are_answered_drains_then_closes_cleanly(tmp_path, summary):
+    now = datetime.now(UTC).replace(microsecond=0)  # `commonground run` uses the real clock
+    async with world(tmp_path, now=now) as (h, _):
+        sb = h.sandbox
+        crowd = [sb.add_member(h.guild.id, f"term-{i}") for i in range(150)]
+        poll_id, message_id = await post_poll(h, hours=48)
+        await h.stop_bot()
+        path = Path(make_url(h.settings.database_url).database)
+        log = tmp_path / "bot.log"
+        await h.db.close()  # the bot process must be the database's only user: the last to close removes the -wal
+        bot = BotProcess(h, log, log_level="INFO")
+        await bot.start()
+        sb.faults.latency(0.15)  # every reply is in flight for a while, as against Discord
+        tasks = []
+        for i, m in enumerate(crowd):
+            tasks.append(asyncio.ensure_future(click(sb, h.channel.id, message_id, poll_id, i % 3, m.id, timeout=10)))
+            await asyncio.sleep(0.004)
+            if i == len(crowd) // 2:
+                bot.proc.send_signal(signal.SIGTERM)  # half the clicks are already in flight
+        code = await asyncio.wait_for(bot.proc.wait(), 30)
+        clicks = await asyncio.gather(*tasks)
+        sb.faults.clear()
+        text = log.read_text()
+        wal = path.with_name(path.name + "-wal")
+        wal_left = wal.exists()
+        stored = await stored_votes(h.db)
+        answered = [c for c in clicks if c.first_type is not None]
+        acked = [c for c in clicks if c.acked]
+        half_answered = [c for c in clicks if c.first_type == 5 and not c.text.startswith(SUCCESS)]
+        lost = sum(1 for c in acked if stored.get((poll_id, c.user_id)) != c.idx)
+        errors = [line for line in text.splitlines() if "ERROR" in line or "Traceback" in line]
+        summary(
+            "SIGTERM during clicks",
+            "fault",
+            exit=code,
+            sent=len(clicks),
+            answered=len(answered),
+            acked=len(acked),
+            lost=lost,
+            deferred_unanswered=len(half_answered),
+            error_lines=len(errors),
+            wal_left=wal_left,
+        )
+        assert code == 0, text[-3000:]
+        assert errors == [], "\n".join(errors[:20])
+        assert lost == 0 and half_answered == []
+        assert len(acked) >= len(crowd) // 3, "the clicks before SIGTERM were not answered"
+        assert not wal_left, "a write-ahead log was left behind"
+        await check_database(h.db)
