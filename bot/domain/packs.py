@@ -158,7 +158,9 @@ class PackProblem:
     message: str
 
     def __str__(self) -> str:
-        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        # A problem of the whole file (empty, over the size cap, unreadable) is reported at line 1, so
+        # every line reads `file:line:` as editors and the README expect.
+        where = f"{self.source}:{self.line or 1}"
         parts = [where]
         if self.prompt_id is not None:
             parts.append(f"prompt {self.prompt_id}")

@@ -88,3 +88,26 @@ def test_backup_into_a_folder_keeps_the_configured_number(tmp_path):
         result = run("backup", str(folder), env={"DATABASE_URL": url, "COMMONGROUND_BACKUP_KEEP": "2"})
         assert result.returncode == 0, result.stderr
     assert len(list(folder.glob("commonground-*.db"))) == 2
+
+
+def test_prompts_check_prints_file_line_for_whole_file_problems(tmp_path):
+    """Whole-file problems (empty, over the size cap, not UTF-8, unreadable) read `file:line:` like the rest."""
+    files = {
+        "empty.yaml": b"",
+        "huge.yaml": b"# padding\n" * 30_000,
+        "latin1.yaml": "pack: caf\xe9\n".encode("latin-1"),
+        "two.yaml": b"a: 1\n---\nb: 2\n",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "missing.yaml")  # cannot be read
+    paths = [str(tmp_path / name) for name in (*files, "gone.yaml")]
+    result = run("prompts", "check", *paths)
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 1
+    for path in paths:
+        mine = [line for line in lines if line.startswith(path + ":")]
+        assert mine, f"nothing reported for {path}: {result.stdout}"
+        for line in mine:
+            rest = line[len(path) + 1 :]
+            assert rest.split(":", 1)[0].isdigit(), line

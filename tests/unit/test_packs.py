@@ -545,7 +545,8 @@ def test_problem_str() -> None:
     assert str(PackProblem("p.yaml", 12, "my-prompt", "dilemma.question", "is too long")) == (
         "p.yaml:12: prompt my-prompt: dilemma.question: is too long"
     )
-    assert str(PackProblem("p.yaml", None, None, None, "the file is empty")) == "p.yaml: the file is empty"
+    # A whole-file problem is located at line 1, so every problem reads `file:line:` (README).
+    assert str(PackProblem("p.yaml", None, None, None, "the file is empty")) == "p.yaml:1: the file is empty"
 
 
 def test_pack_error_message_is_bounded() -> None:
