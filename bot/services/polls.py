@@ -23,10 +23,12 @@ import discord
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
+from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
 from bot.storage.polls import Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
+from bot.ui import debates as debate_ui
 from bot.ui import polls as ui
 
 if TYPE_CHECKING:
@@ -399,7 +401,11 @@ class PollService:
             message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
                 poll.message_id
             )
-            kwargs: dict[str, Any] = {"embed": embed, "attachments": [file] if file else []}
+            # Edit Message replaces the whole embeds array (M1): a debate post sends its passage again.
+            kwargs: dict[str, Any] = {
+                "embeds": await self._post_embeds(poll, embed),
+                "attachments": [file] if file else [],
+            }
             if poll.style == "buttons":
                 kwargs["view"] = ui.vote_view(poll, disabled=True)
             try:
@@ -418,6 +424,25 @@ class PollService:
                 await thread.send(ui.summary_text(poll, counts, leaning), nonce=f"pollsum{poll_id}"[:25])
             except (discord.NotFound, discord.Forbidden) as exc:
                 log.warning("poll %s summary not posted in its thread (%s)", poll_id, exc.status)
+
+    async def _post_embeds(self, poll: store.PollRow, embed: discord.Embed) -> list[discord.Embed]:
+        """The embeds of the poll's message with ``embed`` as its poll part: a daily debate's post keeps
+        its passage-and-question embed first (an edit with ``embeds`` replaces the whole array, M1)."""
+        if poll.debate_id is None:
+            return [embed]
+        async with self.db.read() as conn:
+            debate = await debate_store.get(conn, poll.debate_id)
+        if debate is None:
+            return [embed]
+        return [debate_ui.debate_embed(debate, self._essay_title()), embed]
+
+    def _essay_title(self) -> str:
+        debates = self.bot.services.get("debates")
+        if debates is not None:
+            return debates.essay.title
+        from bot.domain.essay import load_essay
+
+        return load_essay().title
 
     async def _result_parts(self, poll: store.PollRow, counts: dict[int, int]):
         leaning = poll_leaning(_moments(poll))
@@ -472,9 +497,10 @@ class PollService:
             message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
                 poll.message_id
             )
+            embeds = await self._post_embeds(poll, ui.live_embed(poll, counts))
             self.live_edits += 1
             try:
-                await message.edit(embed=ui.live_embed(poll, counts))
+                await message.edit(embeds=embeds)
             finally:
                 self._live_last[poll_id] = loop.time()
         except discord.NotFound:

@@ -69,3 +69,35 @@ async def test_native_final_counts_are_the_voters_not_unfinalized_or_absent_resu
 
 async def _closed(h: Harness, poll_id: int) -> bool:
     return (await _poll(h, poll_id)).status == "closed"
+
+
+def _embeds(h: Harness, post: dict) -> list[dict]:
+    return h.sandbox.message(h.channel.id, int(post["id"]))["embeds"]
+
+
+@pytest.mark.parametrize("style", ["buttons", "native"])
+async def test_daily_post_keeps_its_passage_through_live_edits_and_close(tmp_path, style):
+    async with Harness(tmp_path, members=3) as h:
+        settings = await h.reply(h.mod, "poll settings", {"live-counts": True})
+        assert settings["type"] == 4
+        post, poll_id = await _daily_post(h, style)
+        passage = _embeds(h, post)[0]
+        assert passage["title"].startswith("Today's debate") and len(_embeds(h, post)) == 2
+        a, b, _ = h.members
+        if style == "buttons":
+            click = await h.sandbox.click(h.channel.id, int(post["id"]), f"poll:vote:{poll_id}:0", a.id)
+            assert (await click.response())["type"] == 4
+            # The live-count edit (the first one goes out at once).
+            await h.sandbox.wait_for(lambda: h.sandbox.message(h.channel.id, int(post["id"]))["edited_timestamp"])
+            live = _embeds(h, post)
+            assert len(live) == 2 and live[0] == passage, live
+            assert live[1]["fields"][-1]["name"] == "So far (1 vote)"  # the counts are in the poll's own embed
+        else:
+            h.sandbox.poll_vote(h.channel.id, int(post["id"]), a.id, 1)
+            h.sandbox.poll_vote(h.channel.id, int(post["id"]), b.id, 2)
+        await h.advance(timedelta(hours=1))  # the poll closes; its result replaces the dilemma
+        await eventually(lambda: _closed(h, poll_id), timeout=10)
+        closed = _embeds(h, post)
+        assert len(closed) == 2, closed
+        assert closed[0] == passage  # the quoted passage and the question are still there
+        assert closed[1]["title"].startswith("Results")
