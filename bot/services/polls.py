@@ -199,9 +199,10 @@ class PollService:
             return
         await self.scheduler.cancel(publish_key(poll_id))
 
-    async def result(self, poll_id: int, *, guild_id: int | None = None) -> tuple[discord.Embed, discord.File | None]:
-        """The closed poll's result embed and chart; pass ``guild_id`` to refuse another server's poll."""
-        poll = await self._get_or_none(poll_id)
+    async def closed_poll(self, poll_id: int, *, guild_id: int | None = None) -> store.PollRow:
+        """The closed poll to show, or the error to show instead (checked before a public defer: after
+        one, Discord would make the error public, I2); pass ``guild_id`` to refuse another server's poll."""
+        poll = await self._get_or_none(poll_id) if store.valid_id(poll_id) else None
         if poll is None or (guild_id is not None and poll.guild_id != guild_id):
             raise NotFound("There is no such poll in this server.")
         if poll.status == "open":
@@ -209,6 +210,11 @@ class PollService:
                 "That poll is still open: results are shown when it closes "
                 f"{discord.utils.format_dt(poll.closes_at, 'R')}."
             )
+        return poll
+
+    async def result(self, poll_id: int, *, guild_id: int | None = None) -> tuple[discord.Embed, discord.File | None]:
+        """The closed poll's result embed and chart; pass ``guild_id`` to refuse another server's poll."""
+        poll = await self.closed_poll(poll_id, guild_id=guild_id)
         counts = {o.idx: o.final_count or 0 for o in poll.options}
         return await self._result_parts(poll, counts)
 

@@ -101,3 +101,41 @@ async def test_daily_post_keeps_its_passage_through_live_edits_and_close(tmp_pat
         assert len(closed) == 2, closed
         assert closed[0] == passage  # the quoted passage and the question are still there
         assert closed[1]["title"].startswith("Results")
+
+
+def _public_bot_texts(h: Harness) -> str:
+    return " ".join(
+        (m.get("content") or "") + str(m.get("embeds") or "")
+        for m in h.sandbox.messages(h.channel.id)
+        if int(m["author"]["id"]) == h.sandbox.bot_user_id
+    )
+
+
+async def test_debate_results_error_is_private_after_all(tmp_path):
+    async with Harness(tmp_path, members=1) as h:
+        ix = await h.slash(h.members[0], "debate results", {"poll": "#4242"})
+        await ix.response(timeout=5)
+        await h.sandbox.wait_for(lambda: ix.followups or (ix.original and ix.original.get("content")), timeout=10)
+        answer = (ix.followups or [ix.original])[0]
+        assert "no such poll" in answer["content"].lower()
+        assert answer["flags"] & 64, answer  # only the member sees it
+        assert "no such poll" not in _public_bot_texts(h).lower()
+
+
+async def test_leaning_failure_after_a_public_defer_is_answered_privately(tmp_path, monkeypatch):
+    async with Harness(tmp_path, members=1) as h:
+        from bot.storage import leaning
+
+        async def broken(*_args, **_kwargs):
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(leaning, "poll_finals", broken)
+        ix = await h.slash(h.members[0], "leaning show")
+        assert (await ix.response(timeout=5))["type"] == 5  # a public "thinking…"
+
+        def private_answer():
+            return [f for f in ix.followups if f["flags"] & 64 and "went wrong" in f["content"]]
+
+        await h.sandbox.wait_for(private_answer, timeout=10)
+        await h.sandbox.wait_for(lambda: ix.original is None, timeout=10)  # the loading message is gone
+        assert "went wrong" not in _public_bot_texts(h)
