@@ -109,6 +109,7 @@ async def _open_database(settings: Settings, *, migrate: bool = True):
 
 
 async def cmd_run(settings: Settings) -> int:
+    from bot.app import WrongApplication
     from bot.runtime import run_bot
 
     if not settings.token:
@@ -130,7 +131,10 @@ async def cmd_run(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_bot(settings, db, stop=stop)
+        try:
+            await run_bot(settings, db, stop=stop)
+        except WrongApplication as exc:
+            raise CommandError(str(exc)) from None
     finally:
         await db.close(checkpoint=healthy)  # nothing is written to a file the self-check refused
     return 0

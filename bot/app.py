@@ -142,6 +142,10 @@ async def _public_loading_message(interaction: discord.Interaction) -> discord.I
     return original
 
 
+class WrongApplication(RuntimeError):
+    """The token belongs to another Discord application than the one the database was created for."""
+
+
 class CommonGround(commands.Bot):
     """The bot. Everything it needs is passed in; cogs reach it through ``self.bot``."""
 
@@ -172,7 +176,32 @@ class CommonGround(commands.Bot):
         self.services: dict[str, Any] = dict(services or {})
         self.scheduler = Scheduler(db, self.clock)
 
+    def guild_available(self, guild_id: int) -> bool:
+        """Whether Discord currently serves the guild to us (G4: GUILD_DELETE with ``unavailable: true``
+        is an outage, not a removal). Permanent decisions (a blocked schedule, a poll closed as deleted)
+        are taken only while this holds; otherwise the job is retried."""
+        guild = self.get_guild(guild_id)
+        return guild is not None and not guild.unavailable
+
+    async def check_identity(self) -> None:
+        """The database belongs to one Discord application, stored at first start; another one's token
+        (a staging bot against production data) stops here, before anything is read or changed."""
+        from bot.storage import state as state_store
+
+        app_id = self.application_id
+        if app_id is None:
+            return
+        async with self.db.write() as conn:
+            stored = await state_store.claim_application(conn, app_id, now=self.clock.now())
+        if stored != app_id:
+            raise WrongApplication(
+                f"this database belongs to Discord application {stored}, but DISCORD_TOKEN is the token of "
+                f"application {app_id}: refusing to start (reconciling would take every server as left); "
+                "nothing was changed. Use the matching token, or point DATABASE_URL at that bot's database"
+            )
+
     async def setup_hook(self) -> None:
+        await self.check_identity()
         for name in self._extension_names:
             await self.load_extension(name)
         log.info("loaded %d extensions", len(self._extension_names))
@@ -211,4 +240,34 @@ class CommonGround(commands.Bot):
     async def on_ready(self) -> None:
         assert self.user is not None
         log.info("ready as %s (%s) in %d servers", self.user, self.user.id, len(self.guilds))
-        self.dispatch("reconcile")
+        if await self.reconcile_allowed():
+            self.dispatch("reconcile")
+
+    def max_left(self, known: int) -> int:
+        """How many known servers one reconciliation may mark as left at once."""
+        settings = self.settings
+        return max(settings.reconcile_max_left_min, known * settings.reconcile_max_left_percent // 100)
+
+    async def reconcile_allowed(self) -> bool:
+        """The guard before every reconciliation: a guild list that would mark more than
+        :meth:`max_left` known servers as left is a partial or wrong list (a Discord incident, a
+        token of another bot), not news; nothing is changed and the next READY tries again."""
+        from bot.storage import guilds as guild_store
+
+        async with self.db.read() as conn:
+            known = await guild_store.active_ids(conn)
+        missing = known - {g.id for g in self.guilds}
+        limit = self.max_left(len(known))
+        if len(missing) <= limit:
+            return True
+        log.warning(
+            "reconciliation refused: %d of %d known servers are missing from Discord's list, more than the %d "
+            "allowed at once (COMMONGROUND_RECONCILE_MAX_LEFT_PERCENT=%d, COMMONGROUND_RECONCILE_MAX_LEFT_MIN=%d); "
+            "nothing was changed. If the bot really was removed from them, raise those settings and restart",
+            len(missing),
+            len(known),
+            limit,
+            self.settings.reconcile_max_left_percent,
+            self.settings.reconcile_max_left_min,
+        )
+        return False

@@ -42,6 +42,11 @@ class Settings:
     retention_days: int = 30
     # How many backup files `commonground backup --keep` leaves by default.
     backup_keep: int = 7
+    # Reconciliation refuses to mark more than this many known servers as left at once: the larger of
+    # the percentage of known servers and the count (a wrong token or a partial READY would otherwise
+    # stop every schedule and arm every purge). A host who really lost that many raises it.
+    reconcile_max_left_percent: int = 10
+    reconcile_max_left_min: int = 5
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,6 +71,8 @@ _ENV_KEYS = {
     "LOG_LEVEL": "log_level",
     "COMMONGROUND_RETENTION_DAYS": "retention_days",
     "COMMONGROUND_BACKUP_KEEP": "backup_keep",
+    "COMMONGROUND_RECONCILE_MAX_LEFT_PERCENT": "reconcile_max_left_percent",
+    "COMMONGROUND_RECONCILE_MAX_LEFT_MIN": "reconcile_max_left_min",
 }
 _YAML_KEYS = {f.name for f in fields(Settings)} - {"token"}
 
@@ -163,6 +170,14 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: Path | None
         values["retention_days"] = _validate_int("COMMONGROUND_RETENTION_DAYS", raw["retention_days"], 1, 3650)
     if "backup_keep" in raw:
         values["backup_keep"] = _validate_int("COMMONGROUND_BACKUP_KEEP", raw["backup_keep"], 1, 1000)
+    if "reconcile_max_left_percent" in raw:
+        values["reconcile_max_left_percent"] = _validate_int(
+            "COMMONGROUND_RECONCILE_MAX_LEFT_PERCENT", raw["reconcile_max_left_percent"], 0, 100
+        )
+    if "reconcile_max_left_min" in raw:
+        values["reconcile_max_left_min"] = _validate_int(
+            "COMMONGROUND_RECONCILE_MAX_LEFT_MIN", raw["reconcile_max_left_min"], 0, 1_000_000
+        )
     return Settings(**values)
 
 

@@ -34,6 +34,11 @@ class PermanentJobError(Exception):
     """The job cannot succeed by retrying; the handler has recorded the reason where users see it."""
 
 
+class GuildUnavailable(Exception):
+    """Discord refused a request while the guild is in an outage (G4): nothing permanent is decided,
+    the job is retried (and brought forward when the guild comes back)."""
+
+
 def backoff(attempts: int) -> timedelta:
     """30 s, 1 min, 2 min … capped at one hour."""
     return timedelta(seconds=min(30 * 2**attempts, 3600))
@@ -82,6 +87,14 @@ class Scheduler:
     async def cancel(self, key: str) -> bool:
         async with self.db.write() as conn:
             return await job_store.cancel(conn, key)
+
+    async def bring_forward(self, guild_id: int) -> int:
+        """A server is back from an outage: its jobs waiting on a retry run now."""
+        async with self.db.write() as conn:
+            moved = await job_store.bring_forward(conn, guild_id, now=self.clock.now())
+        if moved:
+            self.poke()
+        return moved
 
     def poke(self) -> None:
         """Re-read the queue now (a job was added or moved)."""
@@ -186,6 +199,11 @@ class Scheduler:
                         await job_store.done(conn, job)
                 except asyncio.CancelledError:
                     raise
+                except GuildUnavailable as exc:
+                    delay = backoff(job.attempts)
+                    log.info("job %s waits for its server (%s); retrying in %s", job.key, exc, delay)
+                    async with self.db.write() as conn:
+                        await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc))
                 except Exception as exc:
                     delay = backoff(job.attempts)
                     log.warning(

@@ -59,6 +59,16 @@ class Lifecycle(commands.Cog):
         await self.left(guild.id)
 
     @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        # Back from an outage (G4): what waited for it runs now, not at the end of its backoff. (Before
+        # READY every server becomes available once as the start-up GUILD_CREATEs arrive: nothing waits.)
+        if not self.bot.is_ready():
+            return
+        moved = await self.bot.scheduler.bring_forward(guild.id)
+        if moved:
+            log.info("guild %s is available again; %d waiting jobs brought forward", guild.id, moved)
+
+    @commands.Cog.listener()
     async def on_reconcile(self) -> None:
         """Idempotent: servers joined or left while the bot was offline."""
         present = {g.id: g for g in self.bot.guilds}

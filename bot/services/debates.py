@@ -35,7 +35,7 @@ from bot.domain.errors import NotFound, UserError
 from bot.domain.essay import Essay, load_essay
 from bot.domain.packs import Pack, PackError, Prompt, load_builtin_pack, parse_pack
 from bot.domain.schedule import catch_up_decision, next_slot, slot_for_date
-from bot.scheduler import PermanentJobError
+from bot.scheduler import GuildUnavailable, PermanentJobError
 from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
@@ -381,6 +381,9 @@ class DebateService:
         try:
             return await self.deliver(debate, prompt, options, poll_id)
         except Blocked as exc:
+            if self.bot is not None and not self.bot.guild_available(debate.guild_id):
+                # A 403/404 during an outage says nothing about permissions (G4): retry, block nothing.
+                raise GuildUnavailable(f"guild {debate.guild_id} unavailable: {exc.reason}") from exc
             now = self.clock.now()
             async with self.db.write() as conn:
                 await schedule_store.block(conn, debate.guild_id, exc.reason, now=now)

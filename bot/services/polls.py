@@ -12,6 +12,7 @@ Anonymity: no reply, embed or log line names who chose what; only the member see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ import discord
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
+from bot.scheduler import GuildUnavailable
 from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
@@ -194,8 +196,8 @@ class PollService:
             log.info("poll %s closed (%s) in guild %s with %d voters", poll_id, reason, poll.guild_id, closed.moments.n)
         try:
             await self.publish(poll_id)
-        except discord.HTTPException as exc:
-            log.warning("poll %s result not published yet (%s); the publish job retries", poll_id, exc.status)
+        except (discord.HTTPException, GuildUnavailable) as exc:
+            log.warning("poll %s result not published yet (%s); the publish job retries", poll_id, exc)
             return
         await self.scheduler.cancel(publish_key(poll_id))
 
@@ -382,7 +384,8 @@ class PollService:
                 message = await self._fetch_message(poll)
                 voters = await self._read_voters(message)
             except discord.NotFound:
-                await self._mark_deleted(poll.id)
+                with contextlib.suppress(GuildUnavailable):  # re-read at the next READY
+                    await self._mark_deleted(poll.id, poll.guild_id)
                 continue
             except discord.HTTPException as exc:
                 log.warning("could not re-read native poll %s (%s)", poll.id, exc.status)
@@ -462,8 +465,16 @@ class PollService:
             log.exception("poll %s chart could not be rendered; sending the result without it", poll.id)
         return ui.result_embed(poll, counts, leaning, chart=file is not None), file
 
-    async def _mark_deleted(self, poll_id: int) -> None:
-        """The poll's message is gone: close it as deleted (final counts kept) and stop editing it."""
+    async def _mark_deleted(self, poll_id: int, guild_id: int | None = None) -> None:
+        """The poll's message is gone: close it as deleted (final counts kept) and stop editing it.
+
+        Only while its server is available: during an outage a 404 proves nothing (G4), so the caller's
+        job is retried instead (GuildUnavailable)."""
+        if guild_id is None:
+            poll = await self._get_or_none(poll_id)
+            guild_id = poll.guild_id if poll is not None else None
+        if guild_id is not None and not self.bot.guild_available(guild_id):
+            raise GuildUnavailable(f"guild {guild_id} unavailable: poll {poll_id} message not found")
         now = self.clock.now()
         async with self.db.write() as conn:
             await store.close(conn, poll_id, now=now)
@@ -510,7 +521,8 @@ class PollService:
             finally:
                 self._live_last[poll_id] = loop.time()
         except discord.NotFound:
-            await self._mark_deleted(poll_id)
+            with contextlib.suppress(GuildUnavailable):  # the next click schedules another edit
+                await self._mark_deleted(poll_id)
         except discord.HTTPException as exc:
             log.warning("live count edit of poll %s failed (%s)", poll_id, exc.status)
         except asyncio.CancelledError:

@@ -207,9 +207,12 @@ class Database:
         if self.is_sqlite and checkpoint:
             try:
                 async with self.write_lock, self.writer.connect() as conn:
-                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            except DBAPIError as exc:  # a damaged or busy file: closing must still go on
-                log.warning("checkpoint at close failed: %s", exc.orig)
+                    # On the driver's connection: SQLAlchemy would open a transaction (BEGIN IMMEDIATE),
+                    # inside which SQLite refuses to checkpoint.
+                    raw = await conn.get_raw_connection()
+                    await raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except (DBAPIError, sqlite3.Error) as exc:  # a damaged or busy file: closing must still go on
+                log.warning("checkpoint at close failed: %s", getattr(exc, "orig", exc))
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

@@ -93,3 +93,11 @@ async def count(conn: AsyncConnection, kind: str | None = None) -> int:
     if kind is not None:
         query = query.where(jobs.c.kind == kind)
     return (await conn.execute(query)).scalar_one()
+
+
+async def bring_forward(conn: AsyncConnection, guild_id: int, *, now: datetime) -> int:
+    """A guild's jobs that are waiting for a retry (attempts > 0, due later) become due now."""
+    result = await conn.execute(
+        update(jobs).where(jobs.c.guild_id == guild_id, jobs.c.attempts > 0, jobs.c.due_at > now).values(due_at=now)
+    )
+    return result.rowcount or 0

@@ -257,4 +257,15 @@ jobs = Table(
 )
 Index("ix_jobs_due", jobs.c.due_at)
 
+# Facts about the deployment itself, one row per key: "application_id" is the Discord application
+# whose data this database holds, stored at first start (a start with another application's token
+# refuses to run rather than reconcile production data against a staging bot's servers).
+bot_state = Table(
+    "bot_state",
+    metadata,
+    Column("key", String(50), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 USER_DATA_TABLES = ("votes", "vote_events", "suggestions")
