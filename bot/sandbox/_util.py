@@ -16,9 +16,11 @@ class SnowflakeFactory:
     def __init__(self) -> None:
         self._last = 0
         self._inc = itertools.count()
+        # Seconds Discord's clock is ahead of the host's (I3: the snowflake time is Discord's clock).
+        self.offset = 0.0
 
     def __call__(self) -> int:
-        ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        ms = int((time.time() + self.offset) * 1000) - DISCORD_EPOCH_MS
         value = (ms << 22) | (next(self._inc) & 0xFFF)
         if value <= self._last:
             value = self._last + 1

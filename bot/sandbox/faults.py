@@ -36,6 +36,9 @@ class Faults:
     def __init__(self) -> None:
         self.rules: list[FaultRule] = []
         self.latency_seconds: float = 0.0
+        self.latency_jitter: float = 0.0
+        self.gateway_latency = False
+        self._latency_rng = random.Random(0)
         self._random: tuple[float, random.Random, float, float, str | None, int] | None = None
         self._streak: dict[str, int] = {}
 
@@ -67,9 +70,19 @@ class Faults:
         """404 with ``code`` (default 10003 Unknown Channel); forever unless ``count`` is given."""
         return self._add("not_found", route_substring, count, code=code)
 
-    def latency(self, seconds: float) -> None:
-        """Delay every REST answer by ``seconds``."""
+    def latency(self, seconds: float, *, jitter: float = 0.0, seed: int = 0, gateway: bool = False) -> None:
+        """Delay every REST answer by ``seconds`` ± a uniform ``jitter`` (a real network: 80 ms ± 40 ms to
+        Discord from a typical host); with ``gateway`` every gateway event too (their order is kept)."""
         self.latency_seconds = seconds
+        self.gateway_latency = gateway
+        self.latency_jitter = jitter
+        self._latency_rng = random.Random(seed)
+
+    def draw_latency(self) -> float:
+        """One request's (or event's) delay."""
+        if not self.latency_jitter:
+            return self.latency_seconds
+        return max(0.0, self.latency_seconds + self._latency_rng.uniform(-self.latency_jitter, self.latency_jitter))
 
     def random_429(
         self,
@@ -95,6 +108,8 @@ class Faults:
         """Remove every fault (rules, latency, random 429s)."""
         self.rules.clear()
         self.latency_seconds = 0.0
+        self.latency_jitter = 0.0
+        self.gateway_latency = False
         self._random = None
         self._streak.clear()
 

@@ -172,21 +172,28 @@ class _Session:
 
 
 class _Conn:
-    def __init__(self, ws: web.WebSocketResponse, compress: str | None) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, compress: str | None, latency: Callable[[], float] | None = None
+    ) -> None:
         self.ws = ws
+        self.latency = latency  # per event, from the sandbox's faults; order is kept
         self.zlib = zlib.compressobj() if compress == "zlib-stream" else None
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.session: _Session | None = None
         self.writer: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
 
     def send(self, payload: dict[str, Any]) -> None:
-        self.queue.put_nowait(payload)
+        delay = self.latency() if self.latency is not None else 0.0
+        self.queue.put_nowait((time.monotonic() + delay, payload) if delay else payload)
 
     async def write_loop(self) -> None:
         while True:
             payload = await self.queue.get()
             try:
+                if isinstance(payload, tuple):  # (when it arrives, payload): the network's delay
+                    at, payload = payload
+                    await asyncio.sleep(max(0.0, at - time.monotonic()))
                 if payload is None or self.ws.closed:
                     return
                 raw = json.dumps(payload)
@@ -228,10 +235,12 @@ class Sandbox(InteractionsMixin):
         privileged_intents: bool = False,
         bot_name: str = "Common Ground",
         clock: Any = None,
+        clock_offset: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
         self._snow = SnowflakeFactory()
+        self._snow.offset = clock_offset
         self.application_id = self._snow()
         self.bot_user_id = self.application_id
         self.token = token or f"sandbox.{secrets.token_urlsafe(24)}"
@@ -311,6 +320,18 @@ class Sandbox(InteractionsMixin):
     @property
     def gateway_url(self) -> str:
         return f"ws://{self.host}:{self.port}/gateway"
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds Discord's clock (snowflake times) is ahead of the host's; negative: behind (I3)."""
+        return self._snow.offset
+
+    @clock_offset.setter
+    def clock_offset(self, seconds: float) -> None:
+        self._snow.offset = seconds
+
+    def _gateway_delay(self) -> float:
+        return self.faults.draw_latency() if self.faults.gateway_latency and self.faults.latency_seconds else 0.0
 
     def configure_discord(self) -> None:
         """Point discord.py at this sandbox (sets ``Route.BASE`` and ``DEFAULT_GATEWAY``)."""
@@ -1116,7 +1137,7 @@ class Sandbox(InteractionsMixin):
         if compress not in (None, "zlib-stream"):
             await ws.close(code=4000, message=b"sandbox supports zlib-stream only")
             return ws
-        conn = _Conn(ws, compress)
+        conn = _Conn(ws, compress, self._gateway_delay)
         self._conns.add(conn)
         self.connect_count += 1
         conn.writer = asyncio.create_task(conn.write_loop())
@@ -1263,7 +1284,7 @@ class Sandbox(InteractionsMixin):
         response: web.StreamResponse
         try:
             if self.faults.latency_seconds:
-                await asyncio.sleep(self.faults.latency_seconds)
+                await asyncio.sleep(self.faults.draw_latency())
             needs_auth = not (rel.startswith(("/interactions/", "/webhooks/")) or rel in ("/gateway",))
             if needs_auth and request.headers.get("Authorization") != f"Bot {self.token}":
                 raise DiscordHTTPError(401, 0, "401: Unauthorized")

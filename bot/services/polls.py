@@ -24,6 +24,7 @@ import discord
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
+from bot.domain.timing import InteractionTiming
 from bot.scheduler import GuildUnavailable
 from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
@@ -44,7 +45,8 @@ ACK_DEADLINE = 1.5  # seconds before we defer: Discord's deadline for the first 
 # Follow-ups to deferred clicks in flight at once. After a long stall (a held write lock) hundreds of them
 # are ready together; their tokens last 15 minutes, so they queue here rather than crowd out the first
 # answers and defers of new clicks, which have Discord's 3 seconds.
-FOLLOWUP_CONCURRENCY = 16
+FOLLOWUP_CONCURRENCY = 16  # the floor; the limit follows the measured round trip (Little's law)
+FOLLOWUP_TARGET_PER_SECOND = 1100  # the click rate one process answers (benchmarks/README)
 LIVE_INTERVAL = 5.0  # at most one live-count edit per poll per this many seconds
 PUBLISH_RETRY_AFTER = 60  # seconds: the durable fallback for a result edit that failed
 POLL_ALREADY_EXPIRED = 520001  # Discord: End Poll on a poll that has already ended
@@ -93,6 +95,27 @@ def validate_dilemma(dilemma: Dilemma, *, style: str = "buttons") -> None:
             raise UserError(f"Option {i}'s position must be between -1 and +1.")
 
 
+class Limiter:
+    """At most ``limit`` holders at once; ``limit`` may change while it is in use."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def slot(self):
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.held < self.limit)
+            self.held += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.held -= 1
+                self._changed.notify(max(1, self.limit - self.held))
+
+
 class PollService:
     def __init__(self, bot) -> None:
         self.bot = bot
@@ -101,7 +124,9 @@ class PollService:
         self.scheduler = bot.scheduler
         self.writer = VoteWriter(bot.db, bot.clock)
         self._live_pending: dict[int, asyncio.Task[None]] = {}
-        self._followups = asyncio.Semaphore(FOLLOWUP_CONCURRENCY)
+        self.timing = InteractionTiming()
+        self._followups = Limiter(FOLLOWUP_CONCURRENCY)
+        self.expired_skipped = 0  # answers not sent because Discord's deadline or the token had passed
         self._live_last: dict[int, float] = {}
         self._close_locks: dict[int, asyncio.Lock] = {}
         self._native_by_message: dict[int, int] = {}
@@ -250,8 +275,14 @@ class PollService:
         self, interaction: discord.Interaction, poll_id: int, idx: int | None, mode: str, message_id: int | None
     ) -> None:
         member = interaction.user
+        loop = asyncio.get_running_loop()
+        # Discord's 3 s run from when it created the interaction (its clock, I3), not from when this
+        # handler got to run: the host clock's offset and the network's delay are estimated from recent
+        # interactions, and from here on the age is kept on the monotonic clock.
+        observed = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+        born = loop.time() - self.timing.observe(observed)
         if interaction.guild_id is None or not store.valid_id(poll_id) or (idx is not None and idx >= 25):
-            await self._answer(interaction, ui.UNAVAILABLE, deferred=False)
+            await self._answer(interaction, ui.UNAVAILABLE, deferred=False, born=born)
             return
         request = VoteRequest(
             poll_id=poll_id,
@@ -265,22 +296,25 @@ class PollService:
         )
         future = self.writer.submit(request)
         deferred = False
-        # Discord's 3 s run from when it created the interaction, not from when this handler got to run:
-        # under load the event loop can start it late, so the wait before deferring shrinks by that delay.
-        age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
-        budget = min(ACK_DEADLINE, max(0.0, ACK_DEADLINE - age))
+        budget = min(ACK_DEADLINE, max(0.0, ACK_DEADLINE - (loop.time() - born)))
         try:
             try:
                 result = await asyncio.wait_for(asyncio.shield(future), budget)
             except TimeoutError:
-                # The commit is slow (a long lock, a busy disk): keep the interaction alive, answer after.
-                await interaction.response.defer(ephemeral=True, thinking=True)
-                deferred = True
+                # The commit is slow (a long lock, a busy disk): keep the interaction alive, answer after,
+                # unless Discord's deadline has already passed (a defer then only earns a 404).
+                if self.timing.time_left(loop.time() - born) > 0:
+                    started = loop.time()
+                    await interaction.response.defer(ephemeral=True, thinking=True)
+                    self.timing.round_trip(loop.time() - started)
+                    deferred = True
                 result = await future
         except VoteStoreError:
-            await self._answer(interaction, STORE_FAILED, deferred=deferred)
+            await self._answer(interaction, STORE_FAILED, deferred=deferred, born=born)
             return
-        await self._answer(interaction, _reply_text(result), deferred=deferred, result=result, poll_id=poll_id)
+        await self._answer(
+            interaction, _reply_text(result), deferred=deferred, born=born, result=result, poll_id=poll_id
+        )
         if result.outcome in store.WRITES and result.live_counts:
             self._schedule_live(poll_id)
 
@@ -290,18 +324,34 @@ class PollService:
         content: str,
         *,
         deferred: bool,
+        born: float,
         result: VoteResult | None = None,
         poll_id: int | None = None,
     ) -> None:
+        """The answer, unless it could no longer reach the member: past Discord's 3 s for a first answer,
+        or past the token's 15 minutes for a follow-up (the vote is stored either way)."""
         kwargs: dict[str, Any] = {}
         if result is not None and result.outcome == Outcome.SAME and poll_id is not None:
             kwargs["view"] = ui.withdraw_view(poll_id)
+        loop = asyncio.get_running_loop()
         try:
             if deferred:
-                async with self._followups:
+                async with self._followups.slot():
+                    if self.timing.token_left(loop.time() - born) <= 0:
+                        self.expired_skipped += 1
+                        log.info("a poll click's token expired before its follow-up (guild %s)", interaction.guild_id)
+                        return
+                    started = loop.time()
                     await interaction.followup.send(content, ephemeral=True, **kwargs)
             else:
+                if self.timing.time_left(loop.time() - born) <= 0:
+                    self.expired_skipped += 1
+                    log.info("a poll click was past Discord's deadline; not answered (guild %s)", interaction.guild_id)
+                    return
+                started = loop.time()
                 await interaction.response.send_message(content, ephemeral=True, **kwargs)
+            self.timing.round_trip(loop.time() - started)
+            self._followups.limit = self.timing.followup_concurrency(FOLLOWUP_TARGET_PER_SECOND)
         except discord.HTTPException as exc:
             log.warning("could not answer a poll click in guild %s (%s)", interaction.guild_id, exc.status)
 

@@ -8,8 +8,20 @@ import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from bot.storage.database import make_url
-from tests.reliability.support import SUCCESS, check_database, click, eventually, post_poll, stored_votes, world
+from tests.reliability.support import (
+    SUCCESS,
+    check_database,
+    click,
+    eventually,
+    gather_limited,
+    p99,
+    post_poll,
+    stored_votes,
+    world,
+)
 from tests.reliability.test_kill import BotProcess
 
 
@@ -134,3 +146,34 @@ async def test_sigterm_while_clicks_are_answered_drains_then_closes_cleanly(tmp_
         assert len(acked) >= len(crowd) // 3, "the clicks before SIGTERM were not answered"
         assert not wal_left, "a write-ahead log was left behind"
         await check_database(h.db)
+
+
+async def test_a_host_clock_two_seconds_fast_with_real_latency_answers_clicks_directly(tmp_path, summary):
+    """I3: Discord's clock 2 s behind the host's, 80 ms ± 40 ms each way: clicks are answered directly
+    (the old rule deferred every one: their host-clock age was past 1.5 s on arrival)."""
+    async with world(tmp_path, sandbox_options={"clock_offset": -2.0}) as (h, _):
+        sb = h.sandbox
+        crowd = [sb.add_member(h.guild.id, f"skew-{i}") for i in range(60)]
+        poll_id, message_id = await post_poll(h, hours=48)
+        sb.faults.latency(0.08, jitter=0.04, seed=3, gateway=True)
+        clicks = await gather_limited(
+            (click(sb, h.channel.id, message_id, poll_id, i % 3, m.id, timeout=10) for i, m in enumerate(crowd)), 10
+        )
+        sb.faults.clear()
+        stored = await stored_votes(h.db)
+        deferred = sum(1 for c in clicks if c.first_type == 5)
+        late = sum(1 for c in clicks if c.interaction is not None and c.interaction.rejected_callbacks)
+        summary(
+            "I3 host clock 2 s fast, 80±40 ms",
+            "load",
+            sent=len(clicks),
+            acked=sum(c.acked for c in clicks),
+            deferred=deferred,
+            rejected=late,
+            p99_ms=round(p99([c.latency for c in clicks]) * 1000),
+        )
+        assert all(c.acked for c in clicks), [c.text for c in clicks if not c.acked][:5]
+        assert all(stored[(poll_id, c.user_id)] == c.idx for c in clicks)
+        assert deferred == 0 and late == 0
+        timing = h.bot.services["polls"].timing
+        assert timing.offset == pytest.approx(2.0, abs=0.3)

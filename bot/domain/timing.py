@@ -1,0 +1,83 @@
+"""How old an interaction really is, when the host's clock is off from Discord's and the network adds
+latency (I3), and how many follow-ups to keep in flight for the measured round trip.
+
+An interaction's id is a snowflake stamped by Discord's clock. ``observed = host_now - snowflake_time``
+is its true age plus the host clock's offset. The offset is estimated as the smallest ``observed`` of
+recent interactions, less the network's one-way delay (half the smallest measured round trip): the
+least-delayed interaction is the one that shows the offset best. Pure arithmetic: callers pass in the
+readings (seconds), so tests drive it with any skew and latency they like.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+DEADLINE = 3.0  # Discord: the first answer must arrive within 3 s of the interaction's creation (I1)
+TOKEN_TTL = 900.0  # Discord: the interaction token (follow-ups) lives 15 minutes (I1)
+TOKEN_MARGIN = 30.0  # stop sending follow-ups this long before the token expires
+DEFAULT_RTT = 0.1  # assumed round trip before anything was measured
+WINDOW = 512  # recent interactions over which the offset is the minimum (a calm moment among them)
+RTT_WINDOW = 256
+
+
+class InteractionTiming:
+    """Skew- and latency-corrected interaction ages, and a follow-up concurrency from measured RTT."""
+
+    def __init__(self, *, window: int = WINDOW, rtt_window: int = RTT_WINDOW) -> None:
+        self._observed: deque[float] = deque(maxlen=window)
+        self._rtts: deque[float] = deque(maxlen=rtt_window)
+
+    # -- readings -----------------------------------------------------------------------------------
+
+    def observe(self, observed: float) -> float:
+        """Record ``host_now - snowflake_time`` of an interaction at its arrival; return its age estimate."""
+        self._observed.append(observed)
+        return self.age(observed)
+
+    def round_trip(self, seconds: float) -> None:
+        """Record the round trip of an interaction response or follow-up."""
+        if seconds >= 0 and math.isfinite(seconds):
+            self._rtts.append(seconds)
+
+    # -- estimates ----------------------------------------------------------------------------------
+
+    @property
+    def rtt(self) -> float:
+        """The median recent round trip (DEFAULT_RTT before any)."""
+        if not self._rtts:
+            return DEFAULT_RTT
+        ordered = sorted(self._rtts)
+        return ordered[len(ordered) // 2]
+
+    @property
+    def one_way(self) -> float:
+        """The network's one-way delay: half the smallest recent round trip."""
+        return (min(self._rtts) if self._rtts else DEFAULT_RTT) / 2
+
+    @property
+    def offset(self) -> float:
+        """How far the host's clock is ahead of Discord's (negative: behind)."""
+        if not self._observed:
+            return 0.0
+        return min(self._observed) - self.one_way
+
+    def age(self, observed: float) -> float:
+        """The interaction's true age, in seconds, when ``observed`` was read (never below one way)."""
+        return max(self.one_way, observed - self.offset)
+
+    def time_left(self, age: float) -> float:
+        """Seconds left to *send* the first answer so it arrives before Discord's deadline."""
+        return DEADLINE - age - self.one_way
+
+    def token_left(self, age: float) -> float:
+        """Seconds left to send follow-ups with the interaction's token (a margin before 15 min)."""
+        return TOKEN_TTL - TOKEN_MARGIN - age - self.one_way
+
+    def followup_concurrency(self, target_per_second: float, *, low: int = 16, high: int = 256) -> int:
+        """Follow-ups in flight for ``target_per_second`` at the network's round trip (Little's law).
+
+        The smallest recent round trip, not the median: a busy event loop lengthens every round trip it
+        measures, and answering that with more requests in flight would crowd out new clicks' first
+        answers (F6); the network's share is what more concurrency can hide."""
+        return max(low, min(high, math.ceil(target_per_second * 2 * self.one_way)))
