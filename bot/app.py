@@ -12,6 +12,8 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.budget import RestBudget
+from bot.budget import install as install_budget
 from bot.config import Settings
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.errors import UserError
@@ -175,6 +177,9 @@ class CommonGround(commands.Bot):
         # Services shared by cogs, buttons and scheduled jobs, built by the features' extensions.
         self.services: dict[str, Any] = dict(services or {})
         self.scheduler = Scheduler(db, self.clock)
+        # Every REST call but interaction answers waits for the process's share of the global limit.
+        self.budget = RestBudget(settings.rest_rate)
+        install_budget(self.http, self.budget)
 
     def guild_available(self, guild_id: int) -> bool:
         """Whether Discord currently serves the guild to us (G4: GUILD_DELETE with ``unavailable: true``

@@ -47,6 +47,9 @@ class Settings:
     # stop every schedule and arm every purge). A host who really lost that many raises it.
     reconcile_max_left_percent: int = 10
     reconcile_max_left_min: int = 5
+    # Requests per second this process spends of Discord's global 50/s (interaction answers excepted);
+    # a cluster of a sharded bot sets its share.
+    rest_rate: float = 40.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -73,6 +76,7 @@ _ENV_KEYS = {
     "COMMONGROUND_BACKUP_KEEP": "backup_keep",
     "COMMONGROUND_RECONCILE_MAX_LEFT_PERCENT": "reconcile_max_left_percent",
     "COMMONGROUND_RECONCILE_MAX_LEFT_MIN": "reconcile_max_left_min",
+    "COMMONGROUND_REST_RATE": "rest_rate",
 }
 _YAML_KEYS = {f.name for f in fields(Settings)} - {"token"}
 
@@ -178,6 +182,17 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: Path | None
         values["reconcile_max_left_min"] = _validate_int(
             "COMMONGROUND_RECONCILE_MAX_LEFT_MIN", raw["reconcile_max_left_min"], 0, 1_000_000
         )
+    if "rest_rate" in raw:
+        try:
+            rate = float(raw["rest_rate"])
+        except (TypeError, ValueError):
+            rate = -1.0
+        if isinstance(raw["rest_rate"], bool) or not 0 < rate <= 50:
+            raise ConfigError(
+                f"COMMONGROUND_REST_RATE={raw['rest_rate']!r} must be a number above 0 and at most 50 "
+                "(Discord's global limit per bot, in requests per second)."
+            )
+        values["rest_rate"] = rate
     return Settings(**values)
 
 

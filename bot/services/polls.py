@@ -128,6 +128,7 @@ class PollService:
         self._followups = Limiter(FOLLOWUP_CONCURRENCY)
         self.expired_skipped = 0  # answers not sent because Discord's deadline or the token had passed
         self._live_last: dict[int, float] = {}
+        self._live_refused: set[int] = set()
         self._close_locks: dict[int, asyncio.Lock] = {}
         self._native_by_message: dict[int, int] = {}
         self.live_edits = 0  # counted for tests and benchmarks
@@ -417,6 +418,11 @@ class PollService:
             voters = await self._read_voters(message)
         except discord.NotFound:
             return
+        except discord.Forbidden as exc:
+            # Lost access to the channel (L3: every refusal counts toward the ban): close from the votes
+            # stored so far rather than retrying a request that will be refused again.
+            log.warning("native poll %s unreadable (%s); closed from its stored votes", poll.id, exc.code)
+            return
         if voters is None:
             return
         async with self.db.write() as conn:
@@ -428,8 +434,8 @@ class PollService:
             open_native = await store.open_polls(conn, style="native")
         changed = 0
         for poll in open_native:
-            if poll.message_id is None:
-                continue
+            if poll.message_id is None or self.bot.get_guild(poll.guild_id) is None:
+                continue  # a server the bot has left: every request would be refused (403)
             try:
                 message = await self._fetch_message(poll)
                 voters = await self._read_voters(message)
@@ -536,8 +542,9 @@ class PollService:
         log.info("poll %s closed as deleted: its message is gone", poll_id)
 
     def _schedule_live(self, poll_id: int) -> None:
-        """Coalesce: one pending edit per poll, at least LIVE_INTERVAL after the previous one."""
-        if poll_id in self._live_pending:
+        """Coalesce: one pending edit per poll, at least LIVE_INTERVAL after the previous one; none
+        after Discord refused one (403: the bot lost access; retrying only counts toward the ban, L3)."""
+        if poll_id in self._live_pending or poll_id in self._live_refused:
             return
         loop = asyncio.get_running_loop()
         last = self._live_last.get(poll_id)
@@ -573,6 +580,9 @@ class PollService:
         except discord.NotFound:
             with contextlib.suppress(GuildUnavailable):  # the next click schedules another edit
                 await self._mark_deleted(poll_id)
+        except discord.Forbidden as exc:
+            self._live_refused.add(poll_id)
+            log.warning("live count edit of poll %s refused (%s); no more live edits for it", poll_id, exc.code)
         except discord.HTTPException as exc:
             log.warning("live count edit of poll %s failed (%s)", poll_id, exc.status)
         except asyncio.CancelledError:

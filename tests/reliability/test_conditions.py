@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.services import polls as polls_service
+from bot.storage import guilds as guild_store
 from bot.storage.database import make_url
 from tests.reliability.support import (
     SUCCESS,
@@ -177,3 +179,38 @@ async def test_a_host_clock_two_seconds_fast_with_real_latency_answers_clicks_di
         assert deferred == 0 and late == 0
         timing = h.bot.services["polls"].timing
         assert timing.offset == pytest.approx(2.0, abs=0.3)
+
+
+async def test_the_rest_budget_spreads_a_burst_under_the_global_limit(tmp_path, summary):
+    """L1: 60 messages sent at once go out at the budget's rate, never past it in any second."""
+    async with world(tmp_path) as (h, _):
+        sb = h.sandbox
+        h.bot.budget.rate, h.bot.budget.burst = 20.0, 4.0  # a small share keeps the test short
+        channel = h.bot.get_channel(h.channel.id)
+        mark = len(sb.requests)
+        await asyncio.wait_for(asyncio.gather(*(channel.send(f"burst {i}") for i in range(60))), 30)
+        stamps = [r.at for r in sb.requests[mark:] if r.method == "POST" and r.route.endswith("/messages")]
+        busiest = max(sum(1 for s in stamps if a <= s < a + 1) for a in stamps)
+        took = stamps[-1] - stamps[0]
+        summary("L1 budget: 60 sends at once", "load", rate=20, busiest_second=busiest, seconds=round(took, 2))
+        assert len(stamps) == 60
+        assert busiest <= 20 + h.bot.budget.burst
+        assert took >= (60 - h.bot.budget.burst - 1) / 20
+
+
+async def test_a_refused_live_edit_is_not_repeated(tmp_path, summary, monkeypatch):
+    """L3: a live-count edit refused with 403 (the bot lost access) is the last one for that poll."""
+    monkeypatch.setattr(polls_service, "LIVE_INTERVAL", 0.05)  # edits as often as clicks come
+    async with world(tmp_path) as (h, _):
+        sb = h.sandbox
+        crowd = [sb.add_member(h.guild.id, f"live-{i}") for i in range(8)]
+        async with h.db.write() as conn:
+            await guild_store.update_settings(conn, h.guild.id, show_live_counts=True)
+        poll_id, message_id = await post_poll(h, hours=48)
+        sb.faults.forbidden(f"PATCH /channels/{h.channel.id}/messages/{message_id}", code=50001)
+        for i, m in enumerate(crowd):
+            assert (await click(sb, h.channel.id, message_id, poll_id, i % 3, m.id)).acked
+            await asyncio.sleep(0.1)  # pacing the clicks past the live interval
+        tried = sb.requests_to(f"/messages/{message_id}", "PATCH")
+        summary("L3 live edit refused (403)", "fault", clicks=len(crowd), edits_tried=len(tried))
+        assert len(tried) == 1, [r.status for r in tried]
