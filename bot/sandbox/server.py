@@ -25,6 +25,7 @@ from . import validation as v
 from ._util import DiscordHTTPError, SnowflakeFactory, forbidden, iso, not_found
 from .faults import Faults
 from .interact import InteractionsMixin
+from .ratelimits import RateLimits
 from .records import ChannelRecord, GuildRecord, Interaction, MemberRecord, RequestRecord, RoleRecord
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,7 @@ class Sandbox(InteractionsMixin):
         self.poll_finalize_delay = poll_finalize_delay
         self.privileged_intents = privileged_intents
         self.faults = Faults()
+        self.limits = RateLimits()  # Discord's global and per-route limits and the ban: off until enabled
         self.requests: list[RequestRecord] = []
         self.gateway_events: list[tuple[str, dict[str, Any]]] = []  # (event name, data) as dispatched
         self.identify_count = 0
@@ -323,7 +325,8 @@ class Sandbox(InteractionsMixin):
 
     @property
     def clock_offset(self) -> float:
-        """Seconds Discord's clock (snowflake times) is ahead of the host's; negative: behind (I3)."""
+        """Seconds Discord's clock (snowflake times) is ahead of the host's; negative: behind (I3). Set it
+        in the constructor (``clock_offset=``) to move it backwards: ids never decrease."""
         return self._snow.offset
 
     @clock_offset.setter
@@ -1282,15 +1285,29 @@ class Sandbox(InteractionsMixin):
         self.requests.append(rec)
         self.tick()  # with the wall clock, due poll steps run lazily, before any request sees them
         response: web.StreamResponse
+        limit_headers: dict[str, str] = {}
         try:
             if self.faults.latency_seconds:
                 await asyncio.sleep(self.faults.draw_latency())
             needs_auth = not (rel.startswith(("/interactions/", "/webhooks/")) or rel in ("/gateway",))
+            verdict = self.limits.check(request.method, rel, route, dict(info))
+            limit_headers = verdict.headers
+            if verdict.banned:
+                raise DiscordHTTPError(
+                    429,
+                    0,
+                    "You are being blocked from accessing our API temporarily due to exceeding our rate limits "
+                    "frequently (sandbox: the invalid-request limit, 10,000 in 10 minutes, was reached).",
+                )
             if needs_auth and request.headers.get("Authorization") != f"Bot {self.token}":
                 raise DiscordHTTPError(401, 0, "401: Unauthorized")
-            fault = self.faults.pick(request.method, rel, route)
+            fault = self.faults.pick(request.method, rel, route) if verdict.status is None else None
             rec.fault = fault.kind if fault else None
-            if fault is not None and fault.kind == "rate_limit":
+            if verdict.status == 429:
+                rec.fault = f"limit:{verdict.scope}"
+                response = self._rate_limited(verdict.retry_after, verdict.scope == "global", route)
+                response.headers.update(verdict.headers)
+            elif fault is not None and fault.kind == "rate_limit":
                 response = self._rate_limited(fault.params["retry_after"], fault.params["global_"], route)
             elif fault is not None and fault.kind == "forbidden":
                 raise forbidden(fault.params["code"])
@@ -1309,7 +1326,8 @@ class Sandbox(InteractionsMixin):
         except web.HTTPMethodNotAllowed:
             response = _json({"message": "405: Method Not Allowed", "code": 0}, 405)
         if response.status != 429:
-            response.headers.update(self._ratelimit_headers(route))
+            response.headers.update(limit_headers or self._ratelimit_headers(route))
+        self.limits.record(response.status, response.headers.get("X-RateLimit-Scope"))
         rec.status = response.status
         body = getattr(response, "body", None)
         if isinstance(body, bytes) and body:
