@@ -97,6 +97,12 @@ async def send_ephemeral(interaction: discord.Interaction, content: str, **kwarg
         log.warning("could not deliver an error reply in guild %s", interaction.guild_id)
 
 
+# discord.py waits this long after READY for the GUILD_CREATE events of the servers it is in before it
+# dispatches on_ready; discord.py's own default, right for Discord. The sandbox sends every server at
+# once, so tests pass a tiny value instead of idling two seconds at every start.
+DEFAULT_GUILD_READY_TIMEOUT = 2.0
+
+
 class CommonGround(commands.Bot):
     """The bot. Everything it needs is passed in; cogs reach it through ``self.bot``."""
 
@@ -108,6 +114,7 @@ class CommonGround(commands.Bot):
         clock: Clock | None = None,
         extensions: Sequence[str] = EXTENSIONS,
         services: dict[str, Any] | None = None,
+        guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # servers joined/left, channels, threads, roles
@@ -118,6 +125,7 @@ class CommonGround(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             tree_cls=CommonGroundTree,
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.db = db
