@@ -118,6 +118,12 @@ async def _public_loading_message(interaction: discord.Interaction) -> discord.I
     return original
 
 
+# discord.py waits this long after READY for the GUILD_CREATE events of the servers it is in before it
+# dispatches on_ready; discord.py's own default, right for Discord. The sandbox sends every server at
+# once, so tests pass a tiny value instead of idling two seconds at every start.
+DEFAULT_GUILD_READY_TIMEOUT = 2.0
+
+
 class CommonGround(commands.Bot):
     """The bot. Everything it needs is passed in; cogs reach it through ``self.bot``."""
 
@@ -129,6 +135,7 @@ class CommonGround(commands.Bot):
         clock: Clock | None = None,
         extensions: Sequence[str] = EXTENSIONS,
         services: dict[str, Any] | None = None,
+        guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # servers joined/left, channels, threads, roles
@@ -139,6 +146,7 @@ class CommonGround(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             tree_cls=CommonGroundTree,
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.db = db

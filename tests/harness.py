@@ -20,6 +20,7 @@ import discord
 
 from bot.app import EXTENSIONS, CommonGround
 from bot.config import load_settings
+from bot.demo import SANDBOX_GUILD_READY_TIMEOUT
 from bot.domain.clock import FakeClock
 from bot.runtime import build_bot
 from bot.sandbox.server import Sandbox
@@ -83,7 +84,19 @@ class Harness:
 
     async def start_bot(self, *, timeout: float = 10) -> CommonGround:
         assert self.db is not None
-        self.bot = build_bot(self.settings, self.db, clock=self.clock, extensions=self.extensions)
+        self.bot = build_bot(
+            self.settings,
+            self.db,
+            clock=self.clock,
+            extensions=self.extensions,
+            guild_ready_timeout=SANDBOX_GUILD_READY_TIMEOUT,
+        )
+        reconciling = asyncio.Event()
+
+        async def mark() -> None:
+            reconciling.set()
+
+        self.bot.add_listener(mark, "on_reconcile")
         self._task = asyncio.create_task(self.bot.start(self.settings.token), name="bot")
         ready = asyncio.create_task(self.bot.wait_until_ready())
         done, _ = await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -94,6 +107,13 @@ class Harness:
             ready.cancel()
             raise TimeoutError(f"the bot was not ready within {timeout}s")
         await asyncio.wait_for(self.bot.tree.sync(), timeout)
+        # on_ready dispatches "reconcile" to listeners that run as tasks of their own: wait until every
+        # one has returned (the servers' rows are written), then until the jobs they armed have run.
+        await asyncio.wait_for(reconciling.wait(), timeout)
+        self.bot.remove_listener(mark, "on_reconcile")
+        me = asyncio.current_task()
+        listeners = [t for t in asyncio.all_tasks() if t.get_name() == "discord.py: on_reconcile" and t is not me]
+        await asyncio.wait_for(asyncio.gather(*listeners, return_exceptions=True), timeout)
         await self.wait_reconciled(timeout=timeout)
         return self.bot
 
