@@ -39,6 +39,7 @@ class Harness:
         members: int = 3,
         sandbox: Sandbox | None = None,
         sandbox_options: dict[str, Any] | None = None,
+        bot_permissions: int | None = None,
     ) -> None:
         self.tmp_path = tmp_path
         self.extensions = tuple(extensions)
@@ -46,6 +47,8 @@ class Harness:
         self.sandbox = sandbox or Sandbox(**(sandbox_options or {}))
         self._own_sandbox = sandbox is None
         self.member_count = members
+        # None: the sandbox's default bot; an integer: the bot's role holds exactly that (e.g. an invite's).
+        self.bot_permissions = bot_permissions
         self.db: Database | None = None
         self.bot: CommonGround | None = None
         self._task: asyncio.Task[None] | None = None
@@ -55,7 +58,10 @@ class Harness:
     async def __aenter__(self) -> Harness:
         await self.sandbox.start()
         sb = self.sandbox
-        self.guild = sb.create_guild("Common Ground Test")
+        if self.bot_permissions is None:
+            self.guild = sb.create_guild("Common Ground Test")
+        else:
+            self.guild = sb.create_guild("Common Ground Test", bot_permissions=self.bot_permissions)
         self.channel = sb.create_channel(self.guild.id, "debates")
         self.mod_role = sb.create_role(self.guild.id, "Moderators", permissions=MOD_PERMISSIONS)
         self.mod = sb.add_member(self.guild.id, "moderator", roles=[self.mod_role.id])

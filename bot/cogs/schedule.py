@@ -129,18 +129,25 @@ class Schedule(commands.Cog):
         tz = parse_timezone(timezone)
         chosen = parse_days(days)
         guild = interaction.guild
-        missing = ui.missing_permissions(channel, thread=thread, pin=pin)
+        # Everything a post with these options will do, checked against the bot's own permissions there.
+        lacking = ui.missing_in(channel, ui.post_actions(thread=thread, pin=pin, style=poll_style))
         if ping_role is not None:
             if ping_role.is_default():
                 raise UserError("Pick a role to ping, not @everyone.")
-            if not ping_role.mentionable and not channel.permissions_for(guild.me).mention_everyone:
-                missing.append(ui.PERMISSION_NAMES["mention_everyone"] + f" (or make {ping_role.name} mentionable)")
-        if missing:
-            raise UserError(f"I can't post there yet: I'm missing {ui.join_names(missing)} in {channel.mention}.")
+            if not ping_role.mentionable:
+                lacking += [p for p in ui.missing_in(channel, ["ping"]) if p not in lacking]
+        if lacking:
+            hint = f" (or make {ping_role.name} mentionable)" if ping_role and not ping_role.mentionable else ""
+            raise UserError(
+                f"I can't post there yet: in {channel.mention} I'm missing {ui.explain_missing(lacking)}.{hint} "
+                "Grant them to my role or in the channel's permissions, then run this again."
+            )
         if review_channel is not None:
-            lacking = ui.missing_permissions(review_channel, thread=False, pin=False)
+            lacking = ui.missing_in(review_channel, ["post"])
             if lacking:
-                raise UserError(f"I'm missing {ui.join_names(lacking)} in {review_channel.mention} (review channel).")
+                raise UserError(
+                    f"I'm missing {ui.explain_missing(lacking)} in {review_channel.mention} (review channel)."
+                )
         _schedule, due = await self.service.setup(
             guild.id,
             channel_id=channel.id,
@@ -190,8 +197,16 @@ class Schedule(commands.Cog):
         if last is not None and last.posted_at is not None and last.message_id is not None:
             link = ui.message_link(last.guild_id, last.channel_id, last.message_id)
             lines.append(f"**Last post:** {when_text(last.posted_at, tz)} · [open]({link})")
+            if last.error:
+                lines.append(f"**Last post's problems:** {last.error}.")
         else:
             lines.append("**Last post:** none yet")
+        channel = interaction.guild.get_channel(schedule.channel_id) if interaction.guild else None
+        if isinstance(channel, discord.TextChannel):
+            actions = ui.post_actions(thread=schedule.thread, pin=schedule.pin, style=schedule.poll_style)
+            lacking = ui.missing_in(channel, actions)
+            if lacking:
+                lines.append(f"**Permissions:** in {channel.mention} I'm missing {ui.explain_missing(lacking)}.")
         if schedule.last_skip_note:
             lines.append(f"**Skipped:** {schedule.last_skip_note}")
         planned = await self.service.planned(interaction.guild_id)
