@@ -3,7 +3,7 @@ permission checks that name exactly what is missing."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import discord
 
@@ -89,3 +89,41 @@ async def test_the_250_pin_cap_is_reported_in_schedule_status(tmp_path):
         assert len(h.posts()) == 1
         text = await status(h)
         assert "not pinned" in text and "250" in text, text
+
+
+# -- events (R1) ---------------------------------------------------------------------------------------
+
+
+async def test_plan_with_event_uses_create_events_and_cancel_deletes_the_bots_own_event(tmp_path):
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)  # events must be in the real future
+    async with Harness(tmp_path, now=start, bot_permissions=invite_permissions({"events"})) as h:
+        await setup(h, time="06:00", timezone="UTC")
+        when = start + timedelta(days=2, hours=3)
+        key = "individualism-collectivism/self-reliance-as-a-virtue"
+        ix = await h.slash(h.mod, "schedule plan", {"prompt": key, "when": f"{when:%Y-%m-%d %H:%M}", "event": True})
+        await ix.response()
+        await h.sandbox.wait_for(lambda: "Planned" in answer_text(ix) or "missing" in answer_text(ix).lower())
+        assert "event was created" in answer_text(ix), answer_text(ix)
+        assert len(h.sandbox.scheduled_events(h.guild.id)) == 1
+        choices = await h.sandbox.autocomplete(
+            h.guild.id, h.channel.id, h.mod.id, "schedule cancel", {"planned": ""}, focused="planned"
+        )
+        ix = await h.slash(h.mod, "schedule cancel", {"planned": choices[0]["value"]})
+        await ix.response()
+        await h.sandbox.wait_for(lambda: "Cancelled" in answer_text(ix))
+        assert "event is deleted too" in answer_text(ix)
+        assert h.sandbox.scheduled_events(h.guild.id) == []
+
+
+async def test_plan_with_event_and_only_manage_events_names_create_events(tmp_path):
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    async with Harness(tmp_path, now=start, bot_permissions=OLD_README) as h:
+        await setup(h, time="06:00", timezone="UTC")
+        when = start + timedelta(days=2, hours=3)
+        key = "individualism-collectivism/self-reliance-as-a-virtue"
+        ix = await h.slash(h.mod, "schedule plan", {"prompt": key, "when": f"{when:%Y-%m-%d %H:%M}", "event": True})
+        first = await ix.response()
+        await h.sandbox.wait_for(lambda: "Create Events" in answer_text(ix) or "Create Events" in str(first))
+        assert "Manage Events" not in answer_text(ix) + str(first)
+        assert h.sandbox.scheduled_events(h.guild.id) == []
+        assert h.sandbox.requests_to("/scheduled-events", "POST") == []
