@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.checks import ModeratorGroup
+from bot.domain import permissions as perms
 from bot.domain.errors import NotFound, UserError
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, Option
 from bot.services.polls import PollService, validate_dilemma
@@ -217,6 +218,24 @@ class Poll(commands.Cog):
         if channel is not None and channel.guild_id != interaction.guild_id:
             raise UserError("Choose a channel in this server.")
         assert channel_id is not None
+        # The bot's own permissions there: for the channel typed in, the interaction's app_permissions; for
+        # a chosen one, the gateway's cache. Never channel.permissions, which are the member's (I4).
+        if channel is None:
+            granted, name = interaction.app_permissions.value, getattr(interaction.channel, "name", None)
+        else:
+            cached = interaction.guild.get_channel(channel.id) if interaction.guild else None
+            me = interaction.guild.me if interaction.guild else None
+            granted = cached.permissions_for(me).value if cached is not None and me is not None else None
+            name = channel.name
+        actions = ["post", "chart"] + (["native-poll"] if style == "native" else [])
+        lacking = perms.missing(granted, actions) if granted is not None else []
+        if lacking:
+            where = f"#{name}" if name else f"<#{channel_id}>"
+            raise UserError(
+                f"I can't post that poll in {where}: I'm missing "
+                + perms.join_names([f"**{p.name}** ({p.why})" for p in lacking])
+                + " there. Grant it to my role or in the channel's permissions, or pick another channel."
+            )
         await interaction.response.send_modal(CreateModal(self, hours=hours, channel_id=channel_id, style=style))
 
     @poll.command(name="close", description="Close an open poll now and show its result.")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.domain import permissions as perms
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
@@ -388,7 +389,9 @@ class PollService:
             return
         counts = {o.idx: o.final_count or 0 for o in poll.options}
         if poll.message_id is not None and poll.status != "deleted":
-            embed, file = await self._result_parts(poll, counts)
+            # M4: an edit that adds a file needs Attach Files; without it the result goes out without its chart
+            # rather than not at all (/schedule status names the missing permission).
+            embed, file = await self._result_parts(poll, counts, chart=self._may_attach(poll.channel_id))
             message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
                 poll.message_id
             )
@@ -412,9 +415,19 @@ class PollService:
             except (discord.NotFound, discord.Forbidden) as exc:
                 log.warning("poll %s summary not posted in its thread (%s)", poll_id, exc.status)
 
-    async def _result_parts(self, poll: store.PollRow, counts: dict[int, int]):
+    def _may_attach(self, channel_id: int) -> bool:
+        """False when the gateway's cache says the bot lacks Attach Files there (unknown: try)."""
+        channel = self.bot.get_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        if channel is None or guild is None or guild.me is None:
+            return True
+        return not perms.missing(channel.permissions_for(guild.me).value, ["chart"])
+
+    async def _result_parts(self, poll: store.PollRow, counts: dict[int, int], *, chart: bool = True):
         leaning = poll_leaning(_moments(poll))
         file = None
+        if not chart:
+            return ui.result_embed(poll, counts, leaning, chart=False), None
         try:
             from bot.ui.charts import tally_chart
 

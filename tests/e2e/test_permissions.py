@@ -127,3 +127,93 @@ async def test_plan_with_event_and_only_manage_events_names_create_events(tmp_pa
         assert "Manage Events" not in answer_text(ix) + str(first)
         assert h.sandbox.scheduled_events(h.guild.id) == []
         assert h.sandbox.requests_to("/scheduled-events", "POST") == []
+
+
+# -- naming exactly what is missing (P1, M4, M5, I4) -----------------------------------------------------
+
+
+async def test_setup_names_the_permission_each_option_needs(tmp_path):
+    async with Harness(tmp_path, bot_permissions=invite_permissions({"native-polls"})) as h:
+        cases = [
+            (P(send_polls=True), {"poll-style": "native"}, "Send Polls"),
+            (P(read_message_history=True), {"poll-style": "native"}, "Read Message History"),
+            (P(send_messages_in_threads=True), {"thread": True}, "Send Messages in Threads"),
+            (P(attach_files=True), {}, "Attach Files"),
+        ]
+        for denied, options, name in cases:
+            h.sandbox.set_channel_permissions(h.channel.id, deny_bot=denied.value)
+            await channel_perms_seen(h, lambda p, d=denied: not (p.value & d.value))
+            text = (await setup(h, **options))["data"]["content"]
+            assert name in text and "Send Messages," not in text, (name, text)
+            async with h.db.read() as conn:
+                assert await schedule_store.get(conn, h.guild.id) is None
+        # Send Polls only matters for native polls.
+        h.sandbox.set_channel_permissions(h.channel.id, deny_bot=P(send_polls=True).value)
+        await channel_perms_seen(h, lambda p: not p.send_polls)
+        assert "Next post" in (await setup(h))["data"]["content"]
+
+
+async def test_a_native_post_without_send_polls_blocks_naming_send_polls(tmp_path):
+    async with Harness(tmp_path, bot_permissions=invite_permissions({"native-polls"})) as h:
+        await setup(h, **{"poll-style": "native"})
+        h.sandbox.set_channel_permissions(h.channel.id, deny_bot=P(send_polls=True).value)
+        await channel_perms_seen(h, lambda p: not p.send_polls)
+        await h.advance(timedelta(hours=3))
+        assert h.posts() == []
+        text = await status(h)
+        assert "Blocked:" in text and "missing Send Polls in #debates" in text, text
+        assert "Embed Links" not in text
+
+
+async def test_status_names_what_the_bot_lacks_now(tmp_path):
+    async with Harness(tmp_path, bot_permissions=invite_permissions()) as h:
+        await setup(h)
+        h.sandbox.set_channel_permissions(
+            h.channel.id, deny_bot=P(attach_files=True, send_messages_in_threads=True).value
+        )
+        await channel_perms_seen(h, lambda p: not p.attach_files)
+        text = await status(h)
+        assert "**Permissions:**" in text and "Attach Files" in text and "Send Messages in Threads" in text, text
+
+
+async def test_poll_create_checks_the_bots_permissions_in_the_target_channel_not_the_members(tmp_path):
+    async with Harness(tmp_path, bot_permissions=invite_permissions({"native-polls"})) as h:
+        other = h.sandbox.create_channel(h.guild.id, "announcements")
+        # The bot may not post polls there; the moderator may (I4: resolved permissions are the member's).
+        h.sandbox.set_channel_permissions(other.id, deny_bot=P(send_polls=True).value)
+        h.sandbox.set_channel_permissions(
+            other.id, target_id=h.mod_role.id, allow=P(send_polls=True, send_messages=True).value
+        )
+        await h.sandbox.wait_for(
+            lambda: (
+                (c := h.bot.get_channel(other.id)) is not None
+                and not c.permissions_for(h.bot.get_guild(h.guild.id).me).send_polls
+            )
+        )
+        ix = await h.slash(h.mod, "poll create", {"channel": other.id, "style": "native"})
+        reply = await ix.response()
+        assert reply["type"] == 4 and reply["data"]["flags"] & 64, reply
+        assert "Send Polls" in reply["data"]["content"] and "announcements" in reply["data"]["content"]
+        # Buttons need no Send Polls: the form opens.
+        ix = await h.slash(h.mod, "poll create", {"channel": other.id})
+        assert (await ix.response())["type"] == 9
+        # The bot may post in #debates, though the moderator there may not: the form opens too.
+        h.sandbox.set_channel_permissions(
+            h.channel.id, target_id=h.mod_role.id, deny=P(send_messages=True, send_polls=True).value
+        )
+        ix = await h.slash(h.mod, "poll create", {"channel": h.channel.id, "style": "native"})
+        assert (await ix.response())["type"] == 9
+
+
+async def test_a_result_without_attach_files_is_published_without_its_chart(tmp_path):
+    async with Harness(tmp_path, bot_permissions=invite_permissions()) as h:
+        await setup(h, thread=False)
+        await h.advance(timedelta(hours=3))
+        post = h.posts()[0]
+        h.sandbox.set_channel_permissions(h.channel.id, deny_bot=P(attach_files=True).value)
+        await channel_perms_seen(h, lambda p: not p.attach_files)
+        await h.advance(timedelta(hours=24))
+        shown = h.sandbox.message(h.channel.id, int(post["id"]))
+        assert shown["attachments"] == []
+        assert any("Result" in (e.get("title") or "") or "result" in str(e).lower() for e in shown["embeds"]), shown
+        assert shown["edited_timestamp"] is not None
