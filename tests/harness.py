@@ -101,9 +101,19 @@ class Harness:
         return self.bot
 
     async def wait_reconciled(self, *, timeout: float = 10) -> None:
-        """Wait until the jobs armed by on_ready's reconciliation have been handled."""
+        """Wait until on_ready's reconciliation has run (every step, in order) and the jobs it armed have
+        been handled."""
         assert self.bot is not None
-        await asyncio.wait_for(self.bot.scheduler.drain(), timeout)
+        bot = self.bot
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while bot.reconciler.full_runs_done < 1 or any(
+            t.get_name() == "discord.py: on_reconcile" and not t.done() for t in asyncio.all_tasks()
+        ):
+            if loop.time() > deadline:
+                raise TimeoutError(f"reconciliation did not finish within {timeout}s")
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(bot.scheduler.drain(), timeout)
 
     async def stop_bot(self) -> None:
         if self.bot is not None:

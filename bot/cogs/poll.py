@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import reconcile
 from bot.cogs.checks import ModeratorGroup
 from bot.domain import permissions as perms
 from bot.domain.errors import NotFound, UserError
@@ -361,12 +362,11 @@ class Poll(commands.Cog):
             return
         await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
 
-    @commands.Cog.listener("on_reconcile")
-    async def on_reconcile(self) -> None:
-        try:
+    async def reconcile_voters(self, guild_id: int | None) -> None:
+        """Reconciliation step: native poll voters re-read (a full run only: a re-invite's polls were just
+        re-armed, and their votes are read when they close)."""
+        if guild_id is None:
             await self.service.reconcile()
-        except Exception:
-            log.exception("poll reconciliation failed; it runs again on the next ready")
 
 
 async def setup(bot: CommonGround) -> None:
@@ -375,4 +375,7 @@ async def setup(bot: CommonGround) -> None:
     bot.add_dynamic_items(VoteButton, WithdrawButton)
     bot.scheduler.register("poll-close", service.run_close_job)
     bot.scheduler.register("poll-publish", service.run_publish_job)
-    await bot.add_cog(Poll(bot, service))
+    cog = Poll(bot, service)
+    bot.reconciler.add_step("poll-closes", service.rearm_closes, order=reconcile.POLL_CLOSES)
+    bot.reconciler.add_step("native-voters", cog.reconcile_voters, order=reconcile.NATIVE_VOTERS)
+    await bot.add_cog(cog)

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import discord
 
+from bot import reconcile as reconcile_order
 from bot.domain import permissions as perms
 from bot.domain import rotation
 from bot.domain.errors import NotFound, UserError
@@ -41,6 +42,7 @@ from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import packs as pack_store
+from bot.storage import reconcile as reconcile_store
 from bot.storage import schedules as schedule_store
 from bot.storage.debates import Debate
 from bot.storage.jobs import Job
@@ -221,11 +223,24 @@ class DebateService:
         )
         return slot.due_utc
 
-    async def reconcile(self) -> int:
-        """Arm every active schedule whose post job is missing; idempotent, bulk. Returns how many."""
+    async def reconcile_step(self, guild_id: int | None) -> None:
+        """Reconciliation step: post jobs of active schedules, and the jobs of pending planned debates."""
+        await self.reconcile(guild_id)
+        async with self.db.read() as conn:
+            planned = await reconcile_store.planned_without_job(conn, guild_id)
+        for debate_id, gid, due_at in planned:
+            await self.scheduler.schedule(
+                PLAN_KIND, plan_key(debate_id), due_at, {"debate_id": debate_id}, guild_id=gid
+            )
+        if planned:
+            log.info("reconcile: re-armed %d planned debates", len(planned))
+
+    async def reconcile(self, guild_id: int | None = None) -> int:
+        """Arm every active schedule (of one server, or all) whose post job is missing; idempotent, bulk.
+        Returns how many."""
         now = self.clock.now()
         async with self.db.read() as conn:
-            missing = await schedule_store.active_without_job(conn)
+            missing = await schedule_store.active_without_job(conn, guild_id)
         if not missing:
             return 0
         # Slots depend only on (time, zone, days): servers sharing them share one computation.
@@ -828,11 +843,5 @@ def get_service(bot: CommonGround) -> DebateService:
         service.register()
         bot.services["debates"] = service
 
-        async def on_reconcile() -> None:
-            try:
-                await service.reconcile()
-            except Exception:
-                log.exception("debate reconciliation failed")
-
-        bot.add_listener(on_reconcile, "on_reconcile")
+        bot.reconciler.add_step("schedules", service.reconcile_step, order=reconcile_order.SCHEDULES)
     return service

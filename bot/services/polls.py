@@ -27,6 +27,7 @@ from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, 
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
+from bot.storage import reconcile as reconcile_store
 from bot.storage.polls import Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
 from bot.ui import polls as ui
 
@@ -355,6 +356,19 @@ class PollService:
         async with self.db.write() as conn:
             await store.sync_voters(conn, poll.id, voters, now=self.clock.now())
         return {a.id - 1: a.vote_count for a in message.poll.answers}
+
+    async def rearm_closes(self, guild_id: int | None = None) -> int:
+        """Reconciliation step: a close job for every open poll (of one server, or all) that has none, as
+        after the bot left a server and came back; a poll past its time closes at once. Returns how many."""
+        async with self.db.read() as conn:
+            unarmed = await reconcile_store.open_polls_without_close_job(conn, guild_id)
+        for poll_id, gid, closes_at in unarmed:
+            await self.scheduler.schedule(
+                "poll-close", close_key(poll_id), closes_at, {"poll_id": poll_id}, guild_id=gid
+            )
+        if unarmed:
+            log.info("reconcile: re-armed the close of %d open polls", len(unarmed))
+        return len(unarmed)
 
     async def reconcile(self) -> None:
         """On every ready: re-read the voters of open native polls (votes cast while we were down)."""
