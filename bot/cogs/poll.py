@@ -173,6 +173,25 @@ class PositionWizard(discord.ui.View):
         await interaction.edit_original_response(content=f"Poll #{poll_id} posted in <#{self.channel_id}>.", view=None)
 
 
+class PostableChannel(app_commands.Transformer):
+    """A channel option that offers only channels a message can be posted in: text, announcement and
+    voice channels (their text chat); not categories, forums or media channels."""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.channel
+
+    @property
+    def channel_types(self) -> list[discord.ChannelType]:
+        return [discord.ChannelType.text, discord.ChannelType.news, discord.ChannelType.voice]
+
+    async def transform(self, interaction: discord.Interaction, value: object) -> object:
+        # discord.py hands over the resolved AppCommandChannel; re-check the type of a forged payload.
+        if getattr(value, "type", None) not in self.channel_types:
+            raise UserError("Pick a text, announcement or voice channel: a poll can't be posted there.")
+        return value
+
+
 def _on_message(message: discord.Message | None, custom_id: str) -> bool:
     if message is None:
         return False
@@ -212,7 +231,7 @@ class Poll(commands.Cog):
         self,
         interaction: discord.Interaction[CommonGround],
         hours: app_commands.Range[int, 1, MAX_HOURS] = 24,
-        channel: app_commands.AppCommandChannel | None = None,
+        channel: app_commands.Transform[app_commands.AppCommandChannel, PostableChannel] | None = None,
         style: str = "buttons",
     ) -> None:
         channel_id = channel.id if channel is not None else interaction.channel_id
