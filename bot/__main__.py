@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Register the slash commands globally, or in one server with --guild.",
     )
     sync.add_argument("--guild", type=_positive_int, help="a server id: sync there only (instant, for testing)")
+    sync.add_argument(
+        "--clear",
+        action="store_true",
+        help="with --guild: remove that server's copy of the commands (the global ones stay)",
+    )
     invite = sub.add_parser(
         "invite-url",
         help="print the OAuth2 URL that invites the bot with exactly the permissions it needs",
@@ -181,16 +186,21 @@ async def cmd_backup(settings: Settings, path: Path, keep: int | None) -> int:
     return 0
 
 
-async def cmd_sync(settings: Settings, guild: int | None) -> int:
+async def cmd_sync(settings: Settings, guild: int | None, clear: bool = False) -> int:
     from bot.runtime import sync_commands
 
+    if clear and guild is None:
+        raise CommandError("--clear removes one server's copy of the commands: name it with --guild ID")
     if not settings.token:
         raise CommandError("DISCORD_TOKEN is not set: syncing registers commands with Discord and needs the token.")
     db = await _open_database(settings)
     try:
-        names = await sync_commands(settings, db, guild_id=guild)
+        names = await sync_commands(settings, db, guild_id=guild, clear=clear)
     finally:
         await db.close()
+    if clear:
+        print(f"removed the copy of the commands in server {guild}; the global commands are unchanged")
+        return 0
     where = f"server {guild}" if guild else "all servers (global commands can take up to an hour to appear)"
     print(f"synced {len(names)} commands to {where}: {', '.join('/' + n for n in names)}")
     return 0
@@ -277,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "backup":
             return asyncio.run(cmd_backup(settings, args.path, args.keep))
         if args.command == "sync":
-            return asyncio.run(cmd_sync(settings, args.guild))
+            return asyncio.run(cmd_sync(settings, args.guild, args.clear))
         if args.command == "invite-url":
             return cmd_invite_url(settings, args.features, args.client_id, args.update_readme)
         if args.command == "export":
