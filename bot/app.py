@@ -16,6 +16,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.errors import UserError
 from bot.domain.packs import PackError
 from bot.domain.schedule import ScheduleInputError
+from bot.reconcile import Reconciler
 from bot.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -155,6 +156,8 @@ class CommonGround(commands.Bot):
         # Services shared by cogs, buttons and scheduled jobs, built by the features' extensions.
         self.services: dict[str, Any] = dict(services or {})
         self.scheduler = Scheduler(db, self.clock)
+        # Extensions add their reconciliation steps while loading (servers, schedules, poll closes, voters).
+        self.reconciler = Reconciler()
 
     async def setup_hook(self) -> None:
         for name in self._extension_names:
@@ -171,3 +174,7 @@ class CommonGround(commands.Bot):
         assert self.user is not None
         log.info("ready as %s (%s) in %d servers", self.user, self.user.id, len(self.guilds))
         self.dispatch("reconcile")
+
+    async def on_reconcile(self) -> None:
+        """Every READY: the reconciliation steps in order, never two runs at once (bot/reconcile.py)."""
+        await self.reconciler.run()

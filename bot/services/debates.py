@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo
 
 import discord
 
+from bot import reconcile as reconcile_order
+from bot.domain import permissions as perms
 from bot.domain import rotation
 from bot.domain.errors import NotFound, UserError
 from bot.domain.essay import Essay, load_essay
@@ -40,6 +42,7 @@ from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import packs as pack_store
+from bot.storage import reconcile as reconcile_store
 from bot.storage import schedules as schedule_store
 from bot.storage.debates import Debate
 from bot.storage.jobs import Job
@@ -55,6 +58,7 @@ log = logging.getLogger(__name__)
 PLAN_KIND = "debate-plan"
 THREAD_ARCHIVE_MINUTES = 1440
 THREAD_ALREADY_CREATED = 160004  # Discord: "A thread has already been created for this message"
+MAX_PINS_REACHED = 30003  # Discord: "Maximum number of pins reached for the channel (250)"
 
 
 def plan_key(debate_id: int) -> str:
@@ -101,6 +105,7 @@ class PostOptions:
 class Delivered:
     message_id: int
     thread_id: int | None = None
+    notes: tuple[str, ...] = ()  # what went wrong around the post (no pin, no thread), for /schedule status
 
 
 Deliver = Callable[[Debate, Prompt | None, PostOptions, int | None], Awaitable[Delivered]]
@@ -218,11 +223,24 @@ class DebateService:
         )
         return slot.due_utc
 
-    async def reconcile(self) -> int:
-        """Arm every active schedule whose post job is missing; idempotent, bulk. Returns how many."""
+    async def reconcile_step(self, guild_id: int | None) -> None:
+        """Reconciliation step: post jobs of active schedules, and the jobs of pending planned debates."""
+        await self.reconcile(guild_id)
+        async with self.db.read() as conn:
+            planned = await reconcile_store.planned_without_job(conn, guild_id)
+        for debate_id, gid, due_at in planned:
+            await self.scheduler.schedule(
+                PLAN_KIND, plan_key(debate_id), due_at, {"debate_id": debate_id}, guild_id=gid
+            )
+        if planned:
+            log.info("reconcile: re-armed %d planned debates", len(planned))
+
+    async def reconcile(self, guild_id: int | None = None) -> int:
+        """Arm every active schedule (of one server, or all) whose post job is missing; idempotent, bulk.
+        Returns how many."""
         now = self.clock.now()
         async with self.db.read() as conn:
-            missing = await schedule_store.active_without_job(conn)
+            missing = await schedule_store.active_without_job(conn, guild_id)
         if not missing:
             return 0
         # Slots depend only on (time, zone, days): servers sharing them share one computation.
@@ -370,7 +388,8 @@ class DebateService:
 
     async def _record(self, conn: AsyncConnection, debate: Debate, delivered: Delivered) -> None:
         now = self.clock.now()
-        await debate_store.mark_posted(conn, debate.id, message_id=delivered.message_id, at=now)
+        note = "; ".join(delivered.notes) or None
+        await debate_store.mark_posted(conn, debate.id, message_id=delivered.message_id, at=now, note=note)
         await debate_store.set_extras(conn, debate.id, thread_id=delivered.thread_id)
         await schedule_store.mark_posted(conn, debate.guild_id, at=now)
         self.posts += 1
@@ -715,10 +734,13 @@ class DebateService:
         self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
     ) -> Delivered:
         channel = await self._channel(debate)
-        missing = ui.missing_permissions(channel, thread=False, pin=False)
-        if missing:
+        # What the post itself needs (the poll style decides Send Polls); the thread, the pin and the chart
+        # are extras: the debate goes out without them and /schedule status says what was missing.
+        required = ui.post_actions(thread=False, pin=False, style=options.poll_style, chart=False)
+        lacking = ui.missing_in(channel, required)
+        if lacking:
             # Known from the gateway's cache: no request that is sure to fail.
-            raise Blocked(f"missing {ui.join_names(missing)} in #{channel.name}")
+            raise Blocked(f"missing {ui.join_names(perms.names(lacking))} in #{channel.name}")
         parts: dict[str, Any] = {"view": None, "poll": None, "embed": None}
         if poll_id is not None and self.polls is not None:
             parts = await self.polls.message_parts(poll_id)
@@ -741,15 +763,17 @@ class DebateService:
             # discord.py 2.7 sends enforce_nonce=True with every nonce: a retry returns the first message.
             message = await channel.send(**kwargs)
         except discord.Forbidden as exc:
-            missing = ui.missing_permissions(channel, thread=False, pin=False)
-            what = ui.join_names(missing) if missing else "permission to post (Send Messages, Embed Links)"
+            lacking = ui.missing_in(channel, required)
+            what = ui.join_names(perms.names(lacking)) if lacking else "a permission Discord did not name"
             raise Blocked(f"missing {what} in #{channel.name} (Discord error {exc.code})") from exc
         except discord.NotFound as exc:
             raise Blocked(f"the channel #{channel.name} no longer exists (Discord error {exc.code})") from exc
         if poll_id is not None and self.polls is not None:
             await self.polls.attach_message(poll_id, message.id)
+        notes: list[str] = []
         thread_id = None
         if options.thread:
+            lacking = ui.missing_in(channel, ["thread"])
             try:
                 thread = await message.create_thread(
                     name=ui.thread_name(debate), auto_archive_duration=THREAD_ARCHIVE_MINUTES
@@ -763,12 +787,44 @@ class DebateService:
                 else:
                     # A permission lost since setup: the debate stands without its thread, not worth a repost.
                     log.warning("guild %s: no thread for debate %s (%s)", debate.guild_id, debate.id, exc.status)
+                    what = ui.join_names(perms.names(lacking)) if lacking else f"Discord error {exc.code}"
+                    notes.append(f"no thread: missing {what} in #{channel.name}" if lacking else f"no thread: {what}")
         if options.pin:
+            note = await self._pin(channel, message, debate)
+            if note:
+                notes.append(note)
+        return Delivered(message.id, thread_id, tuple(notes))
+
+    async def _pin(self, channel: discord.TextChannel, message: discord.Message, debate: Debate) -> str | None:
+        """Pin today's post and unpin the previous debate post (so the channel never reaches Discord's
+        250 pins because of us); returns what went wrong, for /schedule status, or None."""
+        where = f"#{channel.name}"
+        lacking = ui.missing_in(channel, ["pin"])
+        if lacking:
+            return f"not pinned: missing {ui.join_names(perms.names(lacking))} in {where}"
+        async with self.db.read() as conn:
+            previous = await debate_store.latest_posted(conn, debate.guild_id)
+        if previous is not None and previous.message_id not in (None, message.id):
+            old = self.bot.get_partial_messageable(previous.channel_id, guild_id=debate.guild_id)
             try:
-                await message.pin(reason="Common Ground daily debate")
+                await old.get_partial_message(previous.message_id).unpin(reason="Common Ground: a newer debate")
+            except discord.NotFound:
+                pass  # deleted, or its channel is gone
             except discord.HTTPException as exc:
-                log.warning("guild %s: could not pin debate %s (%s)", debate.guild_id, debate.id, exc.status)
-        return Delivered(message.id, thread_id)
+                log.warning("guild %s: could not unpin debate %s (%s)", debate.guild_id, previous.id, exc.status)
+        try:
+            await message.pin(reason="Common Ground daily debate")
+        except discord.HTTPException as exc:
+            log.warning("guild %s: could not pin debate %s (%s)", debate.guild_id, debate.id, exc.status)
+            if exc.code == MAX_PINS_REACHED:
+                return (
+                    f"not pinned: {where} already has 250 pinned messages, Discord's maximum; "
+                    "unpin some to let the daily post be pinned"
+                )
+            if isinstance(exc, discord.Forbidden):
+                return f"not pinned: missing Pin Messages in {where} (Discord error {exc.code})"
+            return f"not pinned: Discord error {exc.status}"
+        return None
 
 
 def _window(window: timedelta) -> str:
@@ -787,11 +843,5 @@ def get_service(bot: CommonGround) -> DebateService:
         service.register()
         bot.services["debates"] = service
 
-        async def on_reconcile() -> None:
-            try:
-                await service.reconcile()
-            except Exception:
-                log.exception("debate reconciliation failed")
-
-        bot.add_listener(on_reconcile, "on_reconcile")
+        bot.reconciler.add_step("schedules", service.reconcile_step, order=reconcile_order.SCHEDULES)
     return service

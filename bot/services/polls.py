@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.domain import permissions as perms
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
@@ -27,6 +28,7 @@ from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
+from bot.storage import reconcile as reconcile_store
 from bot.storage.polls import Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
 from bot.ui import debates as debate_ui
 from bot.ui import polls as ui
@@ -370,6 +372,19 @@ class PollService:
         async with self.db.write() as conn:
             await store.sync_voters(conn, poll.id, voters, now=self.clock.now())
 
+    async def rearm_closes(self, guild_id: int | None = None) -> int:
+        """Reconciliation step: a close job for every open poll (of one server, or all) that has none, as
+        after the bot left a server and came back; a poll past its time closes at once. Returns how many."""
+        async with self.db.read() as conn:
+            unarmed = await reconcile_store.open_polls_without_close_job(conn, guild_id)
+        for poll_id, gid, closes_at in unarmed:
+            await self.scheduler.schedule(
+                "poll-close", close_key(poll_id), closes_at, {"poll_id": poll_id}, guild_id=gid
+            )
+        if unarmed:
+            log.info("reconcile: re-armed the close of %d open polls", len(unarmed))
+        return len(unarmed)
+
     async def reconcile(self) -> None:
         """On every ready: re-read the voters of open native polls (votes cast while we were down)."""
         async with self.db.read() as conn:
@@ -403,7 +418,9 @@ class PollService:
             return
         counts = {o.idx: o.final_count or 0 for o in poll.options}
         if poll.message_id is not None and poll.status != "deleted":
-            embed, file = await self._result_parts(poll, counts)
+            # M4: an edit that adds a file needs Attach Files; without it the result goes out without its chart
+            # rather than not at all (/schedule status names the missing permission).
+            embed, file = await self._result_parts(poll, counts, chart=self._may_attach(poll.channel_id))
             message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
                 poll.message_id
             )
@@ -450,9 +467,19 @@ class PollService:
 
         return load_essay().title
 
-    async def _result_parts(self, poll: store.PollRow, counts: dict[int, int]):
+    def _may_attach(self, channel_id: int) -> bool:
+        """False when the gateway's cache says the bot lacks Attach Files there (unknown: try)."""
+        channel = self.bot.get_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        if channel is None or guild is None or guild.me is None:
+            return True
+        return not perms.missing(channel.permissions_for(guild.me).value, ["chart"])
+
+    async def _result_parts(self, poll: store.PollRow, counts: dict[int, int], *, chart: bool = True):
         leaning = poll_leaning(_moments(poll))
         file = None
+        if not chart:
+            return ui.result_embed(poll, counts, leaning, chart=False), None
         try:
             from bot.ui.charts import tally_chart
 

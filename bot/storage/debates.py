@@ -113,9 +113,16 @@ async def insert(
 
 
 async def mark_posted(
-    conn: AsyncConnection, debate_id: int, *, message_id: int, at: datetime, channel_id: int | None = None
+    conn: AsyncConnection,
+    debate_id: int,
+    *,
+    message_id: int,
+    at: datetime,
+    channel_id: int | None = None,
+    note: str | None = None,
 ) -> None:
-    values: dict = {"message_id": message_id, "status": "posted", "posted_at": at, "error": None}
+    """Posted; ``note`` keeps what went wrong around the post (not pinned, no thread) for /schedule status."""
+    values: dict = {"message_id": message_id, "status": "posted", "posted_at": at, "error": note and note[:500]}
     if channel_id is not None:
         values["channel_id"] = channel_id
     await conn.execute(update(debates).where(debates.c.id == debate_id).values(**values))
