@@ -8,8 +8,11 @@ schedule's next slot. Its handler:
    ``catch_up_minutes`` late, otherwise skipped with a note `/schedule status` shows;
 3. in ONE transaction inserts the debate row (the unique (guild, kind, slot_date) key makes a second
    post for that local day impossible; a retry finds the pending row and reuses its nonce) and its poll;
-4. sends the message with that nonce (``enforce_nonce``: Discord returns the first message instead of
-   creating a second one), attaches the message to the poll, opens the thread, pins;
+4. records that the send begins (committed first), then sends the message with that nonce. Discord's
+   ``enforce_nonce`` returns the first message instead of a second one only for a few minutes, so a
+   retry (a restart, a backed-off job) first looks for the earlier post in the channel's recent history
+   (the bot's own message carrying this poll) and adopts it; then attaches the message to the poll,
+   opens the thread, pins;
 5. marks the debate posted and arms the next slot, in one transaction.
 
 403 (missing permission) and 404 (channel deleted) block the schedule with a reason that names the
@@ -19,6 +22,7 @@ raises, so the scheduler retries with backoff; the stored nonce makes the retry 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -45,6 +49,7 @@ from bot.storage.debates import Debate
 from bot.storage.jobs import Job
 from bot.storage.schedules import POST_KIND, Schedule, post_key
 from bot.ui import debates as ui
+from bot.ui import polls as poll_ui
 
 if TYPE_CHECKING:
     from bot.app import CommonGround
@@ -55,6 +60,8 @@ log = logging.getLogger(__name__)
 PLAN_KIND = "debate-plan"
 THREAD_ARCHIVE_MINUTES = 1440
 THREAD_ALREADY_CREATED = 160004  # Discord: "A thread has already been created for this message"
+# How many recent messages a retried send reads to find its earlier post (one history request).
+EARLIER_POST_SCAN = 100
 
 
 def plan_key(debate_id: int) -> str:
@@ -189,6 +196,7 @@ class DebateService:
         self.catalog = Catalog(self.essay, builtin or load_builtin_pack(self.essay))
         self.deliver: Deliver = deliver or self._deliver_discord
         self.posts = 0  # delivered posts, for tests and benchmarks
+        self._send_locks: dict[int, asyncio.Lock] = {}
 
     @property
     def polls(self) -> Any:
@@ -365,7 +373,8 @@ class DebateService:
             poll_id = await self._ensure_poll(conn, debate, prompt, options)
         delivered = await self._deliver_or_block(debate, prompt, options, poll_id)
         async with self.db.write() as conn:
-            await self._record(conn, debate, delivered)
+            if delivered is not None:
+                await self._record(conn, debate, delivered)
             await self.arm(conn, schedule, after=max(self.clock.now(), slot.due_utc))
 
     async def _record(self, conn: AsyncConnection, debate: Debate, delivered: Delivered) -> None:
@@ -376,6 +385,30 @@ class DebateService:
         self.posts += 1
 
     async def _deliver_or_block(
+        self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
+    ) -> Delivered | None:
+        """Deliver once: None if another run (a job and ``/schedule post-now``) posted it meanwhile.
+
+        The start of the first send is committed before it leaves, so a later attempt knows the post
+        may already exist (``debate.send_started_at``) and looks for it before sending again."""
+        lock = self._send_locks.setdefault(debate.id, asyncio.Lock())
+        try:
+            async with lock:
+                async with self.db.read() as conn:
+                    current = await debate_store.get(conn, debate.id)
+                if current is not None:
+                    if current.status == "posted":
+                        return None
+                    debate = current
+                if debate.send_started_at is None:
+                    async with self.db.write() as conn:
+                        await debate_store.mark_send_started(conn, debate.id, at=self.clock.now())
+                return await self._deliver_blocking(debate, prompt, options, poll_id)
+        finally:
+            if not lock.locked() and self._send_locks.get(debate.id) is lock:
+                del self._send_locks[debate.id]
+
+    async def _deliver_blocking(
         self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
     ) -> Delivered:
         try:
@@ -471,7 +504,7 @@ class DebateService:
             return
         await self._post_existing(debate, PostOptions.of(schedule, debate.channel_id))
 
-    async def _post_existing(self, debate: Debate, options: PostOptions) -> Delivered:
+    async def _post_existing(self, debate: Debate, options: PostOptions) -> None:
         async with self.db.write() as conn:
             prompt = await self.catalog.find(conn, debate.guild_id, debate.prompt_key)
             if prompt is None:
@@ -479,18 +512,47 @@ class DebateService:
                 raise PermanentJobError(f"debate {debate.id}: prompt {debate.prompt_key} is gone")
             poll_id = await self._ensure_poll(conn, debate, prompt, options)
         delivered = await self._deliver_or_block(debate, prompt, options, poll_id)
-        async with self.db.write() as conn:
-            await self._record(conn, debate, delivered)
-        return delivered
+        if delivered is not None:
+            async with self.db.write() as conn:
+                await self._record(conn, debate, delivered)
+
+    async def resume_interrupted(self) -> int:
+        """Arm, due now, every ``/schedule post-now`` whose send began but was never recorded (the bot
+        died or Discord failed mid-send): its job finds the post if Discord has it, or sends it. Scheduled
+        and planned debates keep their own job until they are recorded. Returns how many."""
+        async with self.db.read() as conn:
+            stuck = await debate_store.interrupted(conn, kind="manual")
+        now = self.clock.now()
+        for debate in stuck:
+            await self.scheduler.schedule(
+                PLAN_KIND, plan_key(debate.id), now, {"debate_id": debate.id}, guild_id=debate.guild_id
+            )
+        if stuck:
+            log.info("resuming %d interrupted post-now sends", len(stuck))
+        return len(stuck)
 
     async def post_now(self, guild_id: int, prompt_key: str | None = None) -> Debate:
-        """Post a debate now (``/schedule post-now``); Blocked/PermanentJobError say why it could not."""
-        now = self.clock.now()
-        async with self.db.write() as conn:
-            schedule, debate = await self._one_off(
-                conn, guild_id, kind="manual", due_at=now, prompt_key=prompt_key, why="the post goes to its channel"
-            )
-        await self._post_existing(debate, PostOptions.of(schedule, schedule.channel_id))
+        """Post a debate now (``/schedule post-now``); Blocked/PermanentJobError say why it could not.
+
+        An earlier post-now of this server whose send began but was never recorded is finished first
+        instead (found on Discord and adopted, or sent): a moderator's retry never makes a second post."""
+        async with self.db.read() as conn:
+            stuck = await debate_store.interrupted(conn, kind="manual", guild_id=guild_id)
+            schedule = await schedule_store.get(conn, guild_id)
+        if stuck and schedule is not None:
+            debate = stuck[0]
+        else:
+            now = self.clock.now()
+            async with self.db.write() as conn:
+                schedule, debate = await self._one_off(
+                    conn,
+                    guild_id,
+                    kind="manual",
+                    due_at=now,
+                    prompt_key=prompt_key,
+                    why="the post goes to its channel",
+                )
+        await self._post_existing(debate, PostOptions.of(schedule, debate.channel_id))
         async with self.db.read() as conn:
             found = await debate_store.get(conn, debate.id)
         assert found is not None
@@ -719,6 +781,73 @@ class DebateService:
         if missing:
             # Known from the gateway's cache: no request that is sure to fail.
             raise Blocked(f"missing {ui.join_names(missing)} in #{channel.name}")
+        message = None
+        if debate.send_started_at is not None:
+            # A retry: the earlier send may have reached Discord, and past its nonce window (minutes)
+            # sending again would make a second post. Look for it first.
+            message = await self._earlier_post(channel, debate, prompt, poll_id)
+        if message is None:
+            message = await self._send(channel, debate, prompt, options, poll_id)
+        if poll_id is not None and self.polls is not None:
+            await self.polls.attach_message(poll_id, message.id)
+        thread_id = None
+        if options.thread:
+            try:
+                thread = await message.create_thread(
+                    name=ui.thread_name(debate), auto_archive_duration=THREAD_ARCHIVE_MINUTES
+                )
+                thread_id = thread.id
+            except discord.HTTPException as exc:
+                if exc.code == THREAD_ALREADY_CREATED:
+                    # An earlier attempt of this post made it before dying; a thread started from a message
+                    # has the message's id, so we know it without another request.
+                    thread_id = message.id
+                else:
+                    # A permission lost since setup: the debate stands without its thread, not worth a repost.
+                    log.warning("guild %s: no thread for debate %s (%s)", debate.guild_id, debate.id, exc.status)
+        if options.pin and not message.pinned:
+            try:
+                await message.pin(reason="Common Ground daily debate")
+            except discord.HTTPException as exc:
+                log.warning("guild %s: could not pin debate %s (%s)", debate.guild_id, debate.id, exc.status)
+        return Delivered(message.id, thread_id)
+
+    async def _earlier_post(
+        self, channel: discord.TextChannel, debate: Debate, prompt: Prompt | None, poll_id: int | None
+    ) -> discord.Message | None:
+        """The bot's own post of this debate among the channel's recent messages, if Discord has it."""
+        assert self.bot is not None and self.bot.user is not None
+        me = self.bot.user.id
+        passage = None if poll_id is not None else ui.debate_embed(debate, self.essay.title, dilemma=prompt).description
+        try:
+            async for message in channel.history(limit=EARLIER_POST_SCAN):
+                if message.author.id != me:
+                    continue
+                if poll_id is not None and poll_ui.carries_poll(message, poll_id):
+                    return message
+                if passage is not None and message.embeds and message.embeds[0].description == passage:
+                    return message
+        except discord.Forbidden as exc:
+            # Without Read Message History the nonce is all that guards a retry (minutes only).
+            log.warning(
+                "guild %s: cannot read #%s's history to find debate %s's earlier post (%s)",
+                debate.guild_id,
+                channel.name,
+                debate.id,
+                exc.code,
+            )
+            return None
+        log.info("guild %s: debate %s's earlier send left no post; sending it", debate.guild_id, debate.id)
+        return None
+
+    async def _send(
+        self,
+        channel: discord.TextChannel,
+        debate: Debate,
+        prompt: Prompt | None,
+        options: PostOptions,
+        poll_id: int | None,
+    ) -> discord.Message:
         parts: dict[str, Any] = {"view": None, "poll": None, "embed": None}
         if poll_id is not None and self.polls is not None:
             parts = await self.polls.message_parts(poll_id)
@@ -738,7 +867,8 @@ class DebateService:
         else:
             kwargs["allowed_mentions"] = discord.AllowedMentions.none()
         try:
-            # discord.py 2.7 sends enforce_nonce=True with every nonce: a retry returns the first message.
+            # discord.py 2.7 sends enforce_nonce=True with every nonce: within a few minutes a retry gets the
+            # first message back; later ones rely on the history lookup above (M2).
             message = await channel.send(**kwargs)
         except discord.Forbidden as exc:
             missing = ui.missing_permissions(channel, thread=False, pin=False)
@@ -746,29 +876,7 @@ class DebateService:
             raise Blocked(f"missing {what} in #{channel.name} (Discord error {exc.code})") from exc
         except discord.NotFound as exc:
             raise Blocked(f"the channel #{channel.name} no longer exists (Discord error {exc.code})") from exc
-        if poll_id is not None and self.polls is not None:
-            await self.polls.attach_message(poll_id, message.id)
-        thread_id = None
-        if options.thread:
-            try:
-                thread = await message.create_thread(
-                    name=ui.thread_name(debate), auto_archive_duration=THREAD_ARCHIVE_MINUTES
-                )
-                thread_id = thread.id
-            except discord.HTTPException as exc:
-                if exc.code == THREAD_ALREADY_CREATED:
-                    # An earlier attempt of this post made it before dying; a thread started from a message
-                    # has the message's id, so we know it without another request.
-                    thread_id = message.id
-                else:
-                    # A permission lost since setup: the debate stands without its thread, not worth a repost.
-                    log.warning("guild %s: no thread for debate %s (%s)", debate.guild_id, debate.id, exc.status)
-        if options.pin:
-            try:
-                await message.pin(reason="Common Ground daily debate")
-            except discord.HTTPException as exc:
-                log.warning("guild %s: could not pin debate %s (%s)", debate.guild_id, debate.id, exc.status)
-        return Delivered(message.id, thread_id)
+        return message
 
 
 def _window(window: timedelta) -> str:
@@ -790,6 +898,7 @@ def get_service(bot: CommonGround) -> DebateService:
         async def on_reconcile() -> None:
             try:
                 await service.reconcile()
+                await service.resume_interrupted()
             except Exception:
                 log.exception("debate reconciliation failed")
 

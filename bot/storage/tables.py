@@ -156,6 +156,9 @@ debates = Table(
     Column("error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("posted_at", UTCDateTime, nullable=True),
+    # Set (and committed) before the first send: a debate still pending with it set may already be on
+    # Discord, so a retry looks for that post before sending again (the nonce dedupes for minutes only).
+    Column("send_started_at", UTCDateTime, nullable=True),
     UniqueConstraint("guild_id", "kind", "slot_date", name="uq_debates_one_per_slot"),
     CheckConstraint("kind IN ('scheduled', 'planned', 'manual')", name="kind_known"),
     CheckConstraint("status IN ('pending', 'posted', 'failed', 'skipped')", name="status_known"),

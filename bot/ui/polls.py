@@ -136,6 +136,18 @@ def dilemma_embed(poll: PollRow) -> discord.Embed:
     return embed
 
 
+def carries_poll(message: discord.Message, poll_id: int) -> bool:
+    """Whether ``message`` is a post of poll ``poll_id``: its vote buttons (``poll:vote:<id>:…``) or its
+    embed's footer (``Poll <id> · …``, native polls too). History carries no nonce to match on."""
+    prefix = f"poll:vote:{poll_id}:"
+    for row in message.components:
+        for item in getattr(row, "children", ()):
+            if (getattr(item, "custom_id", None) or "").startswith(prefix):
+                return True
+    footer = f"Poll {poll_id} ·"
+    return any((embed.footer.text or "").startswith(footer) for embed in message.embeds)
+
+
 def live_embed(poll: PollRow, counts: dict[int, int]) -> discord.Embed:
     embed = dilemma_embed(poll)
     total = sum(counts.values())

@@ -139,3 +139,30 @@ async def test_leaning_failure_after_a_public_defer_is_answered_privately(tmp_pa
         await h.sandbox.wait_for(private_answer, timeout=10)
         await h.sandbox.wait_for(lambda: ix.original is None, timeout=10)  # the loading message is gone
         assert "went wrong" not in _public_bot_texts(h)
+
+
+async def test_post_now_retried_past_the_nonce_window_adopts_the_earlier_post(tmp_path):
+    """Discord created the post but answered 502 every time (discord.py's retries reuse the nonce and get
+    it back deduped, then give up): the moderator hears it failed. Retried 20 minutes later, past the
+    nonce window, the bot finds its earlier post instead of making a second one."""
+    async with Harness(tmp_path, members=2) as h:
+        reply = await h.reply(h.mod, "schedule setup", {"channel": h.channel.id, "time": "18:00", "timezone": "UTC"})
+        assert "Next post" in reply["data"]["content"]
+        h.sandbox.faults.server_error("POST /channels/{channel_id}/messages", count=10, status=502)
+        first = await h.slash(h.mod, "schedule post-now")
+        await h.sandbox.wait_for(lambda: first.followups, timeout=30)
+        assert "try again" in first.followups[0]["content"]
+        h.sandbox.faults.clear()
+        assert len(h.posts()) == 1  # Discord has it
+
+        await h.advance(timedelta(minutes=20))
+        retry = await h.slash(h.mod, "schedule post-now")
+        await h.sandbox.wait_for(lambda: retry.followups, timeout=15)
+        posts = h.posts()
+        assert len(posts) == 1, [p["id"] for p in posts]
+        assert f"/{posts[0]['id']}" in retry.followups[0]["content"]
+        async with h.db.read() as conn:
+            rows = (await conn.exec_driver_sql("SELECT status, message_id FROM debates")).all()
+            poll_message = (await conn.exec_driver_sql("SELECT message_id FROM polls")).scalar_one()
+        assert rows == [("posted", int(posts[0]["id"]))] and poll_message == int(posts[0]["id"])
+        assert [int(t["id"]) for t in h.sandbox.threads(h.channel.id)] == [int(posts[0]["id"])]
