@@ -45,6 +45,10 @@ ACK_DEADLINE = 1.5  # seconds before we defer: Discord's deadline for the first 
 FOLLOWUP_CONCURRENCY = 16
 LIVE_INTERVAL = 5.0  # at most one live-count edit per poll per this many seconds
 PUBLISH_RETRY_AFTER = 60  # seconds: the durable fallback for a result edit that failed
+UNREADABLE_NOTE = (
+    "I couldn't read this native poll any more (I lack View Channel or Read Message History here), "
+    "so these are the votes I had recorded before that."
+)
 POLL_ALREADY_EXPIRED = 520001  # Discord: End Poll on a poll that has already ended
 STORE_FAILED = "I couldn't record your vote just now (a storage problem on our side). Please try again in a minute."
 
@@ -171,11 +175,12 @@ class PollService:
             poll = await self._get_or_none(poll_id)
             if poll is None or poll.status != "open":
                 return
+            note = None
             if poll.style == "native" and poll.message_id is not None:
-                await self._finalize_native(poll)
+                note = await self._finalize_native(poll)
             now = self.clock.now()
             async with self.db.write() as conn:
-                closed = await store.close(conn, poll_id, now=now)
+                closed = await store.close(conn, poll_id, now=now, note=note)
                 if closed is None:
                     return
                 await job_store.cancel(conn, close_key(poll_id))
@@ -348,11 +353,15 @@ class PollService:
         channel = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id)
         return await channel.fetch_message(poll.message_id)
 
-    async def _finalize_native(self, poll: store.PollRow) -> None:
+    async def _finalize_native(self, poll: store.PollRow) -> str | None:
         """End the native poll and store its exact voter lists; the final counts are then the recount of
         those rows. Discord's own ``results`` are not used: until ``is_finalized`` they "may not be
         perfectly accurate" (P2), and some answers (End Poll's) omit them, which discord.py reads as zero
-        votes everywhere (P3). A message already gone leaves the stored votes as they are."""
+        votes everywhere (P3). A message already gone leaves the stored votes as they are.
+
+        Returns a note when the poll can no longer be read (403: the bot lost View Channel or Read
+        Message History there): it then closes from the votes stored so far, once, instead of a close
+        job retried forever."""
         try:
             message = await self._fetch_message(poll)
             if message.poll is not None and not message.poll.is_finalised():
@@ -364,11 +373,15 @@ class PollService:
                         raise
             voters = await self._read_voters(message)
         except discord.NotFound:
-            return
+            return None
+        except discord.Forbidden as exc:
+            log.warning("native poll %s can't be read any more (%s); closing it from stored votes", poll.id, exc.code)
+            return UNREADABLE_NOTE
         if voters is None:
-            return
+            return None
         async with self.db.write() as conn:
             await store.sync_voters(conn, poll.id, voters, now=self.clock.now())
+        return None
 
     async def reconcile(self) -> None:
         """On every ready: re-read the voters of open native polls (votes cast while we were down)."""

@@ -186,6 +186,9 @@ polls = Table(
     Column("final_voters", Integer, nullable=True),
     Column("final_total", Float, nullable=True),
     Column("final_total_sq", Float, nullable=True),
+    # Why the final counts are not what the poll itself showed (e.g. a native poll the bot could no longer
+    # read closed from the votes it had stored); shown with the result.
+    Column("close_note", Text, nullable=True),
     CheckConstraint("style IN ('buttons', 'native')", name="style_known"),
     CheckConstraint("status IN ('open', 'closed', 'deleted')", name="status_known"),
 )

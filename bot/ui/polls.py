@@ -176,6 +176,8 @@ def result_embed(poll: PollRow, counts: dict[int, int], leaning: Leaning, *, cha
     embed = discord.Embed(title=f"Results · {status}", description=safe(poll.question), colour=COLOUR)
     embed.add_field(name=f"{total} voter{'s' if total != 1 else ''}", value=_count_lines(poll, counts), inline=False)
     embed.add_field(name="Leaning", value=leaning.describe()[:1024], inline=False)
+    if poll.close_note:
+        embed.add_field(name="Note", value=safe(poll.close_note)[:1024], inline=False)
     if chart:
         embed.set_image(url=f"attachment://{chart_name(poll.id)}")
     if poll.closed_at is not None:

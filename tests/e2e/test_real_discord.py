@@ -166,3 +166,35 @@ async def test_post_now_retried_past_the_nonce_window_adopts_the_earlier_post(tm
             poll_message = (await conn.exec_driver_sql("SELECT message_id FROM polls")).scalar_one()
         assert rows == [("posted", int(posts[0]["id"]))] and poll_message == int(posts[0]["id"])
         assert [int(t["id"]) for t in h.sandbox.threads(h.channel.id)] == [int(posts[0]["id"])]
+
+
+async def test_native_poll_the_bot_can_no_longer_read_closes_from_stored_votes(tmp_path):
+    async with Harness(tmp_path, members=3) as h:
+        post, poll_id = await _daily_post(h, "native")
+        message_id = int(post["id"])
+        a, b, c = h.members
+        h.sandbox.poll_vote(h.channel.id, message_id, a.id, 1)
+        h.sandbox.poll_vote(h.channel.id, message_id, b.id, 2)
+        await eventually(lambda: _stored(h, poll_id, 2), timeout=10)
+        # A moderator takes Read Message History away: the poll and its voters can't be read any more.
+        history = 1 << 16
+        h.sandbox.set_channel_permissions(h.channel.id, deny_bot=history)
+        h.sandbox.poll_vote(h.channel.id, message_id, c.id, 2, dispatch=False)  # lost, and now unreadable
+        await h.advance(timedelta(hours=1))
+        poll = await _poll(h, poll_id)
+        assert poll.status == "closed"
+        assert [o.final_count for o in poll.options][:2] == [1, 1]  # the votes it had stored
+        async with h.db.read() as conn:
+            jobs = (await conn.exec_driver_sql("SELECT key FROM jobs WHERE key LIKE 'poll-%'")).scalars().all()
+        assert jobs == []  # no close retried hourly forever
+        result = _embeds(h, post)[-1]
+        assert result["title"].startswith("Results") and "couldn't read" in str(result), result
+        # /debate results says so too.
+        ix = await h.slash(h.members[0], "debate results", {"poll": str(poll_id)})
+        await h.sandbox.wait_for(lambda: ix.original and ix.original.get("embeds"), timeout=10)
+        assert "couldn't read" in str(ix.original["embeds"])
+
+
+async def _stored(h: Harness, poll_id: int, n: int) -> bool:
+    async with h.db.read() as conn:
+        return (await conn.exec_driver_sql(f"SELECT count(*) FROM votes WHERE poll_id = {poll_id}")).scalar() == n
