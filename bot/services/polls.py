@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,9 @@ ACK_DEADLINE = 1.5  # seconds before we defer: Discord's deadline for the first 
 # are ready together; their tokens last 15 minutes, so they queue here rather than crowd out the first
 # answers and defers of new clicks, which have Discord's 3 seconds.
 FOLLOWUP_CONCURRENCY = 16
+# Message ids known not to be our native polls (members' own polls: Discord sends their votes too, P4),
+# most recent first out; bounded so a busy server cannot grow it without limit.
+NOT_OURS_CACHE = 4096
 LIVE_INTERVAL = 5.0  # at most one live-count edit per poll per this many seconds
 PUBLISH_RETRY_AFTER = 60  # seconds: the durable fallback for a result edit that failed
 UNREADABLE_NOTE = (
@@ -107,6 +111,8 @@ class PollService:
         self._live_last: dict[int, float] = {}
         self._close_locks: dict[int, asyncio.Lock] = {}
         self._native_by_message: dict[int, int] = {}
+        self._not_ours: OrderedDict[int, None] = OrderedDict()
+        self._lookups: dict[int, asyncio.Future[int | None]] = {}
         self.live_edits = 0  # counted for tests and benchmarks
 
     async def shutdown(self) -> None:
@@ -167,6 +173,8 @@ class PollService:
         async with self.db.write() as conn:
             await store.set_message(conn, poll_id, message_id)
         self._native_by_message.pop(message_id, None)
+        # A vote may have come in before the message was attached; it is ours from now on.
+        self._not_ours.pop(message_id, None)
 
     async def close(self, poll_id: int, *, reason: str = "deadline") -> None:
         """Close the poll (idempotent), then edit its message to the result and tell the debate thread."""
@@ -332,12 +340,36 @@ class PollService:
     async def _native_poll_id(self, message_id: int) -> int | None:
         if message_id in self._native_by_message:
             return self._native_by_message[message_id]
-        async with self.db.read() as conn:
-            poll = await store.by_message(conn, message_id)
-        if poll is None or poll.style != "native":
+        if message_id in self._not_ours:
+            self._not_ours.move_to_end(message_id)
             return None
-        self._native_by_message[message_id] = poll.id
-        return poll.id
+        # Votes come in bursts: concurrent events of one message share a single read.
+        pending = self._lookups.get(message_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._lookups[message_id] = future
+        try:
+            async with self.db.read() as conn:
+                poll = await store.by_message(conn, message_id)
+            poll_id = poll.id if poll is not None and poll.style == "native" else None
+            if poll_id is None:
+                self._not_ours[message_id] = None
+                if len(self._not_ours) > NOT_OURS_CACHE:
+                    self._not_ours.popitem(last=False)
+            else:
+                self._native_by_message[message_id] = poll_id
+            future.set_result(poll_id)
+            return poll_id
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters get it, an unawaited future logs nothing
+            raise
+        finally:
+            del self._lookups[message_id]
 
     async def _read_voters(self, message: discord.Message) -> dict[int, int] | None:
         if message.poll is None:

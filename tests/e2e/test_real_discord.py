@@ -198,3 +198,49 @@ async def test_native_poll_the_bot_can_no_longer_read_closes_from_stored_votes(t
 async def _stored(h: Harness, poll_id: int, n: int) -> bool:
     async with h.db.read() as conn:
         return (await conn.exec_driver_sql(f"SELECT count(*) FROM votes WHERE poll_id = {poll_id}")).scalar() == n
+
+
+async def test_votes_on_members_own_polls_do_not_read_the_database_each_time(tmp_path, monkeypatch):
+    """GUILD_MESSAGE_POLLS delivers votes for every poll in the server (P4): a member's own poll must not
+    cost a database read per vote."""
+    async with Harness(tmp_path, members=12) as h:
+        service = h.bot.services["polls"]
+        lookups = 0
+        handled = 0
+        by_message = store.by_message
+        native_vote = service.native_vote
+
+        async def counted_lookup(*args, **kwargs):
+            nonlocal lookups
+            lookups += 1
+            return await by_message(*args, **kwargs)
+
+        async def counted_vote(**kwargs):
+            nonlocal handled
+            try:
+                return await native_vote(**kwargs)
+            finally:
+                handled += 1
+
+        monkeypatch.setattr(store, "by_message", counted_lookup)
+        monkeypatch.setattr(service, "native_vote", counted_vote)
+        own = h.sandbox.user_message(
+            h.channel.id,
+            h.members[0].id,
+            "",
+            poll={
+                "question": {"text": "Pizza or pasta on Friday?"},
+                "answers": [{"poll_media": {"text": "Pizza"}}, {"poll_media": {"text": "Pasta"}}],
+                "duration": 24,
+            },
+        )
+        for i, member in enumerate(h.members):
+            h.sandbox.poll_vote(h.channel.id, int(own["id"]), member.id, 1 + i % 2)
+        await eventually(lambda: _at_least(lambda: handled, len(h.members)), timeout=10)
+        assert lookups == 1
+        async with h.db.read() as conn:
+            assert (await conn.exec_driver_sql("SELECT count(*) FROM votes")).scalar() == 0
+
+
+async def _at_least(value, n: int) -> bool:
+    return value() >= n
