@@ -1260,6 +1260,10 @@ class Sandbox(InteractionsMixin):
                 response = await handler(request)
                 if fault is not None and fault.kind == "server_error":
                     response = self._server_error(fault.params["status"])
+                elif fault is not None and fault.kind == "slow_answer":
+                    rec.status = response.status  # done on the server's side; the answer is held
+                    self._bump()
+                    await asyncio.sleep(fault.params["seconds"])
         except DiscordHTTPError as exc:
             response = _json(exc.body, exc.status)
         except web.HTTPNotFound:

@@ -8,8 +8,11 @@ schedule's next slot. Its handler:
    ``catch_up_minutes`` late, otherwise skipped with a note `/schedule status` shows;
 3. in ONE transaction inserts the debate row (the unique (guild, kind, slot_date) key makes a second
    post for that local day impossible; a retry finds the pending row and reuses its nonce) and its poll;
-4. sends the message with that nonce (``enforce_nonce``: Discord returns the first message instead of
-   creating a second one), attaches the message to the poll, opens the thread, pins;
+4. records that the send begins (committed first), then sends the message with that nonce. Discord's
+   ``enforce_nonce`` returns the first message instead of a second one only for a few minutes, so a
+   retry (a restart, a backed-off job) first looks for the earlier post in the channel's recent history
+   (the bot's own message carrying this poll) and adopts it; then attaches the message to the poll,
+   opens the thread, pins;
 5. marks the debate posted and arms the next slot, in one transaction.
 
 403 (missing permission) and 404 (channel deleted) block the schedule with a reason that names the
@@ -19,6 +22,7 @@ raises, so the scheduler retries with backoff; the stored nonce makes the retry 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -48,6 +52,7 @@ from bot.storage.debates import Debate
 from bot.storage.jobs import Job
 from bot.storage.schedules import POST_KIND, Schedule, post_key
 from bot.ui import debates as ui
+from bot.ui import polls as poll_ui
 
 if TYPE_CHECKING:
     from bot.app import CommonGround
@@ -59,6 +64,8 @@ PLAN_KIND = "debate-plan"
 THREAD_ARCHIVE_MINUTES = 1440
 THREAD_ALREADY_CREATED = 160004  # Discord: "A thread has already been created for this message"
 MAX_PINS_REACHED = 30003  # Discord: "Maximum number of pins reached for the channel (250)"
+# How many recent messages a retried send reads to find its earlier post (one history request).
+EARLIER_POST_SCAN = 100
 
 
 def plan_key(debate_id: int) -> str:
@@ -194,6 +201,7 @@ class DebateService:
         self.catalog = Catalog(self.essay, builtin or load_builtin_pack(self.essay))
         self.deliver: Deliver = deliver or self._deliver_discord
         self.posts = 0  # delivered posts, for tests and benchmarks
+        self._send_locks: dict[int, asyncio.Lock] = {}
 
     @property
     def polls(self) -> Any:
@@ -234,6 +242,7 @@ class DebateService:
             )
         if planned:
             log.info("reconcile: re-armed %d planned debates", len(planned))
+        await self.resume_interrupted(guild_id)
 
     async def reconcile(self, guild_id: int | None = None) -> int:
         """Arm every active schedule (of one server, or all) whose post job is missing; idempotent, bulk.
@@ -383,7 +392,8 @@ class DebateService:
             poll_id = await self._ensure_poll(conn, debate, prompt, options)
         delivered = await self._deliver_or_block(debate, prompt, options, poll_id)
         async with self.db.write() as conn:
-            await self._record(conn, debate, delivered)
+            if delivered is not None:
+                await self._record(conn, debate, delivered)
             await self.arm(conn, schedule, after=max(self.clock.now(), slot.due_utc))
 
     async def _record(self, conn: AsyncConnection, debate: Debate, delivered: Delivered) -> None:
@@ -395,6 +405,30 @@ class DebateService:
         self.posts += 1
 
     async def _deliver_or_block(
+        self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
+    ) -> Delivered | None:
+        """Deliver once: None if another run (a job and ``/schedule post-now``) posted it meanwhile.
+
+        The start of the first send is committed before it leaves, so a later attempt knows the post
+        may already exist (``debate.send_started_at``) and looks for it before sending again."""
+        lock = self._send_locks.setdefault(debate.id, asyncio.Lock())
+        try:
+            async with lock:
+                async with self.db.read() as conn:
+                    current = await debate_store.get(conn, debate.id)
+                if current is not None:
+                    if current.status == "posted":
+                        return None
+                    debate = current
+                if debate.send_started_at is None:
+                    async with self.db.write() as conn:
+                        await debate_store.mark_send_started(conn, debate.id, at=self.clock.now())
+                return await self._deliver_blocking(debate, prompt, options, poll_id)
+        finally:
+            if not lock.locked() and self._send_locks.get(debate.id) is lock:
+                del self._send_locks[debate.id]
+
+    async def _deliver_blocking(
         self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
     ) -> Delivered:
         try:
@@ -490,7 +524,7 @@ class DebateService:
             return
         await self._post_existing(debate, PostOptions.of(schedule, debate.channel_id))
 
-    async def _post_existing(self, debate: Debate, options: PostOptions) -> Delivered:
+    async def _post_existing(self, debate: Debate, options: PostOptions) -> None:
         async with self.db.write() as conn:
             prompt = await self.catalog.find(conn, debate.guild_id, debate.prompt_key)
             if prompt is None:
@@ -498,18 +532,47 @@ class DebateService:
                 raise PermanentJobError(f"debate {debate.id}: prompt {debate.prompt_key} is gone")
             poll_id = await self._ensure_poll(conn, debate, prompt, options)
         delivered = await self._deliver_or_block(debate, prompt, options, poll_id)
-        async with self.db.write() as conn:
-            await self._record(conn, debate, delivered)
-        return delivered
+        if delivered is not None:
+            async with self.db.write() as conn:
+                await self._record(conn, debate, delivered)
+
+    async def resume_interrupted(self, guild_id: int | None = None) -> int:
+        """Arm, due now, every ``/schedule post-now`` whose send began but was never recorded (the bot
+        died or Discord failed mid-send): its job finds the post if Discord has it, or sends it. Scheduled
+        and planned debates keep their own job until they are recorded. Returns how many."""
+        async with self.db.read() as conn:
+            stuck = await debate_store.interrupted(conn, kind="manual", guild_id=guild_id)
+        now = self.clock.now()
+        for debate in stuck:
+            await self.scheduler.schedule(
+                PLAN_KIND, plan_key(debate.id), now, {"debate_id": debate.id}, guild_id=debate.guild_id
+            )
+        if stuck:
+            log.info("resuming %d interrupted post-now sends", len(stuck))
+        return len(stuck)
 
     async def post_now(self, guild_id: int, prompt_key: str | None = None) -> Debate:
-        """Post a debate now (``/schedule post-now``); Blocked/PermanentJobError say why it could not."""
-        now = self.clock.now()
-        async with self.db.write() as conn:
-            schedule, debate = await self._one_off(
-                conn, guild_id, kind="manual", due_at=now, prompt_key=prompt_key, why="the post goes to its channel"
-            )
-        await self._post_existing(debate, PostOptions.of(schedule, schedule.channel_id))
+        """Post a debate now (``/schedule post-now``); Blocked/PermanentJobError say why it could not.
+
+        An earlier post-now of this server whose send began but was never recorded is finished first
+        instead (found on Discord and adopted, or sent): a moderator's retry never makes a second post."""
+        async with self.db.read() as conn:
+            stuck = await debate_store.interrupted(conn, kind="manual", guild_id=guild_id)
+            schedule = await schedule_store.get(conn, guild_id)
+        if stuck and schedule is not None:
+            debate = stuck[0]
+        else:
+            now = self.clock.now()
+            async with self.db.write() as conn:
+                schedule, debate = await self._one_off(
+                    conn,
+                    guild_id,
+                    kind="manual",
+                    due_at=now,
+                    prompt_key=prompt_key,
+                    why="the post goes to its channel",
+                )
+        await self._post_existing(debate, PostOptions.of(schedule, debate.channel_id))
         async with self.db.read() as conn:
             found = await debate_store.get(conn, debate.id)
         assert found is not None
@@ -741,33 +804,13 @@ class DebateService:
         if lacking:
             # Known from the gateway's cache: no request that is sure to fail.
             raise Blocked(f"missing {ui.join_names(perms.names(lacking))} in #{channel.name}")
-        parts: dict[str, Any] = {"view": None, "poll": None, "embed": None}
-        if poll_id is not None and self.polls is not None:
-            parts = await self.polls.message_parts(poll_id)
-        embeds = [ui.debate_embed(debate, self.essay.title, dilemma=None if parts.get("embed") else prompt)]
-        if parts.get("embed") is not None:
-            embeds.append(parts["embed"])
-        kwargs: dict[str, Any] = {"embeds": embeds, "nonce": debate.nonce}
-        if parts.get("view") is not None:
-            kwargs["view"] = parts["view"]
-        if parts.get("poll") is not None:
-            kwargs["poll"] = parts["poll"]
-        if options.ping_role_id is not None:
-            kwargs["content"] = f"<@&{options.ping_role_id}>"
-            kwargs["allowed_mentions"] = discord.AllowedMentions(
-                everyone=False, users=False, roles=[discord.Object(options.ping_role_id)], replied_user=False
-            )
-        else:
-            kwargs["allowed_mentions"] = discord.AllowedMentions.none()
-        try:
-            # discord.py 2.7 sends enforce_nonce=True with every nonce: a retry returns the first message.
-            message = await channel.send(**kwargs)
-        except discord.Forbidden as exc:
-            lacking = ui.missing_in(channel, required)
-            what = ui.join_names(perms.names(lacking)) if lacking else "a permission Discord did not name"
-            raise Blocked(f"missing {what} in #{channel.name} (Discord error {exc.code})") from exc
-        except discord.NotFound as exc:
-            raise Blocked(f"the channel #{channel.name} no longer exists (Discord error {exc.code})") from exc
+        message = None
+        if debate.send_started_at is not None:
+            # A retry: the earlier send may have reached Discord, and past its nonce window (minutes)
+            # sending again would make a second post. Look for it first.
+            message = await self._earlier_post(channel, debate, prompt, poll_id)
+        if message is None:
+            message = await self._send(channel, debate, prompt, options, poll_id, required)
         if poll_id is not None and self.polls is not None:
             await self.polls.attach_message(poll_id, message.id)
         notes: list[str] = []
@@ -789,11 +832,78 @@ class DebateService:
                     log.warning("guild %s: no thread for debate %s (%s)", debate.guild_id, debate.id, exc.status)
                     what = ui.join_names(perms.names(lacking)) if lacking else f"Discord error {exc.code}"
                     notes.append(f"no thread: missing {what} in #{channel.name}" if lacking else f"no thread: {what}")
-        if options.pin:
+        if options.pin and not message.pinned:
             note = await self._pin(channel, message, debate)
             if note:
                 notes.append(note)
         return Delivered(message.id, thread_id, tuple(notes))
+
+    async def _earlier_post(
+        self, channel: discord.TextChannel, debate: Debate, prompt: Prompt | None, poll_id: int | None
+    ) -> discord.Message | None:
+        """The bot's own post of this debate among the channel's recent messages, if Discord has it."""
+        assert self.bot is not None and self.bot.user is not None
+        me = self.bot.user.id
+        passage = None if poll_id is not None else ui.debate_embed(debate, self.essay.title, dilemma=prompt).description
+        try:
+            async for message in channel.history(limit=EARLIER_POST_SCAN):
+                if message.author.id != me:
+                    continue
+                if poll_id is not None and poll_ui.carries_poll(message, poll_id):
+                    return message
+                if passage is not None and message.embeds and message.embeds[0].description == passage:
+                    return message
+        except discord.Forbidden as exc:
+            # Without Read Message History the nonce is all that guards a retry (minutes only).
+            log.warning(
+                "guild %s: cannot read #%s's history to find debate %s's earlier post (%s)",
+                debate.guild_id,
+                channel.name,
+                debate.id,
+                exc.code,
+            )
+            return None
+        log.info("guild %s: debate %s's earlier send left no post; sending it", debate.guild_id, debate.id)
+        return None
+
+    async def _send(
+        self,
+        channel: discord.TextChannel,
+        debate: Debate,
+        prompt: Prompt | None,
+        options: PostOptions,
+        poll_id: int | None,
+        required: list[str],
+    ) -> discord.Message:
+        parts: dict[str, Any] = {"view": None, "poll": None, "embed": None}
+        if poll_id is not None and self.polls is not None:
+            parts = await self.polls.message_parts(poll_id)
+        embeds = [ui.debate_embed(debate, self.essay.title, dilemma=None if parts.get("embed") else prompt)]
+        if parts.get("embed") is not None:
+            embeds.append(parts["embed"])
+        kwargs: dict[str, Any] = {"embeds": embeds, "nonce": debate.nonce}
+        if parts.get("view") is not None:
+            kwargs["view"] = parts["view"]
+        if parts.get("poll") is not None:
+            kwargs["poll"] = parts["poll"]
+        if options.ping_role_id is not None:
+            kwargs["content"] = f"<@&{options.ping_role_id}>"
+            kwargs["allowed_mentions"] = discord.AllowedMentions(
+                everyone=False, users=False, roles=[discord.Object(options.ping_role_id)], replied_user=False
+            )
+        else:
+            kwargs["allowed_mentions"] = discord.AllowedMentions.none()
+        try:
+            # discord.py 2.7 sends enforce_nonce=True with every nonce: within a few minutes a retry gets the
+            # first message back; later ones rely on the history lookup above (M2).
+            message = await channel.send(**kwargs)
+        except discord.Forbidden as exc:
+            lacking = ui.missing_in(channel, required)
+            what = ui.join_names(perms.names(lacking)) if lacking else "a permission Discord did not name"
+            raise Blocked(f"missing {what} in #{channel.name} (Discord error {exc.code})") from exc
+        except discord.NotFound as exc:
+            raise Blocked(f"the channel #{channel.name} no longer exists (Discord error {exc.code})") from exc
+        return message
 
     async def _pin(self, channel: discord.TextChannel, message: discord.Message, debate: Debate) -> str | None:
         """Pin today's post and unpin the previous debate post (so the channel never reaches Discord's
