@@ -175,6 +175,9 @@ async def test_suggestion_reviewed_and_approved_joins_the_server_pack(tmp_path):
         assert "Manage Server" in (await no.response())["data"]["content"]
         yes = await h.sandbox.click(review.id, int(msg["id"]), custom_ids[0], h.mod.id)
         assert (await yes.response())["type"] == 7
+        async with h.db.read() as conn:  # reviewed: the suggestion no longer names the member
+            suggesters = (await conn.exec_driver_sql("SELECT user_id FROM suggestions")).scalars().all()
+        assert suggesters == [None]
         async with h.db.read() as conn:
             row = await pack_store.get(conn, h.guild.id, "server-suggestions")
         assert row is not None and row.prompt_count == 1 and row.enabled
