@@ -160,7 +160,11 @@ async def test_suggestion_reviewed_and_approved_joins_the_server_pack(tmp_path):
             sub = await h.sandbox.submit_modal(
                 h.channel.id, h.members[0].id, ix.modal["custom_id"], values, from_interaction=ix
             )
-            return (await sub.response())["data"]["content"]
+            first = await sub.response()
+            assert first["type"] == 5 and first["data"]["flags"] & 64, "deferred privately before the work"
+            await h.sandbox.wait_for(lambda: (sub.original or {}).get("content") or sub.followups)
+            assert sub.original["flags"] & 64
+            return sub.original.get("content") or sub.followups[0]["content"]
 
         refused = await suggest("@everyone is this still true?")
         assert "mentions are not allowed" in refused
