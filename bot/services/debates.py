@@ -155,6 +155,11 @@ class Catalog:
             f"{info.slug}/{p.id}": p for info in await self.packs(conn, guild_id) if info.enabled for p in info.prompts
         }
 
+    async def for_debate(self, conn: AsyncConnection, debate: Debate) -> Prompt | None:
+        """The debate's prompt with the dilemma the debate chose (``prompt.dilemma``), or None if gone."""
+        prompt = await self.find(conn, debate.guild_id, debate.prompt_key)
+        return prompt.using(debate.dilemma_id) if prompt is not None else None
+
     async def find(self, conn: AsyncConnection, guild_id: int, key: str) -> Prompt | None:
         """A prompt by key in any of the server's packs, enabled or not."""
         slug, _, prompt_id = key.partition("/")
@@ -277,9 +282,12 @@ class DebateService:
         if slot_date is not None:
             existing = await debate_store.get_slot(conn, guild_id, slot_date)
             if existing is not None:
-                prompt = await self.catalog.find(conn, guild_id, existing.prompt_key)
+                prompt = await self.catalog.for_debate(conn, existing)
                 return existing, prompt, False  # type: ignore[return-value]
         key, prompt = await self._choose(conn, guild_id, prompt_key)
+        # A new dilemma each time the prompt comes round again in this server.
+        used = await debate_store.dilemmas_used(conn, guild_id, key)
+        prompt = prompt.using(rotation.pick_dilemma(guild_id, key, [d.id for d in prompt.dilemmas], used))
         debate, created = await debate_store.insert(
             conn,
             guild_id=guild_id,
@@ -287,6 +295,7 @@ class DebateService:
             slot_date=slot_date,
             due_at=due_at,
             prompt_key=key,
+            dilemma_id=prompt.dilemma.id,
             paragraph=prompt.paragraph,
             excerpt=prompt.excerpt,
             question=prompt.question,
@@ -473,7 +482,7 @@ class DebateService:
 
     async def _post_existing(self, debate: Debate, options: PostOptions) -> Delivered:
         async with self.db.write() as conn:
-            prompt = await self.catalog.find(conn, debate.guild_id, debate.prompt_key)
+            prompt = await self.catalog.for_debate(conn, debate)
             if prompt is None:
                 await debate_store.mark_status(conn, debate.id, "failed", error="its prompt pack was removed")
                 raise PermanentJobError(f"debate {debate.id}: prompt {debate.prompt_key} is gone")
@@ -722,7 +731,14 @@ class DebateService:
         parts: dict[str, Any] = {"view": None, "poll": None, "embed": None}
         if poll_id is not None and self.polls is not None:
             parts = await self.polls.message_parts(poll_id)
-        embeds = [ui.debate_embed(debate, self.essay.title, dilemma=None if parts.get("embed") else prompt)]
+        embeds = [
+            ui.debate_embed(
+                debate,
+                self.essay.title,
+                dilemma=None if parts.get("embed") else prompt,
+                context=prompt.context if prompt is not None else None,
+            )
+        ]
         if parts.get("embed") is not None:
             embeds.append(parts["embed"])
         kwargs: dict[str, Any] = {"embeds": embeds, "nonce": debate.nonce}

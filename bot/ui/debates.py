@@ -97,14 +97,18 @@ def _fit(embed: discord.Embed) -> discord.Embed:
     return embed
 
 
-def debate_embed(debate: Debate, essay_title: str, *, dilemma: Prompt | None = None) -> discord.Embed:
-    """The daily post: the excerpt quoted verbatim with its source, the question, and (without a poll
-    service's own embed) the dilemma and its options."""
+def debate_embed(
+    debate: Debate, essay_title: str, *, dilemma: Prompt | None = None, context: str | None = None
+) -> discord.Embed:
+    """The daily post: the excerpt quoted verbatim with its source, the question, the prompt's context
+    note if it has one, and (without a poll service's own embed) the dilemma and its options."""
     theme = debate.theme.replace("-", " ")
     description = (
         f"{quote(safe(debate.excerpt))}\n— *{safe(source_line(essay_title, debate.paragraph))}*\n\n"
         f"**{safe(' '.join(debate.question.split()))}**"
     )
+    if context:
+        description += f"\n*{safe(' '.join(context.split()))}*"
     embed = discord.Embed(
         title=cut(f"Today's debate · {theme}", EMBED_TITLE_MAX),
         description=cut(description, EMBED_DESCRIPTION_MAX),
