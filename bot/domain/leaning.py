@@ -448,6 +448,14 @@ METHODOLOGY = """\
 **Positions.** Each option of a poll sits on an axis from **-1** (the individual first) through \
 **0** (both equally) to **+1** (the community first). A vote counts at its option's position.
 
+**Option order.** A debate poll shows its options either from the individual to the community or \
+the other way round: in every two polls of a server one is reversed, and a seeded coin picks which. \
+People pick the first option they read a little more often; if the individual end always came first, \
+that nudge would push every leaning the same way, and regulars would learn where each end sits. \
+Votes are stored by option, never by where it was shown, and results and charts always list the \
+options from the individual first (top) to the community first (bottom). Ad-hoc polls keep the order \
+their moderator typed.
+
 **A poll's leaning** is the average position of its votes. Bands: -1 to -0.6 *the individual \
 first*, to -0.2 *leaning to the individual*, -0.2 to +0.2 *both equally*, to +0.6 *leaning to the \
 community*, above *the community first*.

@@ -324,6 +324,7 @@ class DebateService:
                 debate_id=debate.id,
                 theme=prompt.theme,
                 prompt_key=debate.prompt_key,
+                vary_order=True,
             )
         return poll_id
 

@@ -8,7 +8,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.domain.essay import load_essay
+from bot.storage import polls as poll_store
 from bot.storage.tables import debates, polls
+from tests.e2e.test_polls import eventually
 from tests.harness import Harness
 
 ESSAY = load_essay()
@@ -46,13 +48,17 @@ def answer_text(ix) -> str:
     return "\n".join(texts)
 
 
-async def only_our_pack(h: Harness, data: bytes) -> None:
+async def only_our_pack(h: Harness, data: bytes, style: str = "buttons", hours: int = 24) -> None:
     ix = await h.slash(h.mod, "pack upload", {"file": h.sandbox.attach("ours.yaml", data, "application/yaml")})
     await ix.response()
     await h.sandbox.wait_for(lambda: "enabled" in answer_text(ix) or "not imported" in answer_text(ix))
     assert "enabled" in answer_text(ix), answer_text(ix)
     await h.reply(h.mod, "pack disable", {"pack": "individualism-collectivism"})
-    await h.reply(h.mod, "schedule setup", {"channel": h.channel.id, "time": "09:00", "timezone": "UTC"})
+    await h.reply(
+        h.mod,
+        "schedule setup",
+        {"channel": h.channel.id, "time": "09:00", "timezone": "UTC", "poll-style": style, "poll-hours": hours},
+    )
 
 
 async def days(h: Harness, n: int) -> None:
@@ -80,3 +86,80 @@ async def test_a_prompt_that_comes_round_again_shows_a_new_dilemma(tmp_path):
         async with h.db.read() as conn:
             rows = (await conn.execute(select(debates.c.dilemma_id).order_by(debates.c.id))).all()
         assert [r.dilemma_id for r in rows][:3] == [f"d-{questions.index(q)}" for q in shown[:3]]
+
+
+ONE_PROMPT = pack(prompt("only-one", dilemma("d-a", "Which grade for the group?"), dilemma("d-b", "Who cooks?")))
+
+
+async def open_polls(h: Harness) -> list:
+    async with h.db.read() as conn:
+        ids = [r.id for r in await conn.execute(select(polls.c.id).order_by(polls.c.id))]
+        return [await poll_store.get(conn, i) for i in ids]
+
+
+async def test_button_polls_vary_the_option_order_and_votes_keep_the_option(tmp_path):
+    async with Harness(tmp_path) as h:
+        await only_our_pack(h, ONE_PROMPT)
+        await h.advance(timedelta(hours=3))  # the first debate, at 09:00
+        await h.advance(timedelta(hours=23, minutes=30))  # the second debate is half an hour away
+        await h.advance(timedelta(minutes=30))
+        posts = h.posts()
+        assert len(posts) == 2
+        rows = await open_polls(h)
+        # One of the two is reversed: across a pair, neither end is always first.
+        assert sorted(r.option_order for r in rows) == [(0, 1, 2), (2, 1, 0)]
+        new = posts[1]
+        poll = rows[1]
+        buttons = [c for row in new["components"] for c in row["components"]]
+        assert [b["custom_id"] for b in buttons] == [f"poll:vote:{poll.id}:{i}" for i in poll.option_order]
+        labels = {0: "Me first", 1: "Both", 2: "Us first"}
+        assert [b["label"] for b in buttons] == [f"{n}. {labels[i]}" for n, i in enumerate(poll.option_order, 1)]
+        dilemma_embed = next(e for e in new["embeds"] if e.get("title") == "Dilemma")
+        assert dilemma_embed["fields"][0]["value"].splitlines()[0] == f"**1.** {labels[poll.option_order[0]]}"
+        # The first button shown stores that option's identity, not "the first option".
+        member = h.members[0]
+        ix = await h.sandbox.click(h.channel.id, int(new["id"]), buttons[0]["custom_id"], member.id)
+        reply = await ix.response(timeout=5)
+        assert labels[poll.option_order[0]] in reply["data"]["content"]
+        async with h.db.read() as conn:
+            assert await poll_store.user_vote(conn, poll.id, member.id) == poll.option_order[0]
+        await h.advance(timedelta(days=1))
+        result = h.sandbox.message(h.channel.id, int(new["id"]))
+        lines = result["embeds"][0]["fields"][0]["value"].splitlines()
+        assert [line.split(" — ")[0] for line in lines[:3]] == ["• Me first", "• Both", "• Us first"]
+        assert "From the individual first (top) to the community first (bottom)" in lines[3]
+
+
+async def test_native_polls_map_answers_through_the_order_shown(tmp_path):
+    async with Harness(tmp_path, members=3) as h:
+        a, b, c = h.members
+        await only_our_pack(h, ONE_PROMPT, style="native", hours=30)
+        await h.advance(timedelta(hours=3))
+        await h.advance(timedelta(days=1))  # both polls open: the first closes at 15:00
+        rows = await open_polls(h)
+        poll = next(r for r in rows if r.option_order == (2, 1, 0))
+        message = h.sandbox.message(h.channel.id, poll.message_id)
+        assert [ans["poll_media"]["text"] for ans in message["poll"]["answers"]] == ["Us first", "Both", "Me first"]
+        h.sandbox.poll_vote(h.channel.id, poll.message_id, a.id, 1)  # "Us first", shown first
+        await eventually(lambda: votes_are(h, poll.id, {a.id: 2}))
+        await h.stop_bot()
+        h.sandbox.poll_vote(h.channel.id, poll.message_id, b.id, 3, dispatch=False)  # "Me first", read at start
+        await h.start_bot()
+        await eventually(lambda: votes_are(h, poll.id, {a.id: 2, b.id: 0}))
+        h.sandbox.poll_vote(h.channel.id, poll.message_id, c.id, 3, dispatch=False)  # read when it closes
+        await h.advance(timedelta(hours=30))
+        async with h.db.read() as conn:
+            closed = await poll_store.get(conn, poll.id)
+        assert closed.status == "closed"
+        assert {o.label: o.final_count for o in closed.options} == {"Me first": 2, "Both": 0, "Us first": 1}
+        assert await votes_of(h, poll.id) == {a.id: 2, b.id: 0, c.id: 0}
+
+
+async def votes_of(h: Harness, poll_id: int) -> dict[int, int]:
+    async with h.db.read() as conn:
+        result = await conn.exec_driver_sql("SELECT user_id, option_idx FROM votes WHERE poll_id = ?", (poll_id,))
+        return dict(result.all())
+
+
+async def votes_are(h: Harness, poll_id: int, expected: dict[int, int]) -> bool:
+    return await votes_of(h, poll_id) == expected

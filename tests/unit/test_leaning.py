@@ -184,7 +184,7 @@ def test_series_fills_empty_weeks_and_orders():
 
 def test_methodology_fits_an_embed():
     assert len(METHODOLOGY) <= 4000
-    for word in ("interval", "small sample", "groups", "personality", "first vote"):
+    for word in ("interval", "small sample", "groups", "personality", "first vote", "Option order", "reversed"):
         assert word in METHODOLOGY
 
 
