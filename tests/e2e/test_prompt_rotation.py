@@ -125,7 +125,8 @@ async def test_button_polls_vary_the_option_order_and_votes_keep_the_option(tmp_
             assert await poll_store.user_vote(conn, poll.id, member.id) == poll.option_order[0]
         await h.advance(timedelta(days=1))
         result = h.sandbox.message(h.channel.id, int(new["id"]))
-        lines = result["embeds"][0]["fields"][0]["value"].splitlines()
+        shown = next(e for e in result["embeds"] if e.get("title", "").startswith("Results"))
+        lines = shown["fields"][0]["value"].splitlines()
         assert [line.split(" — ")[0] for line in lines[:3]] == ["• Me first", "• Both", "• Us first"]
         assert "From the individual first (top) to the community first (bottom)" in lines[3]
 
