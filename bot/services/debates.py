@@ -255,6 +255,7 @@ class DebateService:
         active = await self.catalog.active(conn, guild_id)
         state = await debate_store.rotation(conn, guild_id)
         if prompt_key is not None:
+            # A moderator's explicit choice is honoured even for a skipped or sensitive prompt.
             prompt = active.get(prompt_key)
             if prompt is None:
                 raise NotFound("That prompt isn't in this server's active packs: pick one from the list.")
@@ -262,9 +263,22 @@ class DebateService:
             return prompt_key, prompt
         if not active:
             raise UserError("Every prompt pack is disabled here: enable one with `/pack enable`.")
-        pick = rotation.pick_next(guild_id, state, active.keys())
+        eligible = await self._eligible(conn, guild_id, active)
+        if not eligible:
+            raise UserError(
+                "Every prompt of the active packs is skipped here or marked sensitive: restore one with "
+                "`/pack unskip-prompt`, or include sensitive prompts with `/pack sensitive-prompts`."
+            )
+        pick = rotation.pick_next(guild_id, state, eligible.keys())
         await debate_store.save_rotation(conn, guild_id, pick.state)
         return pick.key, active[pick.key]
+
+    async def _eligible(self, conn: AsyncConnection, guild_id: int, active: dict[str, Prompt]) -> dict[str, Prompt]:
+        """The active prompts the rotation may pick: not skipped, and not sensitive unless opted in."""
+        skipped = await pack_store.skipped_prompts(conn, guild_id)
+        settings = await guild_store.get(conn, guild_id)
+        sensitive_ok = bool(settings and settings.sensitive_prompts)
+        return {k: p for k, p in active.items() if k not in skipped and (sensitive_ok or not p.sensitive)}
 
     async def _new_debate(
         self,
@@ -605,6 +619,46 @@ class DebateService:
     async def pack_infos(self, guild_id: int) -> list[PackInfo]:
         async with self.db.read() as conn:
             return await self.catalog.packs(conn, guild_id)
+
+    async def prompt_key_of(self, conn: AsyncConnection, guild_id: int, key: str) -> str:
+        """``key`` if it names a prompt of one of the server's packs; NotFound otherwise."""
+        if len(key) > 140 or await self.catalog.find(conn, guild_id, key) is None:
+            raise NotFound(
+                "There is no prompt with that id in this server's packs: pick one from the list as you type "
+                "(`/debate prompts` shows them)."
+            )
+        return key
+
+    async def skip_prompt(self, guild_id: int, key: str) -> bool:
+        """Take one prompt out of this server's rotation; False if it was skipped already."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            await guild_store.ensure(conn, guild_id, now=now)
+            return await pack_store.skip_prompt(conn, guild_id, await self.prompt_key_of(conn, guild_id, key), now=now)
+
+    async def unskip_prompt(self, guild_id: int, key: str) -> bool:
+        """Put a skipped prompt back into the rotation; False if it was not skipped."""
+        async with self.db.write() as conn:
+            if await pack_store.unskip_prompt(conn, guild_id, key):
+                return True
+            await self.prompt_key_of(conn, guild_id, key)  # an unknown key is NotFound, not "wasn't skipped"
+            return False
+
+    async def prompt_flags(self, guild_id: int) -> tuple[set[str], bool]:
+        """The server's skipped prompt keys, and whether sensitive prompts join its rotation."""
+        async with self.db.read() as conn:
+            skipped = await pack_store.skipped_prompts(conn, guild_id)
+            settings = await guild_store.get(conn, guild_id)
+        return skipped, bool(settings and settings.sensitive_prompts)
+
+    async def set_sensitive(self, guild_id: int, include: bool) -> int:
+        """Include (or leave out) prompts marked sensitive; returns how many the active packs hold."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            await guild_store.ensure(conn, guild_id, now=now)
+            await guild_store.update_settings(conn, guild_id, sensitive_prompts=include)
+            active = await self.catalog.active(conn, guild_id)
+        return sum(1 for p in active.values() if p.sensitive)
 
     async def active_prompts(self, guild_id: int) -> list[tuple[str, str, Prompt]]:
         """``(pack name, key, prompt)`` over the enabled packs, in pack then file order."""

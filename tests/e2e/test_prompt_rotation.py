@@ -9,11 +9,12 @@ from sqlalchemy import select
 
 from bot.domain.essay import load_essay
 from bot.storage import polls as poll_store
-from bot.storage.tables import debates, polls
+from bot.storage.tables import debates, polls, prompt_skips
 from tests.e2e.test_polls import eventually
 from tests.harness import Harness
 
 ESSAY = load_essay()
+EPHEMERAL = 64
 SENTENCE = ESSAY.sentences(2)[0]
 
 
@@ -164,3 +165,115 @@ async def votes_of(h: Harness, poll_id: int) -> dict[int, int]:
 
 async def votes_are(h: Harness, poll_id: int, expected: dict[int, int]) -> bool:
     return await votes_of(h, poll_id) == expected
+
+
+# -- per-prompt moderation ----------------------------------------------------------------------------
+
+THREE = pack(
+    prompt("p-a", dilemma("a-one", "Question A?")),
+    prompt("p-b", dilemma("b-one", "Question B?")),
+    prompt("p-c", dilemma("c-one", "Question C?")),
+)
+
+
+async def posted_keys(h: Harness) -> list[str]:
+    async with h.db.read() as conn:
+        rows = await conn.execute(select(debates.c.prompt_key).order_by(debates.c.id))
+        return [r.prompt_key for r in rows]
+
+
+async def skips(h: Harness) -> list[tuple]:
+    async with h.db.read() as conn:
+        return [tuple(r) for r in await conn.execute(select(prompt_skips.c.guild_id, prompt_skips.c.prompt_key))]
+
+
+async def content(h: Harness, member, name: str, options: dict) -> str:
+    reply = await h.reply(member, name, options)
+    assert reply["data"]["flags"] & EPHEMERAL, reply
+    return reply["data"]["content"]
+
+
+async def test_a_moderator_skips_a_prompt_by_id_and_from_debate_prompts(tmp_path):
+    async with Harness(tmp_path) as h:
+        await only_our_pack(h, THREE)
+        member = h.members[0]
+        # Refusals change nothing: a member, an unknown id, one past the length of any key.
+        assert "Manage Server" in await content(h, member, "pack skip-prompt", {"prompt": "ours/p-a"})
+        for bad in ("ours/nope", "nope", "individualism-collectivism/" + "x" * 200, "ours/p-a' OR 1=1 --"):
+            assert "no prompt with that id" in await content(h, h.mod, "pack skip-prompt", {"prompt": bad})
+            assert "no prompt with that id" in await content(h, h.mod, "pack unskip-prompt", {"prompt": bad})
+        assert await skips(h) == []
+        assert "wasn't skipped" in await content(h, h.mod, "pack unskip-prompt", {"prompt": "ours/p-b"})
+
+        # By id.
+        assert "is skipped here" in await content(h, h.mod, "pack skip-prompt", {"prompt": "ours/p-a"})
+        assert "already skipped" in await content(h, h.mod, "pack skip-prompt", {"prompt": "ours/p-a"})
+        offered = await h.sandbox.autocomplete(
+            h.guild.id, h.channel.id, h.mod.id, "pack skip-prompt", {"prompt": ""}, "prompt"
+        )
+        assert [c["value"] for c in offered] == ["ours/p-b", "ours/p-c"]
+        offered = await h.sandbox.autocomplete(
+            h.guild.id, h.channel.id, h.mod.id, "pack unskip-prompt", {"prompt": ""}, "prompt"
+        )
+        assert [c["value"] for c in offered] == ["ours/p-a"]
+
+        # From /debate prompts: members see the pages only; a moderator also gets the skip select.
+        reply = await h.reply(member, "debate prompts")
+        assert not reply["data"].get("components")
+        ix = await h.slash(h.mod, "debate prompts")
+        reply = await ix.response()
+        fields = reply["data"]["embeds"][0]["fields"]
+        assert "skipped here" in fields[0]["name"] and "skipped here" not in fields[1]["name"]
+        menu = reply["data"]["components"][0]["components"][0]
+        assert [o["label"][:8] for o in menu["options"]] == ["Restore:", "Skip: ¶2", "Skip: ¶2"]
+        picked = await h.sandbox.select(h.channel.id, ix.original["id"], menu["custom_id"], h.mod.id, ["1"])
+        update = await picked.response()
+        assert update["type"] == 7  # the page is edited in place
+        assert "skipped here" in update["data"]["embeds"][0]["fields"][1]["name"]
+        assert sorted(k for _, k in await skips(h)) == ["ours/p-a", "ours/p-b"]
+
+        # The rotation only posts what is left.
+        await days(h, 3)
+        assert await posted_keys(h) == ["ours/p-c"] * 3
+        # Restored from the same select ("Restore: ..." for p-a), it comes back.
+        picked = await h.sandbox.select(h.channel.id, ix.original["id"], menu["custom_id"], h.mod.id, ["0"])
+        await picked.response()
+        assert sorted(k for _, k in await skips(h)) == ["ours/p-b"]
+        for _ in range(2):
+            await h.advance(timedelta(days=1))
+        assert "ours/p-a" in (await posted_keys(h))[3:]
+
+
+async def test_sensitive_prompts_are_left_out_unless_the_server_opts_in(tmp_path):
+    data = pack(
+        prompt("calm-one", dilemma("calm-d", "Calm?")),
+        prompt("hot-one", dilemma("hot-d", "Hot?"), extra="\n    sensitive: true"),
+    )
+    async with Harness(tmp_path) as h:
+        await only_our_pack(h, data)
+        assert "Manage Server" in await content(h, h.members[0], "pack sensitive-prompts", {"include": True})
+        await days(h, 4)
+        assert await posted_keys(h) == ["ours/calm-one"] * 4
+        reply = await h.reply(h.members[0], "debate prompts")
+        assert "sensitive, left out" in reply["data"]["embeds"][0]["fields"][1]["name"]
+        text = await content(h, h.mod, "pack sensitive-prompts", {"include": True})
+        assert "now join the rotation" in text and "1 prompt marked sensitive" in text
+        for _ in range(2):
+            await h.advance(timedelta(days=1))
+        assert "ours/hot-one" in (await posted_keys(h))[4:]
+        text = await content(h, h.mod, "pack sensitive-prompts", {"include": False})
+        assert "left out of the rotation" in text
+        before = len(await posted_keys(h))
+        for _ in range(3):
+            await h.advance(timedelta(days=1))
+        assert set((await posted_keys(h))[before:]) == {"ours/calm-one"}
+
+
+async def test_a_server_whose_every_prompt_is_skipped_is_told_why(tmp_path):
+    async with Harness(tmp_path) as h:
+        await only_our_pack(h, pack(prompt("only-one", dilemma("d-1", "Q?"))))
+        await content(h, h.mod, "pack skip-prompt", {"prompt": "ours/only-one"})
+        ix = await h.slash(h.mod, "schedule post-now")
+        await ix.response()
+        await h.sandbox.wait_for(lambda: "skipped here or marked sensitive" in answer_text(ix))
+        assert h.posts() == []
