@@ -48,23 +48,42 @@ def test_one_vote_is_the_whole_axis():
     assert "a small sample" in lean.describe()
 
 
+def wilson(successes: int, n: int) -> tuple[float, float]:
+    """Wilson's score interval for a proportion, mapped from [0, 1] to [-1, +1]."""
+    z = 1.959963984540054
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return 2 * (centre - half) - 1, 2 * (centre + half) - 1
+
+
 def test_all_votes_on_one_option():
-    # 57 votes at +1: mean 1; spread from the two pseudo-votes: (0 + 2 + 2) / (57 + 1) = 4/58.
+    # 57 votes at +1: no spread seen, so r = 1 and the interval is Wilson's for 57 out of 57.
     lean = poll_leaning({1.0: 57, -1.0: 0})
     assert lean.mean == 1.0
-    half = T975(56) * math.sqrt(4 / 58 / 57)
-    assert lean.low == pytest.approx(1 - half)
-    assert lean.high == 1.0
+    low, high = wilson(57, 57)
+    assert lean.low == pytest.approx(low)
+    assert lean.high == pytest.approx(high) == 1.0
     assert lean.low < 1.0  # never a zero-width interval
+    five = poll_leaning({-1.0: 5})
+    assert (five.low, five.high) == pytest.approx(wilson(0, 5))  # five identical votes: [-1, -0.13]
 
 
 def test_two_options_fifty_fifty():
-    # 10 at -1, 10 at +1: mean 0, SS = 20, regularised var = (20 + 2) / 21.
+    # 10 at -1, 10 at +1: only the two ends, so r = 1 and it is exactly Wilson's interval for 10 of 20.
     lean = poll_leaning([(-1.0, 10), (1.0, 10)])
     assert lean.mean == 0.0
-    half = T975(19) * math.sqrt(22 / 21 / 20)
-    assert lean.low == pytest.approx(-half)
-    assert lean.high == pytest.approx(half)
+    assert (lean.low, lean.high) == pytest.approx(wilson(10, 20))
+    skewed = poll_leaning([(-1.0, 3), (1.0, 17)])
+    assert (skewed.low, skewed.high) == pytest.approx(wilson(17, 20))
+
+
+def test_middle_options_narrow_the_interval():
+    # Same mean (0), less spread: 20 votes at 0 give a narrower interval than 10 at each end.
+    ends = poll_leaning([(-1.0, 10), (1.0, 10)])
+    middle = poll_leaning([(0.0, 20)])
+    assert middle.high - middle.low < ends.high - ends.low
+    assert middle.low < 0 < middle.high
 
 
 def test_describe_format():
