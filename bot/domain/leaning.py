@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
@@ -37,16 +37,19 @@ from scipy.special import ndtri, stdtrit
 __all__ = [
     "BANDS",
     "METHODOLOGY",
+    "MIN_PLACEMENT_VOTERS",
     "MIN_SPREAD_VOTES",
     "SMALL_SAMPLE",
     "WEEK",
     "Leaning",
     "Moments",
+    "OptionCheck",
     "PollShift",
     "SeriesPoint",
     "ShiftSummary",
     "combine",
     "label_for",
+    "placement_checks",
     "poll_leaning",
     "series",
     "shift_counts",
@@ -406,6 +409,74 @@ def shift_counts(events: Iterable[tuple[Hashable, Hashable, float | None, int]])
     per_poll = {poll: PollShift(*c) for poll, c in counters.items()}
     overall = PollShift(*(sum(c[i] for c in counters.values()) for i in range(5)))
     return ShiftSummary(per_poll, overall, len(changed_members), len(members))
+
+
+# --- options whose voters disagree with their placement -----------------------------------------
+
+#: An option needs this many voters (with other votes to lean by) before its placement is checked.
+MIN_PLACEMENT_VOTERS = 20
+
+
+@dataclass(frozen=True)
+class OptionCheck:
+    """One option of one poll: its position, and where its voters lean on the *other* polls."""
+
+    poll: Hashable
+    option: Hashable
+    position: float
+    voters: int  # voters of this option who voted in at least one other poll
+    voter_leaning: float  # the mean, over those voters, of each one's mean position elsewhere
+    flagged: bool = False  # another checked option of the poll sits on the other side of it
+    against: tuple[Hashable, ...] = ()  # those options
+
+
+def placement_checks(
+    votes: Iterable[tuple[Hashable, Hashable, Hashable, float]], *, min_voters: int = MIN_PLACEMENT_VOTERS
+) -> list[OptionCheck]:
+    """Options with at least ``min_voters`` voters, each with the mean overall leaning of its voters.
+
+    ``votes`` are ``(poll, user, option, position)``, one per member and poll. A voter's overall
+    leaning leaves out the poll being checked (else every option would look right by construction),
+    so only voters with another vote count. An option is *flagged* when another checked option of
+    the same poll has a lower position but voters who lean further to the community, or a higher
+    position and voters who lean further to the individual: the order of the options' voters
+    contradicts the order of their positions, a hint that the option is placed wrongly on the axis
+    (or worded so that it draws a different crowd). Returned per poll, options in axis order.
+    """
+    per_user: dict[Hashable, list[float]] = defaultdict(lambda: [0.0, 0.0])  # total, count
+    rows = []
+    for poll, user, option, position in votes:
+        x = float(position)
+        acc = per_user[user]
+        acc[0] += x
+        acc[1] += 1
+        rows.append((poll, user, option, x))
+    groups: dict[tuple[Hashable, Hashable], list[float]] = defaultdict(list)
+    positions: dict[tuple[Hashable, Hashable], float] = {}
+    for poll, user, option, x in rows:
+        total, count = per_user[user]
+        if count < 2:
+            continue
+        groups[(poll, option)].append((total - x) / (count - 1))
+        positions[(poll, option)] = x
+    by_poll: dict[Hashable, list[OptionCheck]] = defaultdict(list)
+    for (poll, option), leanings in groups.items():
+        if len(leanings) >= min_voters:
+            by_poll[poll].append(
+                OptionCheck(poll, option, positions[(poll, option)], len(leanings), sum(leanings) / len(leanings))
+            )
+    out: list[OptionCheck] = []
+    for checks in by_poll.values():
+        checks.sort(key=lambda c: (c.position, str(c.option)))
+        for c in checks:
+            against = tuple(
+                o.option
+                for o in checks
+                if (o.position < c.position and o.voter_leaning > c.voter_leaning)
+                or (o.position > c.position and o.voter_leaning < c.voter_leaning)
+            )
+            out.append(replace(c, flagged=bool(against), against=against))
+    return out
 
 
 # --- periods -----------------------------------------------------------------------------------

@@ -15,7 +15,17 @@ import discord
 import numpy as np
 
 from bot.domain.groups import MIN_GROUP, MIN_VOTES, GroupsResult
-from bot.domain.leaning import METHODOLOGY, SMALL_SAMPLE, Leaning, PollShift, SeriesPoint, ShiftSummary, label_for
+from bot.domain.leaning import (
+    METHODOLOGY,
+    MIN_PLACEMENT_VOTERS,
+    SMALL_SAMPLE,
+    Leaning,
+    OptionCheck,
+    PollShift,
+    SeriesPoint,
+    ShiftSummary,
+    label_for,
+)
 from bot.storage.leaning import MemberCompass, PollFinal
 from bot.ui import charts
 
@@ -370,6 +380,65 @@ def me_chart(compass: MemberCompass, title: str) -> bytes:
     for theme, mine, server in compass.themes[:5]:
         rows += [(f"You · {theme}", mine), (f"Server · {theme}", server)]
     return charts.themes_chart(rows, title)
+
+
+def placement_embed(
+    checks: Sequence[OptionCheck],
+    labels: Mapping[tuple[int, int], str],
+    questions: Mapping[int, str],
+    *,
+    budget: int = DESCRIPTION_MAX,
+) -> discord.Embed:
+    """For moderators: options whose voters lean the other way than the option's position says.
+
+    ``budget``: characters the embed may use (a message's embeds share Discord's 6,000)."""
+    embed = discord.Embed(title="Options whose voters disagree with their placement", colour=ACCENT)
+    head = (
+        f"For each option with at least {MIN_PLACEMENT_VOTERS} voters who also voted in other polls: the average "
+        "leaning of those voters *on the other polls*. An option is flagged when the options of its poll, ordered "
+        "by where their voters lean, come out in a different order than their positions: a hint that it sits "
+        "in the wrong place on the axis, or is worded so that it draws a different crowd."
+    )
+    flagged = [c for c in checks if c.flagged]
+    polls = {c.poll for c in checks}
+    if not checks:
+        embed.description = head + f"\n\nNo option has {MIN_PLACEMENT_VOTERS} such voters yet."
+        return finish(embed)
+    summary = f"{len(checks)} options of {len(polls)} polls checked; " + (
+        f"**{len(flagged)} flagged**." if flagged else "none contradicts its placement."
+    )
+    lines = [head, "", summary]
+    by_key = {(c.poll, c.option): c for c in checks}
+    for c in flagged:
+        others = ", ".join(
+            f"*{_esc(labels.get((c.poll, o), '?'))}* ({by_key[(c.poll, o)].position:+.1f}: "
+            f"{_signed(by_key[(c.poll, o)].voter_leaning)})"
+            for o in c.against
+        )
+        lines.append(
+            f"⚠ {_quote(questions.get(c.poll, ''))} — *{_esc(labels.get((c.poll, c.option), '?'))}* "
+            f"({c.position:+.1f}): its {c.voters} voters lean {_signed(c.voter_leaning)} elsewhere; vs {others}"
+        )
+    embed.description = cut_lines(lines, min(DESCRIPTION_MAX, budget - len(embed.title or "")))
+    return finish(embed)
+
+
+def _esc(text: str) -> str:
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(_cut(text, 60)))
+
+
+def cut_lines(lines: Sequence[str], limit: int) -> str:
+    """Whole lines up to ``limit`` characters, then "… and N more" (never a line cut in the middle)."""
+    out: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        more = f"… and {len(lines) - i} more"
+        if used + len(line) + 1 > limit - len(more) - 1:
+            out.append(more)
+            break
+        out.append(line)
+        used += len(line) + 1
+    return "\n".join(out)
 
 
 def methodology_embed() -> discord.Embed:

@@ -12,11 +12,13 @@ from scipy.special import stdtrit
 
 from bot.domain.leaning import (
     METHODOLOGY,
+    MIN_PLACEMENT_VOTERS,
     Leaning,
     Moments,
     SeriesPoint,
     combine,
     label_for,
+    placement_checks,
     poll_leaning,
     series,
     shift_counts,
@@ -249,3 +251,53 @@ def test_combine_of_one_equals_poll_property(c):
     m = Moments.from_counts(c)
     assert combine([m]) == poll_leaning(m)
     assert combine([]).polls == 0
+
+
+# --- options whose voters disagree with their placement --------------------------------------------
+
+
+def _ballots(poll: str, option: str, position: float, users: range) -> list[tuple[str, int, str, float]]:
+    return [(poll, u, option, position) for u in users]
+
+
+def test_placement_check_leaves_the_poll_out_and_flags_an_inverted_pair():
+    individualists, communitarians, newcomers = range(25), range(100, 125), range(200, 230)
+    votes = [
+        # Elsewhere, the two camps vote at opposite ends.
+        *_ballots("other", "me", -1.0, individualists),
+        *_ballots("other", "us", 1.0, communitarians),
+        # In "swapped", "keep it" is placed at +1 but the individualists chose it.
+        *_ballots("swapped", "keep it", 1.0, individualists),
+        *_ballots("swapped", "share it", -1.0, communitarians),
+        # Voters with no other vote have no overall leaning to compare: left out.
+        *_ballots("swapped", "keep it", 1.0, newcomers),
+    ]
+    checks = {(c.poll, c.option): c for c in placement_checks(votes)}
+    keep, share = checks[("swapped", "keep it")], checks[("swapped", "share it")]
+    assert (keep.voters, keep.voter_leaning, keep.flagged, keep.against) == (25, -1.0, True, ("share it",))
+    assert (share.voters, share.voter_leaning, share.flagged, share.against) == (25, 1.0, True, ("keep it",))
+    # In "other", each option's voters lean (on "swapped") the way its position says: not flagged.
+    assert checks[("other", "me")].voter_leaning == 1.0  # they chose +1 in "swapped" (the misplaced one)
+    assert checks[("other", "me")].flagged and checks[("other", "us")].flagged
+    # Order: per poll, options in axis order.
+    assert [c.option for c in placement_checks(votes) if c.poll == "swapped"] == ["share it", "keep it"]
+
+
+def test_placement_check_agrees_when_voters_lean_as_placed():
+    individualists, communitarians = range(30), range(100, 130)
+    votes = [
+        *_ballots("a", "me", -1.0, individualists),
+        *_ballots("a", "us", 1.0, communitarians),
+        *_ballots("b", "mine", -0.5, individualists),
+        *_ballots("b", "ours", 0.5, communitarians),
+    ]
+    checks = placement_checks(votes)
+    assert len(checks) == 4 and not any(c.flagged for c in checks)
+    assert {c.option: c.voter_leaning for c in checks} == {"me": -0.5, "us": 0.5, "mine": -1.0, "ours": 1.0}
+
+
+def test_placement_check_needs_enough_voters():
+    votes = [*_ballots("a", "me", -1.0, range(19)), *_ballots("b", "x", 1.0, range(19))]
+    assert placement_checks(votes) == []
+    assert len(placement_checks(votes, min_voters=19)) == 2
+    assert MIN_PLACEMENT_VOTERS == 20
