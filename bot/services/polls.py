@@ -454,11 +454,17 @@ class PollService:
         its passage-and-question embed first (an edit with ``embeds`` replaces the whole array, M1)."""
         if poll.debate_id is None:
             return [embed]
+        context = None
+        debates = self.bot.services.get("debates")
         async with self.db.read() as conn:
             debate = await debate_store.get(conn, poll.debate_id)
+            if debate is not None and debates is not None:
+                # The prompt's context note is not stored with the debate: read it from the pack again.
+                prompt = await debates.catalog.for_debate(conn, debate)
+                context = prompt.context if prompt is not None else None
         if debate is None:
             return [embed]
-        return [debate_ui.debate_embed(debate, self._essay_title()), embed]
+        return [debate_ui.debate_embed(debate, self._essay_title(), context=context), embed]
 
     def _essay_title(self) -> str:
         debates = self.bot.services.get("debates")

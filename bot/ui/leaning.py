@@ -13,6 +13,7 @@ from datetime import date
 
 import discord
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from bot.domain.groups import MIN_GROUP, MIN_VOTES, GroupsResult
 from bot.domain.leaning import (
@@ -30,6 +31,7 @@ from bot.storage.leaning import MemberCompass, PollFinal
 from bot.ui import charts
 
 ACCENT = discord.Colour(0x5DADE2)
+WITHDREW = "#CC79A7"
 TITLE_MAX, DESCRIPTION_MAX, FIELD_MAX, FIELD_NAME_MAX, TOTAL_MAX = 256, 4096, 1024, 256, 6000
 QUESTION_MAX = 140  # a question quoted in a list
 
@@ -238,8 +240,9 @@ def shift_embed(summary: ShiftSummary, questions: Mapping[int, str], period_labe
     embed.description = "\n".join(lines)
     top = top_shifts(summary)
     if top:
-        value = "\n".join(f"• {_quote(questions.get(p, 'a poll'))}: {_shift_line(s)}." for p, s in top)
-        embed.add_field(name="The debates that moved most", value=value, inline=False)
+        items = [f"• {_quote(questions.get(p, 'a poll'))}: {_shift_line(s)}." for p, s in top]
+        # Whole items only: a field holds 1,024 characters, and a cut item read as a wrong number.
+        embed.add_field(name="The debates that moved most", value=cut_lines(items, FIELD_MAX), inline=False)
     else:
         embed.add_field(name="The debates that moved most", value="Nobody has changed their mind yet.", inline=False)
     embed.set_footer(text="First vote against final vote, per member and poll. Going back to where you began is kept.")
@@ -258,17 +261,19 @@ def shift_chart(summary: ShiftSummary, questions: Mapping[int, str], title: str)
     ax = fig.add_axes((0.36, 0.16, 0.58, 0.64))
     charts._style(ax, grid_axis="x")
     ys = np.arange(len(rows))[::-1]
+    # "withdrew" must not read as "kept" (both were greys): a distinct hue (Okabe-Ito reddish purple)
+    # and a hatch, so the two differ in colour-blind and greyscale viewing too.
     segments = (
-        ("kept", charts.GRID, lambda s: s.kept),
-        ("towards the individual", charts.INDIVIDUAL, lambda s: s.toward_individual),
-        ("towards the community", charts.COMMUNITY, lambda s: s.toward_community),
-        ("withdrew", charts.UNGROUPED, lambda s: s.withdrew),
+        ("kept", charts.GRID, lambda s: s.kept, None),
+        ("towards the individual", charts.INDIVIDUAL, lambda s: s.toward_individual, None),
+        ("towards the community", charts.COMMUNITY, lambda s: s.toward_community, None),
+        ("withdrew", WITHDREW, lambda s: s.withdrew, "////"),
     )
     for y, (label, s) in zip(ys, rows, strict=True):
         left = 0.0
-        for _, colour, get in segments:
+        for _, colour, get, hatch in segments:
             share = get(s) / s.voters * 100 if s.voters else 0.0
-            ax.barh(y, share, left=left, height=0.6, color=colour, linewidth=0)
+            ax.barh(y, share, left=left, height=0.6, color=colour, hatch=hatch, edgecolor=charts.BG, linewidth=0)
             left += share
         charts._fit(
             fig,
@@ -300,8 +305,19 @@ def shift_chart(summary: ShiftSummary, questions: Mapping[int, str], title: str)
     ax.set_yticks([])
     ax.xaxis.set_major_formatter(lambda v, _pos: f"{v:.0f}%")
     x = 0.03
-    for name, colour, _ in segments:
-        charts._text(fig, x, 0.06, "■", size=charts.FS_TEXT, color=colour, va="center")
+    for name, colour, _, hatch in segments:
+        fig.patches.append(
+            Rectangle(
+                (x, 0.045),
+                0.018,
+                0.032,
+                transform=fig.transFigure,
+                facecolor=colour,
+                hatch=hatch,
+                edgecolor=charts.BG if hatch else colour,
+                linewidth=0,
+            )
+        )
         charts._text(fig, x + 0.025, 0.06, name, size=charts.FS_SMALL, color=charts.MUTED, va="center")
         x += 0.06 + 0.0095 * len(name) * 1.05
     charts._text(

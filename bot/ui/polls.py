@@ -201,7 +201,8 @@ def summary_text(poll: PollRow, counts: dict[int, int], leaning: Leaning) -> str
 
 
 def vote_reply(outcome: str, label: str | None, closes_at: datetime | None) -> str:
-    until = discord.utils.format_dt(closes_at, "R") if closes_at else "the poll closes"
+    # A relative timestamp renders as "in 12 hours": it needs a verb before it, never "until in 12 hours".
+    until = "the poll closes" + (f" {discord.utils.format_dt(closes_at, 'R')}" if closes_at else "")
     if outcome in ("cast", "changed"):
         return f"You chose *{safe(label or '')}*. You can change your vote until {until}."
     if outcome == "same":
