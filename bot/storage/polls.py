@@ -68,6 +68,7 @@ class PollRow:
     final_total: float | None
     final_total_sq: float | None
     options: tuple[OptionRow, ...] = ()  # in idx order
+    close_note: str | None = None
     option_order: tuple[int, ...] | None = None  # idx values in the order shown while open; None: idx order
 
     @property
@@ -121,6 +122,7 @@ def _poll_from(row, options: Sequence[OptionRow] = ()) -> PollRow:
         row.final_total,
         row.final_total_sq,
         tuple(options),
+        row.close_note,
         _order_of(row.option_order),
     )
 
@@ -288,7 +290,12 @@ class ClosedPoll:
 
 
 async def close(
-    conn: AsyncConnection, poll_id: int, *, now: datetime, counts: Mapping[int, int] | None = None
+    conn: AsyncConnection,
+    poll_id: int,
+    *,
+    now: datetime,
+    counts: Mapping[int, int] | None = None,
+    note: str | None = None,
 ) -> ClosedPoll | None:
     """Close an open poll inside the caller's transaction; None if it was not open (idempotent).
 
@@ -318,6 +325,7 @@ async def close(
         .values(
             status="closed",
             closed_at=now,
+            close_note=note,
             final_voters=moments.n,
             final_total=moments.total,
             final_total_sq=moments.total_sq,

@@ -1,4 +1,4 @@
-"""Migrations: the head matches ``tables.py`` exactly, and 0001 → 0002 keeps existing rows."""
+"""Migrations: the head matches ``tables.py`` exactly, and 0003 → 0004 keeps existing rows."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ async def test_head_matches_the_tables_module(db: Database):
     assert diff == []
 
 
-async def test_upgrade_from_0001_keeps_rows_and_adds_the_new_columns(tmp_path):
+async def test_upgrade_from_0003_keeps_rows_and_adds_the_new_columns(tmp_path):
     if POSTGRES_URL:
         await _fresh_postgres(POSTGRES_URL)
         url = POSTGRES_URL
@@ -29,7 +29,7 @@ async def test_upgrade_from_0001_keeps_rows_and_adds_the_new_columns(tmp_path):
         url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
     old = await Database.open(url, migrate=False)
     try:
-        await old.migrate("0001")
+        await old.migrate("0003")
         async with old.write() as conn:
             await conn.execute(insert(guilds).values(id=7, joined_at=NOW))
             await conn.execute(_old_debate())
@@ -37,7 +37,7 @@ async def test_upgrade_from_0001_keeps_rows_and_adds_the_new_columns(tmp_path):
         await old.close()
     db = await Database.open(url)
     try:
-        assert await db.current_revision() == "0002"
+        assert await db.current_revision() == "0004"
         async with db.read() as conn:
             guild = (await conn.execute(select(guilds.c.id, guilds.c.sensitive_prompts))).one()
             debate = (await conn.execute(select(debates.c.prompt_key, debates.c.dilemma_id))).one()
