@@ -261,6 +261,7 @@ class Sandbox(InteractionsMixin):
         self.privileged_intents = privileged_intents
         self.faults = Faults()
         self.requests: list[RequestRecord] = []
+        self.in_flight = 0  # REST requests received and not yet answered (latency included)
         self.gateway_events: list[tuple[str, dict[str, Any]]] = []  # (event name, data) as dispatched
         self.identify_count = 0
         self.resume_count = 0
@@ -1251,6 +1252,19 @@ class Sandbox(InteractionsMixin):
         path = request.path
         if not path.startswith(API_PREFIX):
             return await handler(request)
+        self.in_flight += 1
+        try:
+            return await self._serve(request, handler, path)
+        finally:
+            self.in_flight -= 1
+            self._bump()
+
+    async def _serve(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        path: str,
+    ) -> web.StreamResponse:
         rel = path[len(API_PREFIX) :]
         info = request.match_info
         resource = info.route.resource if info.route is not None else None
