@@ -19,6 +19,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.errors import UserError
 from bot.domain.packs import PackError
 from bot.domain.schedule import ScheduleInputError
+from bot.reconcile import SERVERS, Reconciler, StopReconciliation
 from bot.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -148,6 +149,12 @@ class WrongApplication(RuntimeError):
     """The token belongs to another Discord application than the one the database was created for."""
 
 
+# discord.py waits this long after READY for the GUILD_CREATE events of the servers it is in before it
+# dispatches on_ready; discord.py's own default, right for Discord. The sandbox sends every server at
+# once, so tests pass a tiny value instead of idling two seconds at every start.
+DEFAULT_GUILD_READY_TIMEOUT = 2.0
+
+
 class CommonGround(commands.Bot):
     """The bot. Everything it needs is passed in; cogs reach it through ``self.bot``."""
 
@@ -159,6 +166,7 @@ class CommonGround(commands.Bot):
         clock: Clock | None = None,
         extensions: Sequence[str] = EXTENSIONS,
         services: dict[str, Any] | None = None,
+        guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # servers joined/left, channels, threads, roles
@@ -169,6 +177,7 @@ class CommonGround(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             tree_cls=CommonGroundTree,
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.db = db
@@ -177,6 +186,10 @@ class CommonGround(commands.Bot):
         # Services shared by cogs, buttons and scheduled jobs, built by the features' extensions.
         self.services: dict[str, Any] = dict(services or {})
         self.scheduler = Scheduler(db, self.clock)
+        # Extensions add their reconciliation steps while loading (servers, schedules, poll closes, voters).
+        self.reconciler = Reconciler()
+        # Before any step changes anything: refuse a guild list that would mark too many servers as left.
+        self.reconciler.add_step("departures-guard", self.guard_departures, order=SERVERS - 50)
         # Every REST call but interaction answers waits for the process's share of the global limit.
         self.budget = RestBudget(settings.rest_rate)
         install_budget(self.http, self.budget)
@@ -245,34 +258,34 @@ class CommonGround(commands.Bot):
     async def on_ready(self) -> None:
         assert self.user is not None
         log.info("ready as %s (%s) in %d servers", self.user, self.user.id, len(self.guilds))
-        if await self.reconcile_allowed():
-            self.dispatch("reconcile")
+        self.dispatch("reconcile")
+
+    async def on_reconcile(self) -> None:
+        """Every READY: the reconciliation steps in order, never two runs at once (bot/reconcile.py)."""
+        await self.reconciler.run()
 
     def max_left(self, known: int) -> int:
         """How many known servers one reconciliation may mark as left at once."""
         settings = self.settings
         return max(settings.reconcile_max_left_min, known * settings.reconcile_max_left_percent // 100)
 
-    async def reconcile_allowed(self) -> bool:
-        """The guard before every reconciliation: a guild list that would mark more than
-        :meth:`max_left` known servers as left is a partial or wrong list (a Discord incident, a
-        token of another bot), not news; nothing is changed and the next READY tries again."""
+    async def guard_departures(self, guild_id: int | None) -> None:
+        """Reconciliation guard, before the servers step: a guild list that would mark more than
+        :meth:`max_left` known servers as left is a partial or wrong list (a Discord incident, a token
+        of another bot), not news; the run stops, nothing is changed, the next READY tries again."""
+        if guild_id is not None:
+            return  # one server back: nothing is marked as left
         from bot.storage import guilds as guild_store
 
         async with self.db.read() as conn:
             known = await guild_store.active_ids(conn)
         missing = known - {g.id for g in self.guilds}
         limit = self.max_left(len(known))
-        if len(missing) <= limit:
-            return True
-        log.warning(
-            "reconciliation refused: %d of %d known servers are missing from Discord's list, more than the %d "
-            "allowed at once (COMMONGROUND_RECONCILE_MAX_LEFT_PERCENT=%d, COMMONGROUND_RECONCILE_MAX_LEFT_MIN=%d); "
-            "nothing was changed. If the bot really was removed from them, raise those settings and restart",
-            len(missing),
-            len(known),
-            limit,
-            self.settings.reconcile_max_left_percent,
-            self.settings.reconcile_max_left_min,
-        )
-        return False
+        if len(missing) > limit:
+            raise StopReconciliation(
+                f"reconciliation refused: {len(missing)} of {len(known)} known servers are missing from "
+                f"Discord's list, more than the {limit} allowed at once "
+                f"(COMMONGROUND_RECONCILE_MAX_LEFT_PERCENT={self.settings.reconcile_max_left_percent}, "
+                f"COMMONGROUND_RECONCILE_MAX_LEFT_MIN={self.settings.reconcile_max_left_min}); nothing was "
+                "changed. If the bot really was removed from them, raise those settings and restart"
+            )

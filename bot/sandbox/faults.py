@@ -11,7 +11,7 @@ from typing import Any
 class FaultRule:
     """One injected fault. ``remaining`` counts down; ``None`` means forever."""
 
-    kind: str  # "rate_limit" | "server_error" | "forbidden" | "not_found"
+    kind: str  # "rate_limit" | "server_error" | "forbidden" | "not_found" | "slow_answer"
     route_substring: str | None
     remaining: int | None
     params: dict[str, Any] = field(default_factory=dict)
@@ -36,9 +36,6 @@ class Faults:
     def __init__(self) -> None:
         self.rules: list[FaultRule] = []
         self.latency_seconds: float = 0.0
-        self.latency_jitter: float = 0.0
-        self.gateway_latency = False
-        self._latency_rng = random.Random(0)
         self._random: tuple[float, random.Random, float, float, str | None, int] | None = None
         self._streak: dict[str, int] = {}
 
@@ -48,9 +45,15 @@ class Faults:
         count: int = 1,
         retry_after: float = 0.05,
         global_: bool = False,
+        scope: str = "user",
     ) -> FaultRule:
-        """Answer the next ``count`` matching requests with 429 (Discord's body and X-RateLimit-* headers)."""
-        return self._add("rate_limit", route_substring, count, retry_after=retry_after, global_=global_)
+        """Answer the next ``count`` matching requests with 429 (Discord's body and X-RateLimit-* headers).
+
+        ``scope="shared"``: a per-resource limit other users also spend (``X-RateLimit-Scope: shared``,
+        "The resource is being rate limited."); Discord does not count those as invalid requests."""
+        if scope not in ("user", "shared"):
+            raise ValueError(f"scope is 'user' or 'shared' (global_=True for global), not {scope!r}")
+        return self._add("rate_limit", route_substring, count, retry_after=retry_after, global_=global_, scope=scope)
 
     def server_error(
         self, route_substring: str | None, count: int = 1, status: int = 502, after_effect: bool = True
@@ -70,19 +73,14 @@ class Faults:
         """404 with ``code`` (default 10003 Unknown Channel); forever unless ``count`` is given."""
         return self._add("not_found", route_substring, count, code=code)
 
-    def latency(self, seconds: float, *, jitter: float = 0.0, seed: int = 0, gateway: bool = False) -> None:
-        """Delay every REST answer by ``seconds`` ± a uniform ``jitter`` (a real network: 80 ms ± 40 ms to
-        Discord from a typical host); with ``gateway`` every gateway event too (their order is kept)."""
-        self.latency_seconds = seconds
-        self.gateway_latency = gateway
-        self.latency_jitter = jitter
-        self._latency_rng = random.Random(seed)
+    def slow_answer(self, route_substring: str | None, seconds: float, count: int = 1) -> FaultRule:
+        """Perform the next ``count`` matching requests at once, then hold their answers ``seconds``:
+        Discord has created the message while the client still waits (kill the client meanwhile)."""
+        return self._add("slow_answer", route_substring, count, seconds=seconds)
 
-    def draw_latency(self) -> float:
-        """One request's (or event's) delay."""
-        if not self.latency_jitter:
-            return self.latency_seconds
-        return max(0.0, self.latency_seconds + self._latency_rng.uniform(-self.latency_jitter, self.latency_jitter))
+    def latency(self, seconds: float) -> None:
+        """Delay every REST answer by ``seconds``."""
+        self.latency_seconds = seconds
 
     def random_429(
         self,
@@ -108,8 +106,6 @@ class Faults:
         """Remove every fault (rules, latency, random 429s)."""
         self.rules.clear()
         self.latency_seconds = 0.0
-        self.latency_jitter = 0.0
-        self.gateway_latency = False
         self._random = None
         self._streak.clear()
 

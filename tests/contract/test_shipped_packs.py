@@ -9,6 +9,7 @@ import pytest
 
 from bot.domain.essay import PROMPTS_DIR, load_essay
 from bot.domain.packs import MAX_LABEL, MAX_QUESTION, SETTINGS, THEMES, Dilemma, Pack, check_files, load_builtin_pack
+from bot.ui.debates import FIELD_NAME_MAX, safe
 
 SHIPPED = sorted([*PROMPTS_DIR.glob("*.yaml"), *PROMPTS_DIR.glob("*.yml")])
 
@@ -88,3 +89,9 @@ def test_the_essays_contestable_claims_are_open_to_debate(pack: Pack) -> None:
 def test_each_dilemma_is_its_own(pack: Pack) -> None:
     questions = [d.question for _, d in all_dilemmas(pack)]
     assert len(set(questions)) == len(questions)
+
+
+def test_every_dilemma_question_shows_uncut_in_the_debate_embed(pack: Pack) -> None:
+    # The debate embed puts the dilemma's question in a field name (256 characters), escaped first.
+    for where, d in all_dilemmas(pack):
+        assert len(safe(d.question)) <= FIELD_NAME_MAX, where

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.sandbox import Conditions
 from bot.services import polls as polls_service
 from bot.storage import guilds as guild_store
 from bot.storage.database import make_url
@@ -153,15 +154,14 @@ async def test_sigterm_while_clicks_are_answered_drains_then_closes_cleanly(tmp_
 async def test_a_host_clock_two_seconds_fast_with_real_latency_answers_clicks_directly(tmp_path, summary):
     """I3: Discord's clock 2 s behind the host's, 80 ms ± 40 ms each way: clicks are answered directly
     (the old rule deferred every one: their host-clock age was past 1.5 s on arrival)."""
-    async with world(tmp_path, sandbox_options={"clock_offset": -2.0}) as (h, _):
+    realistic = Conditions(latency=(0.08, 0.04), skew=-2.0, seed=3)
+    async with world(tmp_path, sandbox_options={"conditions": realistic}) as (h, _):
         sb = h.sandbox
         crowd = [sb.add_member(h.guild.id, f"skew-{i}") for i in range(60)]
         poll_id, message_id = await post_poll(h, hours=48)
-        sb.faults.latency(0.08, jitter=0.04, seed=3, gateway=True)
         clicks = await gather_limited(
             (click(sb, h.channel.id, message_id, poll_id, i % 3, m.id, timeout=10) for i, m in enumerate(crowd)), 10
         )
-        sb.faults.clear()
         stored = await stored_votes(h.db)
         deferred = sum(1 for c in clicks if c.first_type == 5)
         late = sum(1 for c in clicks if c.interaction is not None and c.interaction.rejected_callbacks)

@@ -76,7 +76,7 @@ async def test_a_reconciliation_that_would_mark_too_many_servers_as_left_does_no
         for s in servers[:6]:
             sb.remove_guild(s.guild.id)  # six removals while offline: more than allowed
         before = dump_file(Path(make_url(h.settings.database_url).database))
-        with caplog.at_level(logging.WARNING, logger="bot.app"):
+        with caplog.at_level(logging.WARNING, logger="bot.reconcile"):
             await h.start_bot()
             await eventually(lambda: asyncio.sleep(0, "reconciliation refused" in caplog.text), timeout=10)
         after = dump_file(Path(make_url(h.settings.database_url).database))

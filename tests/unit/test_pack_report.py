@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from dataclasses import replace
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
 from types import ModuleType
@@ -77,7 +78,7 @@ def test_a_pack_at_every_limit_passes(pack_report: ModuleType) -> None:
 @pytest.mark.parametrize(
     ("pack", "failing"),
     [
-        (make_pack(129), "at least 130 dilemmas"),
+        (make_pack(129), "at least 130 dilemmas shown by default"),
         (make_pack(130, top_setting=40), "no setting above 30%"),
         (make_pack(130, teen=51), "teen at least 40%"),
         (make_pack(130, beyond=32), "beyond_anglo at least 25%"),
@@ -89,6 +90,19 @@ def test_each_limit_fails_on_its_own(pack_report: ModuleType, pack: Pack, failin
     lines, ok = pack_report.report(pack)
     assert not ok
     assert any(line.startswith(f"FAIL  {failing}") for line in lines)
+
+
+def test_dilemmas_of_sensitive_prompts_do_not_count_towards_the_minimum(pack_report: ModuleType) -> None:
+    pack = make_pack(139)
+    assert all(verdicts(pack_report, pack).values())
+    first, *rest = pack.prompts
+    hidden = replace(pack, prompts=(replace(first, sensitive=True), *rest))
+    result = verdicts(pack_report, hidden)
+    assert [name for name, ok in result.items() if not ok] == ["at least 130 dilemmas shown by default"]
+    lines, ok = pack_report.report(hidden)
+    assert not ok
+    assert "FAIL  at least 130 dilemmas shown by default: 129 (10 more in sensitive prompts)" in lines
+    assert "sensitive prompts (shown only where a server opts in): 1, with 10 dilemmas" in lines
 
 
 def test_report_counts_settings_and_flags(pack_report: ModuleType) -> None:
@@ -130,7 +144,7 @@ def test_command_exits_1_on_a_small_pack_and_on_a_broken_one(tmp_path: Path) -> 
     )
     run = subprocess.run([sys.executable, str(SCRIPT), str(small)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
-    assert "FAIL  at least 130 dilemmas: 1" in run.stdout
+    assert "FAIL  at least 130 dilemmas shown by default: 1 (0 more in sensitive prompts)" in run.stdout
     assert "FAIL  no setting above 30%: largest: school 100.0%" in run.stdout
     assert "PASS  teen at least 40%: 100.0%" in run.stdout
 
