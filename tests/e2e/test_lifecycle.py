@@ -11,7 +11,7 @@ from bot.storage import polls as poll_store
 from tests.harness import Harness
 from tests.reliability.support import eventually
 
-STEPS = ["servers", "schedules", "poll-closes", "native-voters"]
+STEPS = ["departures-guard", "servers", "schedules", "poll-closes", "native-voters"]  # the guard first (issue 11)
 
 
 def assert_whole_runs_in_order(h: Harness) -> None:
