@@ -249,7 +249,7 @@ class Scheduler:
                     delay = backoff(job.attempts)
                     log.info("job %s waits for its server (%s); retrying in %s", job.key, exc, delay)
                     async with self.db.write() as conn:
-                        await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc))
+                        await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc), park=False)
                 except Exception as exc:
                     await self._failed(job, exc)
                 else:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.tables import jobs
@@ -86,11 +86,18 @@ async def done(conn: AsyncConnection, job: Job) -> None:
     await conn.execute(delete(jobs).where(jobs.c.id == job.id, jobs.c.due_at == job.due_at))
 
 
-async def retry(conn: AsyncConnection, job: Job, *, due_at: datetime, error: str) -> None:
+async def retry(conn: AsyncConnection, job: Job, *, due_at: datetime, error: str, park: bool = True) -> None:
+    """Move a failed job to ``due_at``, one more attempt; ``park=False`` (waiting for a server in an
+    outage, G4) never counts it up to PARK_AFTER."""
+    attempts = (
+        jobs.c.attempts + 1
+        if park
+        else case((jobs.c.attempts + 1 >= PARK_AFTER, PARK_AFTER - 1), else_=jobs.c.attempts + 1)
+    )
     await conn.execute(
         update(jobs)
         .where(jobs.c.id == job.id, jobs.c.due_at == job.due_at)
-        .values(due_at=due_at, attempts=jobs.c.attempts + 1, last_error=error[:500])
+        .values(due_at=due_at, attempts=attempts, last_error=error[:500])
     )
 
 
@@ -121,6 +128,8 @@ async def count(conn: AsyncConnection, kind: str | None = None) -> int:
 async def bring_forward(conn: AsyncConnection, guild_id: int, *, now: datetime) -> int:
     """A guild's jobs that are waiting for a retry (attempts > 0, due later) become due now."""
     result = await conn.execute(
-        update(jobs).where(jobs.c.guild_id == guild_id, jobs.c.attempts > 0, jobs.c.due_at > now).values(due_at=now)
+        update(jobs)
+        .where(jobs.c.guild_id == guild_id, jobs.c.attempts > 0, _ACTIVE, jobs.c.due_at > now)
+        .values(due_at=now)
     )
     return result.rowcount or 0

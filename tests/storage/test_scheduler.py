@@ -390,3 +390,37 @@ async def test_a_job_failing_every_time_is_parked_with_its_error_then_rearmed(db
     await sched.schedule("t", "k", sched.clock.now(), guild_id=7)
     await sched.drain()
     assert runs[-1] == 0 and len(runs) == job_store.PARK_AFTER + 1
+
+
+async def test_a_job_waiting_for_a_server_in_an_outage_is_never_parked_and_comes_back_with_it(db, sched):
+    """G4: GuildUnavailable retries with backoff but never counts up to parking (an outage can last
+    hours); bring_forward runs it at once when the server is back, and leaves parked jobs alone."""
+    from bot.scheduler import GuildUnavailable
+
+    available = False
+    runs = []
+
+    async def handler(job):
+        runs.append(sched.clock.now())
+        if not available:
+            raise GuildUnavailable("server 7 unavailable")
+
+    sched.register("t", handler)
+    await sched.schedule("t", "k", START, {}, guild_id=7)
+    await sched.schedule("t", "parked", START + timedelta(days=30), {}, guild_id=7)
+    async with db.write() as conn:
+        await conn.exec_driver_sql(f"UPDATE jobs SET attempts = {job_store.PARK_AFTER} WHERE key = 'parked'")
+    await sched.drain()
+    for _ in range(job_store.PARK_AFTER + 2):
+        sched.clock.advance(timedelta(hours=1, seconds=1))  # past the longest backoff
+        await sched.drain()
+    async with db.read() as conn:
+        waiting = await job_store.get(conn, "k")
+    assert len(runs) == job_store.PARK_AFTER + 3 and waiting is not None
+    assert waiting.attempts == job_store.PARK_AFTER - 1  # still claimable
+    available = True
+    assert await sched.bring_forward(7) == 1  # the waiting job, not the parked one
+    await sched.drain()
+    async with db.read() as conn:
+        assert await job_store.get(conn, "k") is None
+        assert (await job_store.get(conn, "parked")).attempts == job_store.PARK_AFTER
