@@ -77,6 +77,7 @@ class PollMachine(RuleBasedStateMachine):
             scheduler=Scheduler(self.db, self.clock),
             services={},
             get_partial_messageable=lambda channel_id, guild_id=None: _Channel(self.edits),
+            get_channel=lambda channel_id: None,  # no gateway cache: permissions unknown, the bot tries
         )
         self.service = PollService(bot)
 
