@@ -90,12 +90,39 @@ async def send_ephemeral(interaction: discord.Interaction, content: str, **kwarg
     if len(content) > MAX_CONTENT:
         content = content[: MAX_CONTENT - 1] + "…"
     try:
-        if interaction.response.is_done():
-            await interaction.followup.send(content, ephemeral=True, **kwargs)
-        else:
+        if not interaction.response.is_done():
             await interaction.response.send_message(content, ephemeral=True, **kwargs)
+            return
+        loading = await _public_loading_message(interaction)
+        if loading is None:
+            await interaction.followup.send(content, ephemeral=True, **kwargs)
+            return
+        # After a public defer the first follow-up would edit the public "thinking…" message and ignore
+        # its ephemeral flag (I2): end the loading message first, answer privately, then remove it.
+        await loading.edit(content="This couldn't be shown; the reason was sent to you privately.")
+        await interaction.followup.send(content, ephemeral=True, **kwargs)
+        await loading.delete()
     except discord.HTTPException:
         log.warning("could not deliver an error reply in guild %s", interaction.guild_id)
+
+
+async def _public_loading_message(interaction: discord.Interaction) -> discord.InteractionMessage | None:
+    """The public "thinking…" message of a deferred interaction still waiting for its answer, if any."""
+    if interaction.response.type is not discord.InteractionResponseType.deferred_channel_message:
+        return None
+    try:
+        original = await interaction.original_response()
+    except discord.HTTPException:
+        return None
+    if original.flags.ephemeral or not original.flags.loading:
+        return None
+    return original
+
+
+# discord.py waits this long after READY for the GUILD_CREATE events of the servers it is in before it
+# dispatches on_ready; discord.py's own default, right for Discord. The sandbox sends every server at
+# once, so tests pass a tiny value instead of idling two seconds at every start.
+DEFAULT_GUILD_READY_TIMEOUT = 2.0
 
 
 class CommonGround(commands.Bot):
@@ -109,6 +136,7 @@ class CommonGround(commands.Bot):
         clock: Clock | None = None,
         extensions: Sequence[str] = EXTENSIONS,
         services: dict[str, Any] | None = None,
+        guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # servers joined/left, channels, threads, roles
@@ -119,6 +147,7 @@ class CommonGround(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             tree_cls=CommonGroundTree,
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.db = db

@@ -11,6 +11,7 @@ Everything waits with a timeout; nothing sleeps to let things settle.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,10 +21,17 @@ import discord
 
 from bot.app import EXTENSIONS, CommonGround
 from bot.config import load_settings
+from bot.demo import SANDBOX_GUILD_READY_TIMEOUT
 from bot.domain.clock import FakeClock
 from bot.runtime import build_bot
 from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
+
+# Import every extension (and with them matplotlib, scikit-learn, ...) when the harness is imported, at
+# collection: a bot's first start in a test process would otherwise spend seconds of its 10-second
+# readiness budget importing them, and fail on a loaded machine for a reason that is not the bot's.
+for _extension in EXTENSIONS:
+    importlib.import_module(_extension)
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday morning, before the first DST change of 2026
 MOD_PERMISSIONS = discord.Permissions(manage_guild=True, manage_messages=True).value
@@ -44,7 +52,10 @@ class Harness:
         self.tmp_path = tmp_path
         self.extensions = tuple(extensions)
         self.clock = FakeClock(now)
-        self.sandbox = sandbox or Sandbox(**(sandbox_options or {}))
+        # The sandbox measures Discord's own clocks (nonce window, native poll expiry) on the same FakeClock.
+        self.sandbox = sandbox or Sandbox(**{"clock": self.clock, **(sandbox_options or {})})
+        if sandbox is not None:
+            sandbox.use_clock(self.clock)
         self._own_sandbox = sandbox is None
         self.member_count = members
         # None: the sandbox's default bot; an integer: the bot's role holds exactly that (e.g. an invite's).
@@ -86,7 +97,19 @@ class Harness:
 
     async def start_bot(self, *, timeout: float = 10) -> CommonGround:
         assert self.db is not None
-        self.bot = build_bot(self.settings, self.db, clock=self.clock, extensions=self.extensions)
+        self.bot = build_bot(
+            self.settings,
+            self.db,
+            clock=self.clock,
+            extensions=self.extensions,
+            guild_ready_timeout=SANDBOX_GUILD_READY_TIMEOUT,
+        )
+        reconciling = asyncio.Event()
+
+        async def mark() -> None:
+            reconciling.set()
+
+        self.bot.add_listener(mark, "on_reconcile")
         self._task = asyncio.create_task(self.bot.start(self.settings.token), name="bot")
         ready = asyncio.create_task(self.bot.wait_until_ready())
         done, _ = await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -97,6 +120,13 @@ class Harness:
             ready.cancel()
             raise TimeoutError(f"the bot was not ready within {timeout}s")
         await asyncio.wait_for(self.bot.tree.sync(), timeout)
+        # on_ready dispatches "reconcile" to listeners that run as tasks of their own: wait until every
+        # one has returned (the servers' rows are written), then until the jobs they armed have run.
+        await asyncio.wait_for(reconciling.wait(), timeout)
+        self.bot.remove_listener(mark, "on_reconcile")
+        me = asyncio.current_task()
+        listeners = [t for t in asyncio.all_tasks() if t.get_name() == "discord.py: on_reconcile" and t is not me]
+        await asyncio.wait_for(asyncio.gather(*listeners, return_exceptions=True), timeout)
         await self.wait_reconciled(timeout=timeout)
         return self.bot
 

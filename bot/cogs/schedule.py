@@ -213,6 +213,8 @@ class Schedule(commands.Cog):
                 lines.append(f"**Permissions:** in {channel.mention} I'm missing {ui.explain_missing(lacking)}.")
         if schedule.last_skip_note:
             lines.append(f"**Skipped:** {schedule.last_skip_note}")
+        for job, error in await self.service.parked_jobs(interaction.guild_id):
+            lines.append(ui.parked_job_text(job.kind, job.attempts, error))
         planned = await self.service.planned(interaction.guild_id)
         for debate in planned[:5]:
             question = ui.cut(" ".join(debate.question.split()), 80)
