@@ -137,8 +137,10 @@ class Harness:
         bot = self.bot
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while bot.reconciler.full_runs_done < 1 or any(
-            t.get_name() == "discord.py: on_reconcile" and not t.done() for t in asyncio.all_tasks()
+        while (
+            bot.reconciler.full_runs_done < 1
+            or bot.reconciler.busy  # a READY's run, or one server's (a GUILD_CREATE after READY)
+            or any(t.get_name() == "discord.py: on_reconcile" and not t.done() for t in asyncio.all_tasks())
         ):
             if loop.time() > deadline:
                 raise TimeoutError(f"reconciliation did not finish within {timeout}s")

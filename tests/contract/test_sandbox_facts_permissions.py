@@ -305,7 +305,7 @@ async def test_default_bot_permissions_are_exactly_the_readme_invite(world):
     from bot.sandbox.server import DEFAULT_BOT
 
     sb, _rest = world
-    assert DEFAULT_BOT == full_invite_permissions()
+    assert full_invite_permissions() == DEFAULT_BOT
     g = sb.create_guild("Defaults", everyone_permissions=0)
     bot_role = next(r for r in g.roles.values() if r.get("managed"))
     assert int(bot_role["permissions"]) == full_invite_permissions()
