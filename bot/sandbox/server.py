@@ -71,24 +71,21 @@ DEFAULT_EVERYONE = P(
     connect=True,
     speak=True,
 ).value
+# The bot's managed role: exactly what the README's invite asks for with every feature
+# (`commonground invite-url --features native-polls,pin,events,ping`), no more, so a test passes only if a
+# bot invited as documented would work (tests/contract/test_sandbox_facts_permissions.py keeps them equal).
 DEFAULT_BOT = P(
     view_channel=True,
     send_messages=True,
-    send_messages_in_threads=True,
-    create_public_threads=True,
-    create_private_threads=True,
-    manage_threads=True,
     embed_links=True,
     attach_files=True,
-    add_reactions=True,
     read_message_history=True,
-    mention_everyone=True,
-    manage_messages=True,
-    pin_messages=True,
+    create_public_threads=True,
+    send_messages_in_threads=True,
     send_polls=True,
-    manage_events=True,
+    pin_messages=True,
     create_events=True,
-    use_application_commands=True,
+    mention_everyone=True,
 ).value
 
 # intents
