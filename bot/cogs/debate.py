@@ -138,6 +138,9 @@ class Debate(commands.Cog):
 
     async def _submit(self, interaction: discord.Interaction, fields: dict[str, Any]) -> None:
         assert interaction.guild_id is not None
+        # Answer first (privately: every reply below is the member's own), then the database and REST work,
+        # which a busy writer or a slow Discord can stretch past the 3-second deadline.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         suggestion_id, channel_id, body = await self.service.suggest(interaction.guild_id, interaction.user.id, fields)
         channel = self.bot.get_channel(channel_id)
         if not isinstance(channel, discord.TextChannel):
@@ -152,9 +155,7 @@ class Debate(commands.Cog):
             log.warning("suggestion %s not delivered to review channel in guild %s", suggestion_id, channel.guild.id)
             raise UserError("I couldn't post in the review channel; a moderator should check my permissions.") from exc
         await self.service.set_review_message(suggestion_id, message.id)
-        await interaction.response.send_message(
-            "Thanks! Your suggestion went to the moderators for review.", ephemeral=True
-        )
+        await interaction.followup.send("Thanks! Your suggestion went to the moderators for review.", ephemeral=True)
 
     @debate.command(name="results", description="A poll's results (the latest by default).")
     @app_commands.describe(poll="The poll (default: the latest)")

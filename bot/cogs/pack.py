@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.checks import ModeratorGroup
+from bot.cogs.checks import ModeratorGroup, reply_private, within_deadline
 from bot.domain.errors import UserError
 from bot.domain.packs import MAX_PACK_BYTES, PackError
 from bot.services.debates import get_service
@@ -139,24 +139,24 @@ class Pack(commands.Cog):
     @app_commands.autocomplete(pack=pack_autocomplete)
     async def enable(self, interaction: Interaction, pack: str) -> None:
         assert interaction.guild_id is not None
-        info = await self.service.set_pack_enabled(interaction.guild_id, pack, True)
-        await interaction.response.send_message(f"`{info.slug}` is on.", ephemeral=True)
+        info = await within_deadline(interaction, self.service.set_pack_enabled(interaction.guild_id, pack, True))
+        await reply_private(interaction, f"`{info.slug}` is on.")
 
     @pack.command(name="disable", description="Stop using a pack's prompts (the built-in one too).")
     @app_commands.describe(pack="The pack")
     @app_commands.autocomplete(pack=pack_autocomplete)
     async def disable(self, interaction: Interaction, pack: str) -> None:
         assert interaction.guild_id is not None
-        info = await self.service.set_pack_enabled(interaction.guild_id, pack, False)
-        await interaction.response.send_message(f"`{info.slug}` is off.", ephemeral=True)
+        info = await within_deadline(interaction, self.service.set_pack_enabled(interaction.guild_id, pack, False))
+        await reply_private(interaction, f"`{info.slug}` is off.")
 
     @pack.command(name="remove", description="Delete one of this server's packs (not the built-in one).")
     @app_commands.describe(pack="The pack")
     @app_commands.autocomplete(pack=pack_autocomplete)
     async def remove(self, interaction: Interaction, pack: str) -> None:
         assert interaction.guild_id is not None
-        await self.service.remove_pack(interaction.guild_id, pack)
-        await interaction.response.send_message(f"`{ui.cut(pack, 64)}` removed.", ephemeral=True)
+        await within_deadline(interaction, self.service.remove_pack(interaction.guild_id, pack))
+        await reply_private(interaction, f"`{ui.cut(pack, 64)}` removed.")
 
     @pack.command(name="skip-prompt", description="Take one prompt out of this server's rotation.")
     @app_commands.describe(prompt="The prompt (pick from the list, or type its pack/id)")

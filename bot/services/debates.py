@@ -619,7 +619,13 @@ class DebateService:
             schedule = await schedule_store.get(conn, guild_id)
             job = await job_store.get(conn, post_key(guild_id))
             last = await debate_store.latest_posted(conn, guild_id)
-        return schedule, (job.due_at if job else None), last
+        armed = job is not None and job.attempts < job_store.PARK_AFTER  # a parked job posts nothing
+        return schedule, (job.due_at if armed else None), last
+
+    async def parked_jobs(self, guild_id: int) -> list[tuple[Job, str]]:
+        """The server's jobs that stopped retrying, with their last error (for /schedule status)."""
+        async with self.db.read() as conn:
+            return await job_store.parked(conn, guild_id)
 
     async def _require(self, conn: AsyncConnection, guild_id: int) -> Schedule:
         schedule = await schedule_store.get(conn, guild_id)

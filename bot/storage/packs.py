@@ -173,10 +173,13 @@ async def set_review_message(conn: AsyncConnection, suggestion_id: int, message_
 
 
 async def decide(conn: AsyncConnection, suggestion_id: int, status: str, *, now: datetime) -> bool:
-    """Move a pending suggestion to approved/rejected; False if it was decided already (a race)."""
+    """Move a pending suggestion to approved/rejected; False if it was decided already (a race).
+
+    The suggesting member's id is dropped in the same statement: it is kept only while a moderator may
+    still need to know who asked (the review message names them), not once the prompt is decided."""
     result = await conn.execute(
         update(suggestions)
         .where(suggestions.c.id == suggestion_id, suggestions.c.status == "pending")
-        .values(status=status, decided_at=now)
+        .values(status=status, decided_at=now, user_id=None)
     )
     return result.rowcount > 0

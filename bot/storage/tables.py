@@ -117,7 +117,9 @@ suggestions = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("guild_id", BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False),
-    Column("user_id", BigInteger, nullable=True),  # nulled by /privacy forget-me
+    # The suggesting member while the suggestion is pending; NULL once a moderator decides it
+    # (packs.decide). /privacy forget-me deletes the member's rows (privacy.forget_member).
+    Column("user_id", BigInteger, nullable=True),
     Column("body", Text, nullable=False),  # JSON: the suggested prompt
     Column("status", String(10), nullable=False, server_default="pending"),
     Column("review_channel_id", BigInteger, nullable=True),

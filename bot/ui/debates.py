@@ -123,6 +123,23 @@ def debate_embed(
     return _fit(embed)
 
 
+# What each kind of job does, in a moderator's words, and how to start it again once it is parked.
+_JOB_WORDS = {
+    "debate-post": ("the daily post", "`/schedule resume` arms it again"),
+    "debate-plan": ("a planned debate", "plan it again with `/schedule plan`"),
+    "poll-close": ("closing a poll", "close it with `/poll close`"),
+    "poll-publish": ("publishing a poll's result", "the host's log has the details"),
+    "guild-purge": ("the data purge", "the host's log has the details"),
+}
+
+
+def parked_job_text(kind: str, attempts: int, error: str) -> str:
+    """One /schedule status line for a job that stopped retrying."""
+    what, fix = _JOB_WORDS.get(kind, (f"a {kind} job", "the host's log has the details"))
+    error = cut(error.replace("`", "'"), 150)  # shown in a code span: a backtick would end it
+    return f"**Stopped retrying:** {what}, after {attempts} failed attempts (last error: `{error}`); {fix}."
+
+
 def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
     return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 

@@ -21,6 +21,7 @@ from bot.storage import polls as store
 from bot.storage.database import Database, scalar
 from bot.storage.polls import Mode, Outcome, VoteRequest, VoteWriter, process_batch
 from bot.storage.tables import leaning_weekly, vote_events, votes
+from tests.conftest import sqlite_only
 
 NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)  # a Wednesday
 G1, G2 = 111, 222
@@ -248,10 +249,20 @@ async def test_group_commit_1000_concurrent_voters(db: Database, service: PollSe
     await writer.stop()
 
 
+@sqlite_only  # on PostgreSQL there is one path only (Core)
 async def test_both_backends_agree(db: Database, service: PollService, monkeypatch):
     poll_id = await make_poll(service)
     reqs = [click(poll_id, u % 7, u % 3) for u in range(40)]
     reqs += [click(poll_id, 3, None, message=None, mode=Mode.WITHDRAW), click(poll_id, 3, 1)]
+    used: list[str] = []
+    pick = store._backend
+
+    async def spy(conn):
+        backend = await pick(conn)
+        used.append(type(backend).__name__)
+        return backend
+
+    monkeypatch.setattr(store, "_backend", spy)
     async with db.write() as conn:
         fast = await process_batch(conn, reqs, now=NOW)
     fast_rows, fast_events = await rows(db, poll_id), await events(db, poll_id)
@@ -260,11 +271,13 @@ async def test_both_backends_agree(db: Database, service: PollService, monkeypat
         await conn.exec_driver_sql("DELETE FROM vote_events")
 
     async def core(conn):
+        used.append("_CoreBackend")
         return store._CoreBackend(conn)
 
     monkeypatch.setattr(store, "_backend", core)
     async with db.write() as conn:
         slow = await process_batch(conn, reqs, now=NOW)
+    assert used == ["_SqliteBackend", "_CoreBackend"]  # the fast path really ran, then the portable one
     assert slow == fast
     assert await rows(db, poll_id) == fast_rows
     assert await events(db, poll_id) == fast_events
