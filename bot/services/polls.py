@@ -1,6 +1,6 @@
 """Polls as a service: create inside a caller's transaction, record votes, close, show results.
 
-Shared by the poll cog, the daily debate posts (``bot.services["polls"]``) and scheduled jobs.
+Shared by the poll cog, the daily debate posts (``bot.polls``) and scheduled jobs.
 
 Message parts: :meth:`PollService.message_parts` returns the dilemma embed separately (``"embed"``);
 a debate post may show it as its own embed or fold the dilemma into the debate embed and drop it.

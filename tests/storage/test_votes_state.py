@@ -75,7 +75,6 @@ class PollMachine(RuleBasedStateMachine):
             db=self.db,
             clock=self.clock,
             scheduler=Scheduler(self.db, self.clock),
-            services={},
             get_partial_messageable=lambda channel_id, guild_id=None: _Channel(self.edits),
         )
         self.service = PollService(bot)
