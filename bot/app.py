@@ -16,6 +16,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.errors import UserError
 from bot.domain.packs import PackError
 from bot.domain.schedule import ScheduleInputError
+from bot.reconcile import Reconciler
 from bot.scheduler import Scheduler
 from bot.services.debates import DebateService
 from bot.services.polls import PollService
@@ -91,12 +92,33 @@ async def send_ephemeral(interaction: discord.Interaction, content: str, **kwarg
     if len(content) > MAX_CONTENT:
         content = content[: MAX_CONTENT - 1] + "…"
     try:
-        if interaction.response.is_done():
-            await interaction.followup.send(content, ephemeral=True, **kwargs)
-        else:
+        if not interaction.response.is_done():
             await interaction.response.send_message(content, ephemeral=True, **kwargs)
+            return
+        loading = await _public_loading_message(interaction)
+        if loading is None:
+            await interaction.followup.send(content, ephemeral=True, **kwargs)
+            return
+        # After a public defer the first follow-up would edit the public "thinking…" message and ignore
+        # its ephemeral flag (I2): end the loading message first, answer privately, then remove it.
+        await loading.edit(content="This couldn't be shown; the reason was sent to you privately.")
+        await interaction.followup.send(content, ephemeral=True, **kwargs)
+        await loading.delete()
     except discord.HTTPException:
         log.warning("could not deliver an error reply in guild %s", interaction.guild_id)
+
+
+async def _public_loading_message(interaction: discord.Interaction) -> discord.InteractionMessage | None:
+    """The public "thinking…" message of a deferred interaction still waiting for its answer, if any."""
+    if interaction.response.type is not discord.InteractionResponseType.deferred_channel_message:
+        return None
+    try:
+        original = await interaction.original_response()
+    except discord.HTTPException:
+        return None
+    if original.flags.ephemeral or not original.flags.loading:
+        return None
+    return original
 
 
 # discord.py waits this long after READY for the GUILD_CREATE events of the servers it is in before it
@@ -141,6 +163,8 @@ class CommonGround(commands.Bot):
         self.debates: DebateService = debates or DebateService(
             db, self.clock, self.scheduler, polls=self.polls, bot=self
         )
+        # Extensions add their reconciliation steps while loading (servers, schedules, poll closes, voters).
+        self.reconciler = Reconciler()
 
     async def setup_hook(self) -> None:
         for name in self._extension_names:
@@ -157,3 +181,7 @@ class CommonGround(commands.Bot):
         assert self.user is not None
         log.info("ready as %s (%s) in %d servers", self.user, self.user.id, len(self.guilds))
         self.dispatch("reconcile")
+
+    async def on_reconcile(self) -> None:
+        """Every READY: the reconciliation steps in order, never two runs at once (bot/reconcile.py)."""
+        await self.reconciler.run()

@@ -79,15 +79,21 @@ async def run_bot(
             raise runner.exception()  # type: ignore[misc]
 
 
-async def sync_commands(settings: Settings, db: Database, *, guild_id: int | None) -> list[str]:
-    """Register the command tree with Discord (globally, or copied to one server)."""
+async def sync_commands(settings: Settings, db: Database, *, guild_id: int | None, clear: bool = False) -> list[str]:
+    """Register the command tree with Discord (globally, or copied to one server); with ``clear``, remove
+    that server's copy instead (a guild copy beside the global commands shows every command twice)."""
     import discord
 
     bot = build_bot(settings, db)
     assert settings.token is not None
     async with bot:
         await bot.login(settings.token)
-        if guild_id is None:
+        if clear:
+            assert guild_id is not None
+            guild = discord.Object(id=guild_id)
+            bot.tree.clear_commands(guild=guild)
+            synced = await bot.tree.sync(guild=guild)  # an empty list replaces the server's commands
+        elif guild_id is None:
             synced = await bot.tree.sync()
         else:
             guild = discord.Object(id=guild_id)

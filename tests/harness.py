@@ -47,13 +47,19 @@ class Harness:
         members: int = 3,
         sandbox: Sandbox | None = None,
         sandbox_options: dict[str, Any] | None = None,
+        bot_permissions: int | None = None,
     ) -> None:
         self.tmp_path = tmp_path
         self.extensions = tuple(extensions)
         self.clock = FakeClock(now)
-        self.sandbox = sandbox or Sandbox(**(sandbox_options or {}))
+        # The sandbox measures Discord's own clocks (nonce window, native poll expiry) on the same FakeClock.
+        self.sandbox = sandbox or Sandbox(**{"clock": self.clock, **(sandbox_options or {})})
+        if sandbox is not None:
+            sandbox.use_clock(self.clock)
         self._own_sandbox = sandbox is None
         self.member_count = members
+        # None: the sandbox's default bot; an integer: the bot's role holds exactly that (e.g. an invite's).
+        self.bot_permissions = bot_permissions
         self.db: Database | None = None
         self.bot: CommonGround | None = None
         self._task: asyncio.Task[None] | None = None
@@ -63,7 +69,10 @@ class Harness:
     async def __aenter__(self) -> Harness:
         await self.sandbox.start()
         sb = self.sandbox
-        self.guild = sb.create_guild("Common Ground Test")
+        if self.bot_permissions is None:
+            self.guild = sb.create_guild("Common Ground Test")
+        else:
+            self.guild = sb.create_guild("Common Ground Test", bot_permissions=self.bot_permissions)
         self.channel = sb.create_channel(self.guild.id, "debates")
         self.mod_role = sb.create_role(self.guild.id, "Moderators", permissions=MOD_PERMISSIONS)
         self.mod = sb.add_member(self.guild.id, "moderator", roles=[self.mod_role.id])
@@ -122,9 +131,19 @@ class Harness:
         return self.bot
 
     async def wait_reconciled(self, *, timeout: float = 10) -> None:
-        """Wait until the jobs armed by on_ready's reconciliation have been handled."""
+        """Wait until on_ready's reconciliation has run (every step, in order) and the jobs it armed have
+        been handled."""
         assert self.bot is not None
-        await asyncio.wait_for(self.bot.scheduler.drain(), timeout)
+        bot = self.bot
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while bot.reconciler.full_runs_done < 1 or any(
+            t.get_name() == "discord.py: on_reconcile" and not t.done() for t in asyncio.all_tasks()
+        ):
+            if loop.time() > deadline:
+                raise TimeoutError(f"reconciliation did not finish within {timeout}s")
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(bot.scheduler.drain(), timeout)
 
     async def stop_bot(self) -> None:
         if self.bot is not None:

@@ -13,12 +13,16 @@ from ._util import DiscordHTTPError, forbidden, iso, not_found
 from .server import (
     API_PREFIX,
     ATTACH,
-    EVENTS,
+    CREATE_EVENTS,
+    EMBED,
     FILES_KEY,
     HISTORY,
     JSON_KEY,
+    MANAGE_EVENTS,
     MANAGE_MESSAGES,
+    MAX_PINS,
     PIN_MESSAGES,
+    POLLS,
     PRIVATE_THREADS,
     PUBLIC_THREADS,
     SEND,
@@ -378,6 +382,17 @@ class _Handlers:
         ch = sb.channels.get(ix.channel_id)
         if ch is None:
             raise not_found(10003)
+        original = ix.original if ix.response_type == 5 else None
+        if original is not None and original["flags"] & 128:
+            # Create Followup Message (discord-api-docs, interactions/receiving-and-responding): after a
+            # deferred channel message (type 5) the first follow-up edits the loading message, keeping
+            # the defer's flags: its own ephemeral flag is ignored, so a public defer makes it public (I2).
+            edit = {k: val for k, val in body.items() if k != "flags"}
+            msg = sb._edit_message(original, edit, files)
+            ix._followup_ids.append(int(msg["id"]))
+            if request.query.get("wait", "false").lower() in ("true", "1"):
+                return _json(msg)
+            return _no_content()
         msg = sb._new_message(ch, body, files, author=sb.bot_user, interaction=ix)
         ix._followup_ids.append(int(msg["id"]))
         sb._store_message(ch, msg)
@@ -432,7 +447,7 @@ class _Handlers:
                 if key in body:
                     meta[key] = body[key]
                     if key == "archived":
-                        meta["archive_timestamp"] = iso()
+                        meta["archive_timestamp"] = iso(sb.clocks.now())
         sb._dispatch_sync("THREAD_UPDATE" if is_thread else "CHANNEL_UPDATE", ch.data, guild_id=ch.guild_id)
         return _json(ch.data)
 
@@ -460,7 +475,9 @@ class _Handlers:
             older = [m for m in msgs if int(m["id"]) <= a][: (limit + 1) // 2]
             newer = [m for m in msgs if int(m["id"]) > a][-(limit // 2) :] if limit > 1 else []
             msgs = newer + older
-        return _json(msgs[:limit])
+        # The nonce is believed to come back only to its sender's create call (and MESSAGE_CREATE), never in
+        # history: a bot must recognise its earlier post by what it carries, not by the nonce.
+        return _json([{k: val for k, val in m.items() if k != "nonce"} for m in msgs[:limit]])
 
     async def create_message(self, request: web.Request) -> web.Response:
         sb = self.sb
@@ -468,14 +485,21 @@ class _Handlers:
         is_thread = ch.data["type"] in (10, 11, 12)
         body = request[JSON_KEY] or {}
         files = request[FILES_KEY]
-        need = VIEW | (SEND_THREADS if is_thread else SEND) | (ATTACH if files else 0)
+        # P1: a poll needs SEND_POLLS (1 << 49); M4: a file needs ATTACH_FILES (Permissions table,
+        # developers/topics/permissions in discord-api-docs).
+        need = VIEW | (SEND_THREADS if is_thread else SEND)
+        need |= (ATTACH if files else 0) | (POLLS if body.get("poll") else 0)
         sb._rest_channel(ch.id, need)
         if is_thread and ch.data["thread_metadata"].get("locked"):
             raise forbidden(50083, "Thread is archived")
         nonce = body.get("nonce")
         if nonce is not None and body.get("enforce_nonce"):
+            # Change log 2024-02-12 ("enforced nonces on create message", discord-api-docs): with
+            # enforce_nonce the nonce is "checked for uniqueness in the past few minutes"; after that a
+            # retry creates a second message. Measured on the sandbox clock, so tests move it like time.
             hit = sb._nonces.get((ch.id, str(nonce)))
-            if hit is not None and time.monotonic() - hit[0] < sb.nonce_window and hit[1] in ch.messages:
+            age = (sb.discord_now() - hit[0]).total_seconds() if hit is not None else None
+            if hit is not None and age is not None and age < sb.nonce_window and hit[1] in ch.messages:
                 return _json(ch.messages[hit[1]])
         v.validate_message(body, n_files=len(files))
         if body.get("flags", 0) & v.EPHEMERAL_FLAG:
@@ -494,10 +518,18 @@ class _Handlers:
                     },
                 )
         msg = sb._new_message(ch, body, files, author=sb.bot_user)
+        self._drop_embeds_without_embed_links(ch, msg)
         if nonce is not None and body.get("enforce_nonce"):
-            sb._nonces[(ch.id, str(nonce))] = (time.monotonic(), int(msg["id"]))
+            sb._nonces[(ch.id, str(nonce))] = (sb.discord_now(), int(msg["id"]))
         sb._store_message(ch, msg)
         return _json(msg)
+
+    def _drop_embeds_without_embed_links(self, ch: ChannelRecord, msg: dict[str, Any]) -> None:
+        """M4: embeds render only with EMBED_LINKS (Permissions table). Discord still takes the message, so
+        the post arrives without them: as strict as a member would see it."""
+        sb = self.sb
+        if msg.get("embeds") and not sb.permissions_for(ch.guild_id, sb.bot_user_id, ch.id) & EMBED:
+            msg["embeds"] = []
 
     async def get_message(self, request: web.Request) -> web.Response:
         ch = self.sb._rest_channel(request.match_info["channel_id"], VIEW | HISTORY)
@@ -512,7 +544,12 @@ class _Handlers:
             if set(body) - {"flags"}:
                 raise forbidden(50005)
             sb._rest_channel(ch.id, VIEW | MANAGE_MESSAGES)
-        return _json(sb._edit_message(msg, body, request[FILES_KEY]))
+        if request[FILES_KEY]:
+            # M4: an edit that uploads a file needs ATTACH_FILES like a new message does.
+            sb._rest_channel(ch.id, VIEW | ATTACH)
+        edited = sb._edit_message(msg, body, request[FILES_KEY])
+        self._drop_embeds_without_embed_links(ch, edited)
+        return _json(edited)
 
     async def delete_message(self, request: web.Request) -> web.Response:
         sb = self.sb
@@ -525,20 +562,18 @@ class _Handlers:
 
     # --------------------------------------------------------------- pins
     def _pin_channel(self, request: web.Request) -> ChannelRecord:
-        sb = self.sb
-        ch = sb._rest_channel(request.match_info["channel_id"])
-        perms = sb.permissions_for(ch.guild_id, sb.bot_user_id, ch.id)
-        if not perms & (MANAGE_MESSAGES | PIN_MESSAGES):
-            raise forbidden(50013)
-        return ch
+        # M3: Pin Message / Unpin Message "Requires the PIN_MESSAGES permission"; since 2026-02-23
+        # MANAGE_MESSAGES alone no longer grants it (change log 2025-11-24, PR #8002; Pin Message).
+        return self.sb._rest_channel(request.match_info["channel_id"], VIEW | PIN_MESSAGES)
 
     async def pin(self, request: web.Request) -> web.Response:
         sb = self.sb
         ch = self._pin_channel(request)
         msg = sb._rest_message(ch, request.match_info["message_id"])
-        if len(ch.pins) >= 250 and int(msg["id"]) not in ch.pins:
-            raise DiscordHTTPError(400, 30003, "Maximum number of pins reached (250)")
-        ch.pins[int(msg["id"])] = iso()
+        if len(ch.pins) >= MAX_PINS and int(msg["id"]) not in ch.pins:
+            # JSON error 30003 "Maximum number of pins reached for the channel (250)" (opcodes-and-status-codes).
+            raise DiscordHTTPError(400, 30003, "Maximum number of pins reached for the channel (250)")
+        ch.pins[int(msg["id"])] = iso(sb.clocks.now())
         msg["pinned"] = True
         ch.data["last_pin_timestamp"] = ch.pins[int(msg["id"])]
         sb._dispatch_sync(
@@ -561,16 +596,22 @@ class _Handlers:
         sb._dispatch_sync("MESSAGE_UPDATE", msg)
         return _no_content()
 
+    def _readable_pins(self, ch: ChannelRecord) -> list[int]:
+        # Get Channel Pins: "Requires the VIEW_CHANNEL permission. If the user is missing the
+        # READ_MESSAGE_HISTORY permission in the channel, then no pins will be returned."
+        sb = self.sb
+        if not sb.permissions_for(ch.guild_id, sb.bot_user_id, ch.id) & HISTORY:
+            return []
+        return [m for m in reversed(ch.pins) if m in ch.messages]
+
     async def pins_old(self, request: web.Request) -> web.Response:
-        ch = self.sb._rest_channel(request.match_info["channel_id"], VIEW | HISTORY)
-        return _json([ch.messages[m] for m in reversed(ch.pins) if m in ch.messages])
+        ch = self.sb._rest_channel(request.match_info["channel_id"], VIEW)
+        return _json([ch.messages[m] for m in self._readable_pins(ch)][:50])
 
     async def pins_new(self, request: web.Request) -> web.Response:
-        ch = self.sb._rest_channel(request.match_info["channel_id"], VIEW | HISTORY)
-        limit = int(request.query.get("limit", 50))
-        items = [
-            {"pinned_at": ts, "message": ch.messages[m]} for m, ts in reversed(ch.pins.items()) if m in ch.messages
-        ]
+        ch = self.sb._rest_channel(request.match_info["channel_id"], VIEW)
+        limit = max(1, min(50, int(request.query.get("limit", 50))))
+        items = [{"pinned_at": ch.pins[m], "message": ch.messages[m]} for m in self._readable_pins(ch)]
         if "before" in request.query:
             before = dt.datetime.fromisoformat(request.query["before"])
             items = [i for i in items if dt.datetime.fromisoformat(i["pinned_at"]) < before]
@@ -588,7 +629,7 @@ class _Handlers:
         if archive not in (60, 1440, 4320, 10080):
             errors.add(("auto_archive_duration",), "BASE_TYPE_CHOICES", "Value must be one of {60, 1440, 4320, 10080}.")
         errors.raise_if_any()
-        now = iso()
+        now = iso(sb.clocks.now())
         data = {
             "id": str(tid),
             "type": ttype,
@@ -665,10 +706,14 @@ class _Handlers:
         _, msg = self._poll_message(request)
         if msg["author"]["id"] != str(sb.bot_user_id):
             raise forbidden(50013)
-        if msg["poll"]["results"]["is_finalized"]:
+        if sb.poll_ended(int(msg["id"])):
             raise DiscordHTTPError(400, 520001, "Poll is already expired")
-        sb.finalize_poll(int(msg["channel_id"]), int(msg["id"]))
-        return _json(msg)
+        # End Poll (resources/poll): the poll ends now, but its final tally is a background job:
+        # results.is_finalized stays false until sb.poll_finalize_delay later on the sandbox clock (P2).
+        sb._end_poll(int(msg["channel_id"]), int(msg["id"]))
+        # Poll Results object: results "may be not present in certain responses where ... we do not
+        # fetch the poll results"; this one is such a response (P3): "unknown", never "no votes".
+        return _json({**msg, "poll": {k: val for k, val in msg["poll"].items() if k != "results"}})
 
     # --------------------------------------------------------------- guilds
     async def get_guild(self, request: web.Request) -> web.Response:
@@ -718,6 +763,15 @@ class _Handlers:
             raise not_found(10070)
         return g, ev
 
+    def _may_change_event(self, g: Any, ev: dict[str, Any]) -> None:
+        """Modify/Delete: "If the event was created by the current user, either CREATE_EVENTS or
+        MANAGE_EVENTS. Otherwise, MANAGE_EVENTS" (Guild Scheduled Event Permissions Requirements)."""
+        sb = self.sb
+        perms = sb.permissions_for(g.id, sb.bot_user_id)
+        own = ev.get("creator_id") == str(sb.bot_user_id)
+        if not perms & (MANAGE_EVENTS | (CREATE_EVENTS if own else 0)):
+            raise forbidden(50013)
+
     async def get_event(self, request: web.Request) -> web.Response:
         return _json(self._event(request)[1])
 
@@ -738,7 +792,7 @@ class _Handlers:
             errors.add(("scheduled_start_time",), "DATE_TIME_TYPE_PARSE", "Could not parse date")
         if start is None:
             errors.add(("scheduled_start_time",), "BASE_TYPE_REQUIRED", "This field is required")
-        elif start_dt is not None and start_dt < dt.datetime.now(dt.UTC):
+        elif start_dt is not None and start_dt < self.sb.clocks.now():
             errors.add(
                 ("scheduled_start_time",), "GUILD_SCHEDULED_EVENT_SCHEDULE_PAST", "Cannot schedule event in the past."
             )
@@ -754,7 +808,10 @@ class _Handlers:
     async def create_event(self, request: web.Request) -> web.Response:
         sb = self.sb
         g = sb._rest_guild(request.match_info["guild_id"])
-        if not sb.permissions_for(g.id, sb.bot_user_id) & EVENTS:
+        # R1: creating a scheduled event needs CREATE_EVENTS (1 << 44); since 2026-02-23 MANAGE_EVENTS
+        # alone is refused (change log 2025-11-20, PR #7991). External events check guild-level
+        # permissions (Guild Scheduled Event Permissions Requirements).
+        if not sb.permissions_for(g.id, sb.bot_user_id) & CREATE_EVENTS:
             raise forbidden(50013)
         body = request[JSON_KEY] or {}
         self._validate_event(body)
@@ -783,7 +840,8 @@ class _Handlers:
         return _json(ev)
 
     async def patch_event(self, request: web.Request) -> web.Response:
-        _g, ev = self._event(request)
+        g, ev = self._event(request)
+        self._may_change_event(g, ev)
         body = request[JSON_KEY] or {}
         for key in (
             "name",
@@ -801,6 +859,7 @@ class _Handlers:
 
     async def delete_event(self, request: web.Request) -> web.Response:
         g, ev = self._event(request)
+        self._may_change_event(g, ev)
         del g.scheduled_events[int(ev["id"])]
         self.sb._dispatch_sync("GUILD_SCHEDULED_EVENT_DELETE", ev)
         return _no_content()

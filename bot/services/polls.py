@@ -14,19 +14,25 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.domain import permissions as perms
+from bot.domain import rotation
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
+from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
+from bot.storage import reconcile as reconcile_store
 from bot.storage.polls import Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
+from bot.ui import debates as debate_ui
 from bot.ui import polls as ui
 
 if TYPE_CHECKING:
@@ -41,8 +47,16 @@ ACK_DEADLINE = 1.5  # seconds before we defer: Discord's deadline for the first 
 # are ready together; their tokens last 15 minutes, so they queue here rather than crowd out the first
 # answers and defers of new clicks, which have Discord's 3 seconds.
 FOLLOWUP_CONCURRENCY = 16
+# Message ids known not to be our native polls (members' own polls: Discord sends their votes too, P4),
+# most recent first out; bounded so a busy server cannot grow it without limit.
+NOT_OURS_CACHE = 4096
 LIVE_INTERVAL = 5.0  # at most one live-count edit per poll per this many seconds
 PUBLISH_RETRY_AFTER = 60  # seconds: the durable fallback for a result edit that failed
+UNREADABLE_NOTE = (
+    "I couldn't read this native poll any more (I lack View Channel or Read Message History here), "
+    "so these are the votes I had recorded before that."
+)
+POLL_ALREADY_EXPIRED = 520001  # Discord: End Poll on a poll that has already ended
 STORE_FAILED = "I couldn't record your vote just now (a storage problem on our side). Please try again in a minute."
 
 
@@ -99,7 +113,9 @@ class PollService:
         self._followups = asyncio.Semaphore(FOLLOWUP_CONCURRENCY)
         self._live_last: dict[int, float] = {}
         self._close_locks: dict[int, asyncio.Lock] = {}
-        self._native_by_message: dict[int, int] = {}
+        self._native_by_message: dict[int, store.PollRow] = {}
+        self._not_ours: OrderedDict[int, None] = OrderedDict()
+        self._lookups: dict[int, asyncio.Future[store.PollRow | None]] = {}
         self.live_edits = 0  # counted for tests and benchmarks
 
     async def shutdown(self) -> None:
@@ -121,14 +137,24 @@ class PollService:
         debate_id: int | None = None,
         theme: str | None = None,
         prompt_key: str | None = None,
+        vary_order: bool = False,
     ) -> int:
-        """Insert the poll and its options in the caller's transaction and arm its close; return its id."""
+        """Insert the poll and its options in the caller's transaction and arm its close; return its id.
+
+        ``vary_order`` (debate polls): show the options from the individual to the community, or the
+        reverse, alternating in seeded pairs across the server's polls (``rotation.reversed_for``). An
+        ad-hoc poll keeps the order its moderator typed. Votes store the option's idx either way.
+        """
         validate_dilemma(dilemma, style=style)
         now = self.clock.now()
         if closes_at <= now:
             raise UserError("The poll would close before it opens.")
         await guild_store.ensure(conn, guild_id, now=now)
         settings = await guild_store.get(conn, guild_id)
+        order = None
+        if vary_order:
+            reverse = rotation.reversed_for(guild_id, await store.varied_count(conn, guild_id))
+            order = rotation.display_order([float(o.position) for o in dilemma.options], reverse=reverse)
         poll_id = await store.insert_poll(
             conn,
             guild_id=guild_id,
@@ -142,6 +168,7 @@ class PollService:
             debate_id=debate_id,
             theme=theme,
             prompt_key=prompt_key,
+            option_order=order,
         )
         await self.scheduler.schedule(
             "poll-close", close_key(poll_id), closes_at, {"poll_id": poll_id}, guild_id=guild_id, conn=conn
@@ -160,6 +187,8 @@ class PollService:
         async with self.db.write() as conn:
             await store.set_message(conn, poll_id, message_id)
         self._native_by_message.pop(message_id, None)
+        # A vote may have come in before the message was attached; it is ours from now on.
+        self._not_ours.pop(message_id, None)
 
     async def close(self, poll_id: int, *, reason: str = "deadline") -> None:
         """Close the poll (idempotent), then edit its message to the result and tell the debate thread."""
@@ -168,12 +197,12 @@ class PollService:
             poll = await self._get_or_none(poll_id)
             if poll is None or poll.status != "open":
                 return
-            counts = None
+            note = None
             if poll.style == "native" and poll.message_id is not None:
-                counts = await self._finalize_native(poll)
+                note = await self._finalize_native(poll)
             now = self.clock.now()
             async with self.db.write() as conn:
-                closed = await store.close(conn, poll_id, now=now, counts=counts)
+                closed = await store.close(conn, poll_id, now=now, note=note)
                 if closed is None:
                     return
                 await job_store.cancel(conn, close_key(poll_id))
@@ -197,9 +226,10 @@ class PollService:
             return
         await self.scheduler.cancel(publish_key(poll_id))
 
-    async def result(self, poll_id: int, *, guild_id: int | None = None) -> tuple[discord.Embed, discord.File | None]:
-        """The closed poll's result embed and chart; pass ``guild_id`` to refuse another server's poll."""
-        poll = await self._get_or_none(poll_id)
+    async def closed_poll(self, poll_id: int, *, guild_id: int | None = None) -> store.PollRow:
+        """The closed poll to show, or the error to show instead (checked before a public defer: after
+        one, Discord would make the error public, I2); pass ``guild_id`` to refuse another server's poll."""
+        poll = await self._get_or_none(poll_id) if store.valid_id(poll_id) else None
         if poll is None or (guild_id is not None and poll.guild_id != guild_id):
             raise NotFound("There is no such poll in this server.")
         if poll.status == "open":
@@ -207,6 +237,11 @@ class PollService:
                 "That poll is still open: results are shown when it closes "
                 f"{discord.utils.format_dt(poll.closes_at, 'R')}."
             )
+        return poll
+
+    async def result(self, poll_id: int, *, guild_id: int | None = None) -> tuple[discord.Embed, discord.File | None]:
+        """The closed poll's result embed and chart; pass ``guild_id`` to refuse another server's poll."""
+        poll = await self.closed_poll(poll_id, guild_id=guild_id)
         counts = {o.idx: o.final_count or 0 for o in poll.options}
         return await self._result_parts(poll, counts)
 
@@ -298,15 +333,15 @@ class PollService:
     # -- native polls -------------------------------------------------------------------------------
 
     async def native_vote(self, *, message_id: int, guild_id: int | None, user_id: int, answer_id: int, add: bool):
-        """A raw poll vote add/remove event (answer ids start at 1)."""
-        poll_id = await self._native_poll_id(message_id)
-        if poll_id is None:
+        """A raw poll vote add/remove event (answer ids start at 1, in the order the answers are shown)."""
+        poll = await self._native_poll(message_id)
+        if poll is None:
             return None
         request = VoteRequest(
-            poll_id=poll_id,
+            poll_id=poll.id,
             guild_id=guild_id,
             user_id=user_id,
-            option_idx=answer_id - 1,
+            option_idx=poll.idx_of_answer(answer_id),
             mode=Mode.SET if add else Mode.UNSET,
             message_id=message_id,
         )
@@ -316,44 +351,100 @@ class PollService:
             log.warning("a native poll vote in guild %s was not stored; reconciliation will recover it", guild_id)
             return None
 
-    async def _native_poll_id(self, message_id: int) -> int | None:
+    async def _native_poll(self, message_id: int) -> store.PollRow | None:
+        """The native poll on this message (cached: its id and option order never change)."""
         if message_id in self._native_by_message:
             return self._native_by_message[message_id]
-        async with self.db.read() as conn:
-            poll = await store.by_message(conn, message_id)
-        if poll is None or poll.style != "native":
+        if message_id in self._not_ours:
+            self._not_ours.move_to_end(message_id)
             return None
-        self._native_by_message[message_id] = poll.id
-        return poll.id
+        # Votes come in bursts: concurrent events of one message share a single read.
+        pending = self._lookups.get(message_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[store.PollRow | None] = asyncio.get_running_loop().create_future()
+        self._lookups[message_id] = future
+        try:
+            async with self.db.read() as conn:
+                poll = await store.by_message(conn, message_id)
+            found = poll if poll is not None and poll.style == "native" else None
+            if found is None:
+                self._not_ours[message_id] = None
+                if len(self._not_ours) > NOT_OURS_CACHE:
+                    self._not_ours.popitem(last=False)
+            else:
+                self._native_by_message[message_id] = found
+            future.set_result(found)
+            return found
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters get it, an unawaited future logs nothing
+            raise
+        finally:
+            del self._lookups[message_id]
 
-    async def _read_voters(self, message: discord.Message) -> dict[int, int] | None:
+    async def _read_voters(self, poll: store.PollRow, message: discord.Message) -> dict[int, int] | None:
         if message.poll is None:
             return None
         voters: dict[int, int] = {}
         for answer in message.poll.answers:
+            idx = poll.idx_of_answer(answer.id)
+            if idx < 0:
+                continue
             # discord.py pages through the answer-voters endpoint 100 at a time.
             async for user in answer.voters(limit=10**9):
-                voters[user.id] = answer.id - 1
+                voters[user.id] = idx
         return voters
 
     async def _fetch_message(self, poll: store.PollRow) -> discord.Message:
         channel = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id)
         return await channel.fetch_message(poll.message_id)
 
-    async def _finalize_native(self, poll: store.PollRow) -> dict[int, int] | None:
-        """End the native poll, store its voters, and return Discord's final counts (None: message gone)."""
+    async def _finalize_native(self, poll: store.PollRow) -> str | None:
+        """End the native poll and store its exact voter lists; the final counts are then the recount of
+        those rows. Discord's own ``results`` are not used: until ``is_finalized`` they "may not be
+        perfectly accurate" (P2), and some answers (End Poll's) omit them, which discord.py reads as zero
+        votes everywhere (P3). A message already gone leaves the stored votes as they are.
+
+        Returns a note when the poll can no longer be read (403: the bot lost View Channel or Read
+        Message History there): it then closes from the votes stored so far, once, instead of a close
+        job retried forever."""
         try:
             message = await self._fetch_message(poll)
             if message.poll is not None and not message.poll.is_finalised():
-                message = await message.end_poll()
-            voters = await self._read_voters(message)
+                try:
+                    await message.end_poll()
+                except discord.HTTPException as exc:
+                    # Discord ends a poll at its expiry on its own; our close job may come second.
+                    if exc.code != POLL_ALREADY_EXPIRED:
+                        raise
+            voters = await self._read_voters(poll, message)
         except discord.NotFound:
             return None
-        if voters is None or message.poll is None:
+        except discord.Forbidden as exc:
+            log.warning("native poll %s can't be read any more (%s); closing it from stored votes", poll.id, exc.code)
+            return UNREADABLE_NOTE
+        if voters is None:
             return None
         async with self.db.write() as conn:
             await store.sync_voters(conn, poll.id, voters, now=self.clock.now())
-        return {a.id - 1: a.vote_count for a in message.poll.answers}
+        return None
+
+    async def rearm_closes(self, guild_id: int | None = None) -> int:
+        """Reconciliation step: a close job for every open poll (of one server, or all) that has none, as
+        after the bot left a server and came back; a poll past its time closes at once. Returns how many."""
+        async with self.db.read() as conn:
+            unarmed = await reconcile_store.open_polls_without_close_job(conn, guild_id)
+        for poll_id, gid, closes_at in unarmed:
+            await self.scheduler.schedule(
+                "poll-close", close_key(poll_id), closes_at, {"poll_id": poll_id}, guild_id=gid
+            )
+        if unarmed:
+            log.info("reconcile: re-armed the close of %d open polls", len(unarmed))
+        return len(unarmed)
 
     async def reconcile(self) -> None:
         """On every ready: re-read the voters of open native polls (votes cast while we were down)."""
@@ -365,7 +456,9 @@ class PollService:
                 continue
             try:
                 message = await self._fetch_message(poll)
-                voters = await self._read_voters(message)
+                # open_polls() reads no options; the answer -> option mapping needs them.
+                full = await self._get_or_none(poll.id)
+                voters = await self._read_voters(full, message) if full is not None else None
             except discord.NotFound:
                 await self._mark_deleted(poll.id)
                 continue
@@ -388,11 +481,17 @@ class PollService:
             return
         counts = {o.idx: o.final_count or 0 for o in poll.options}
         if poll.message_id is not None and poll.status != "deleted":
-            embed, file = await self._result_parts(poll, counts)
+            # M4: an edit that adds a file needs Attach Files; without it the result goes out without its chart
+            # rather than not at all (/schedule status names the missing permission).
+            embed, file = await self._result_parts(poll, counts, chart=self._may_attach(poll.channel_id))
             message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
                 poll.message_id
             )
-            kwargs: dict[str, Any] = {"embed": embed, "attachments": [file] if file else []}
+            # Edit Message replaces the whole embeds array (M1): a debate post sends its passage again.
+            kwargs: dict[str, Any] = {
+                "embeds": await self._post_embeds(poll, embed),
+                "attachments": [file] if file else [],
+            }
             if poll.style == "buttons":
                 kwargs["view"] = ui.vote_view(poll, disabled=True)
             try:
@@ -412,9 +511,44 @@ class PollService:
             except (discord.NotFound, discord.Forbidden) as exc:
                 log.warning("poll %s summary not posted in its thread (%s)", poll_id, exc.status)
 
-    async def _result_parts(self, poll: store.PollRow, counts: dict[int, int]):
+    async def _post_embeds(self, poll: store.PollRow, embed: discord.Embed) -> list[discord.Embed]:
+        """The embeds of the poll's message with ``embed`` as its poll part: a daily debate's post keeps
+        its passage-and-question embed first (an edit with ``embeds`` replaces the whole array, M1)."""
+        if poll.debate_id is None:
+            return [embed]
+        context = None
+        debates = getattr(self.bot, "debates", None)  # None for a PollService without the bot (storage tests)
+        async with self.db.read() as conn:
+            debate = await debate_store.get(conn, poll.debate_id)
+            if debate is not None and debates is not None:
+                # The prompt's context note is not stored with the debate: read it from the pack again.
+                prompt = await debates.catalog.for_debate(conn, debate)
+                context = prompt.context if prompt is not None else None
+        if debate is None:
+            return [embed]
+        return [debate_ui.debate_embed(debate, self._essay_title(), context=context), embed]
+
+    def _essay_title(self) -> str:
+        debates = getattr(self.bot, "debates", None)  # None for a PollService without the bot (storage tests)
+        if debates is not None:
+            return debates.essay.title
+        from bot.domain.essay import load_essay
+
+        return load_essay().title
+
+    def _may_attach(self, channel_id: int) -> bool:
+        """False when the gateway's cache says the bot lacks Attach Files there (unknown: try)."""
+        channel = self.bot.get_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        if channel is None or guild is None or guild.me is None:
+            return True
+        return not perms.missing(channel.permissions_for(guild.me).value, ["chart"])
+
+    async def _result_parts(self, poll: store.PollRow, counts: dict[int, int], *, chart: bool = True):
         leaning = poll_leaning(_moments(poll))
         file = None
+        if not chart:
+            return ui.result_embed(poll, counts, leaning, chart=False), None
         try:
             from bot.ui.charts import tally_chart
 
@@ -465,9 +599,10 @@ class PollService:
             message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
                 poll.message_id
             )
+            embeds = await self._post_embeds(poll, ui.live_embed(poll, counts))
             self.live_edits += 1
             try:
-                await message.edit(embed=ui.live_embed(poll, counts))
+                await message.edit(embeds=embeds)
             finally:
                 self._live_last[poll_id] = loop.time()
         except discord.NotFound:

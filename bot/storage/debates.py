@@ -35,6 +35,8 @@ class Debate:
     error: str | None
     created_at: datetime
     posted_at: datetime | None
+    send_started_at: datetime | None = None
+    dilemma_id: str | None = None  # which of the prompt's dilemmas (None: posted before there were several)
 
 
 _FIELDS = tuple(Debate.__dataclass_fields__)
@@ -75,6 +77,7 @@ async def insert(
     channel_id: int,
     nonce: str,
     now: datetime,
+    dilemma_id: str | None = None,
 ) -> tuple[Debate, bool]:
     """Insert a debate; for a scheduled slot that already has one, return that one instead.
 
@@ -89,6 +92,7 @@ async def insert(
             slot_date=slot_date,
             due_at=due_at,
             prompt_key=prompt_key,
+            dilemma_id=dilemma_id,
             paragraph=paragraph,
             excerpt=excerpt,
             question=question,
@@ -113,12 +117,36 @@ async def insert(
 
 
 async def mark_posted(
-    conn: AsyncConnection, debate_id: int, *, message_id: int, at: datetime, channel_id: int | None = None
+    conn: AsyncConnection,
+    debate_id: int,
+    *,
+    message_id: int,
+    at: datetime,
+    channel_id: int | None = None,
+    note: str | None = None,
 ) -> None:
-    values: dict = {"message_id": message_id, "status": "posted", "posted_at": at, "error": None}
+    """Posted; ``note`` keeps what went wrong around the post (not pinned, no thread) for /schedule status."""
+    values: dict = {"message_id": message_id, "status": "posted", "posted_at": at, "error": note and note[:500]}
     if channel_id is not None:
         values["channel_id"] = channel_id
     await conn.execute(update(debates).where(debates.c.id == debate_id).values(**values))
+
+
+async def mark_send_started(conn: AsyncConnection, debate_id: int, *, at: datetime) -> None:
+    """Record that a send of this debate begins (committed before the request leaves)."""
+    await conn.execute(
+        update(debates).where(debates.c.id == debate_id, debates.c.send_started_at.is_(None)).values(send_started_at=at)
+    )
+
+
+async def interrupted(conn: AsyncConnection, *, kind: str, guild_id: int | None = None) -> list[Debate]:
+    """Debates of ``kind`` still pending whose send began: the post may be on Discord already."""
+    query = select(debates).where(
+        debates.c.kind == kind, debates.c.status == "pending", debates.c.send_started_at.is_not(None)
+    )
+    if guild_id is not None:
+        query = query.where(debates.c.guild_id == guild_id)
+    return [_row(r) for r in await conn.execute(query.order_by(debates.c.id))]
 
 
 async def set_extras(
@@ -264,6 +292,22 @@ async def result_lines(conn: AsyncConnection, debate_ids: list[int]) -> dict[int
 
 
 # -- rotation state ---------------------------------------------------------------------------------
+
+
+async def dilemmas_used(conn: AsyncConnection, guild_id: int, prompt_key: str) -> list[str]:
+    """The dilemma ids this server's debates of ``prompt_key`` used, oldest first (skipped and
+    failed debates, which nobody saw, are left out)."""
+    rows = await conn.execute(
+        select(debates.c.dilemma_id)
+        .where(
+            debates.c.guild_id == guild_id,
+            debates.c.prompt_key == prompt_key,
+            debates.c.dilemma_id.is_not(None),
+            debates.c.status.in_(("pending", "posted")),
+        )
+        .order_by(debates.c.created_at, debates.c.id)
+    )
+    return [r.dilemma_id for r in rows]
 
 
 async def rotation(conn: AsyncConnection, guild_id: int) -> RotationState:

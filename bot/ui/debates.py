@@ -8,10 +8,12 @@ this server and is still pending) before anything changes.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import discord
+
+from bot.domain import permissions as perms
 
 if TYPE_CHECKING:
     from bot.app import CommonGround
@@ -28,17 +30,6 @@ THREAD_NAME_MAX = 100
 
 APPROVE_TEMPLATE = r"suggest:approve:(?P<id>[0-9]+)"
 REJECT_TEMPLATE = r"suggest:reject:(?P<id>[0-9]+)"
-
-PERMISSION_NAMES = {
-    "view_channel": "View Channel",
-    "send_messages": "Send Messages",
-    "embed_links": "Embed Links",
-    "create_public_threads": "Create Public Threads",
-    "manage_messages": "Manage Messages",
-    "pin_messages": "Pin Messages",
-    "manage_events": "Manage Events",
-    "mention_everyone": "Mention @everyone, @here and All Roles",
-}
 
 
 def safe(text: str) -> str:
@@ -59,30 +50,37 @@ def source_line(essay_title: str, paragraph: int) -> str:
     return f"{essay_title}, ¶{paragraph}"
 
 
-def missing_permissions(channel: Any, *, thread: bool, pin: bool, event: bool = False) -> list[str]:
-    """Names of permissions the bot lacks in ``channel`` for a post with these options."""
-    perms = channel.permissions_for(channel.guild.me)
-    needed = ["view_channel", "send_messages", "embed_links"]
+def post_actions(*, thread: bool, pin: bool, style: str = "buttons", chart: bool = True) -> list[str]:
+    """The actions (rows of bot.domain.permissions.ACTIONS) a daily post with these options performs."""
+    actions = ["post"]
+    if chart:
+        actions.append("chart")
+    if style == "native":
+        actions.append("native-poll")
     if thread:
-        needed.append("create_public_threads")
-    missing = [PERMISSION_NAMES[p] for p in needed if not getattr(perms, p)]
-    # Discord (and discord.py) deny what depends on View Channel / Send Messages when those are denied:
-    # name the root cause only.
-    if PERMISSION_NAMES["view_channel"] in missing:
-        return [PERMISSION_NAMES["view_channel"]]
-    if PERMISSION_NAMES["send_messages"] in missing:
-        return [PERMISSION_NAMES["send_messages"]]
-    if pin and not (perms.manage_messages or getattr(perms, "pin_messages", False)):
-        missing.append(PERMISSION_NAMES["manage_messages"])
-    if event and not perms.manage_events:
-        missing.append(PERMISSION_NAMES["manage_events"])
-    return missing
+        actions += ["thread", "summary"]
+    if pin:
+        actions.append("pin")
+    return actions
+
+
+def missing_in(channel: Any, actions: Sequence[str]) -> list[perms.Permission]:
+    """What the bot lacks in ``channel`` (from the gateway's cache) for ``actions``, root cause first."""
+    return perms.missing(channel.permissions_for(channel.guild.me).value, actions)
+
+
+def missing_permissions(channel: Any, *, thread: bool, pin: bool, style: str = "buttons") -> list[str]:
+    """Names of permissions the bot lacks in ``channel`` for a daily post with these options."""
+    return perms.names(missing_in(channel, post_actions(thread=thread, pin=pin, style=style)))
+
+
+def explain_missing(lacking: Sequence[perms.Permission]) -> str:
+    """``**Send Polls** (post Discord's native polls) and **Pin Messages** (…)``: what to grant and why."""
+    return perms.join_names([f"**{p.name}** ({p.why})" for p in lacking])
 
 
 def join_names(names: Sequence[str]) -> str:
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
+    return perms.join_names(names)
 
 
 def thread_name(debate: Debate) -> str:
@@ -98,14 +96,18 @@ def _fit(embed: discord.Embed) -> discord.Embed:
     return embed
 
 
-def debate_embed(debate: Debate, essay_title: str, *, dilemma: Prompt | None = None) -> discord.Embed:
-    """The daily post: the excerpt quoted verbatim with its source, the question, and (without a poll
-    service's own embed) the dilemma and its options."""
+def debate_embed(
+    debate: Debate, essay_title: str, *, dilemma: Prompt | None = None, context: str | None = None
+) -> discord.Embed:
+    """The daily post: the excerpt quoted verbatim with its source, the question, the prompt's context
+    note if it has one, and (without a poll service's own embed) the dilemma and its options."""
     theme = debate.theme.replace("-", " ")
     description = (
         f"{quote(safe(debate.excerpt))}\n— *{safe(source_line(essay_title, debate.paragraph))}*\n\n"
         f"**{safe(' '.join(debate.question.split()))}**"
     )
+    if context:
+        description += f"\n*{safe(' '.join(context.split()))}*"
     embed = discord.Embed(
         title=cut(f"Today's debate · {theme}", EMBED_TITLE_MAX),
         description=cut(description, EMBED_DESCRIPTION_MAX),
@@ -171,18 +173,30 @@ def history_embed(
 
 
 def prompts_embed(
-    items: Sequence[tuple[str, str, Prompt]], essay_title: str, *, page: int, pages: int, total: int
+    items: Sequence[tuple[str, str, Prompt]],
+    essay_title: str,
+    *,
+    page: int,
+    pages: int,
+    total: int,
+    skipped: Collection[str] = (),
+    sensitive_on: bool = False,
 ) -> discord.Embed:
-    """A page of prompts: ``(pack name, key, prompt)`` each."""
+    """A page of prompts: ``(pack name, key, prompt)`` each, marked when skipped here or sensitive."""
     embed = discord.Embed(title="Prompts in this server's active packs", colour=COLOUR)
     if not items:
         embed.description = "No active prompts: every pack is disabled."
         return embed
     for pack_name, key, p in items:
+        marks = []
+        if key in skipped:
+            marks.append("skipped here")
+        if p.sensitive:
+            marks.append("sensitive" + ("" if sensitive_on else ", left out"))
+        dilemmas = f"{len(p.dilemmas)} dilemmas" if len(p.dilemmas) > 1 else ""
         value = f"{cut(quote(safe(p.excerpt)), 500)}\n**{cut(safe(p.question), 400)}**"
-        embed.add_field(
-            name=cut(f"{pack_name} · ¶{p.paragraph} · {p.theme} · {key}", FIELD_NAME_MAX), value=value, inline=False
-        )
+        name = " · ".join(x for x in (pack_name, f"¶{p.paragraph}", p.theme, key, dilemmas, *marks) if x)
+        embed.add_field(name=cut(name, FIELD_NAME_MAX), value=value, inline=False)
     embed.set_footer(text=f"Page {page + 1} of {pages} · {total} prompts · {essay_title}")
     return _fit(embed)
 
@@ -211,7 +225,11 @@ class Pager(discord.ui.View):
     async def _turn(self, interaction: discord.Interaction, step: int) -> None:
         self.page = min(max(self.page + step, 0), self.pages - 1)
         self._sync()
+        await self.refresh()
         await interaction.response.edit_message(embed=await self.render(self.page), view=self)
+
+    async def refresh(self) -> None:
+        """Called before a page is shown; subclasses update their own items."""
 
     @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
     async def previous(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
@@ -220,6 +238,57 @@ class Pager(discord.ui.View):
     @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
     async def next(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
         await self._turn(interaction, 1)
+
+
+class PromptSkipSelect(discord.ui.Select["PromptsPager"]):
+    def __init__(self) -> None:
+        super().__init__(placeholder="Moderators: skip or restore a prompt on this page", row=1)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        assert self.view is not None
+        await self.view.toggle(interaction, self.values[0])
+
+
+class PromptsPager(Pager):
+    """The prompt pages with, for moderators, a select that skips or restores a prompt of the page.
+
+    ``choices(page)`` gives ``(key, label, skipped)`` for the page; ``toggle(interaction, key)``
+    re-checks the permission and changes the skip (the select itself is only shown to moderators).
+    """
+
+    def __init__(
+        self,
+        owner_id: int,
+        pages: int,
+        render: Callable[[int], Awaitable[discord.Embed]],
+        choices: Callable[[int], Awaitable[list[tuple[str, str, bool]]]],
+        toggle: Callable[[discord.Interaction, str], Awaitable[None]],
+    ) -> None:
+        super().__init__(owner_id, pages, render)
+        self.choices = choices
+        self.on_toggle = toggle
+        self.select = PromptSkipSelect()
+        self._keys: dict[str, str] = {}
+        self.add_item(self.select)
+        if pages <= 1:
+            self.remove_item(self.previous)
+            self.remove_item(self.next)
+
+    async def refresh(self) -> None:
+        # Values are positions on the page: a prompt key can be longer than a select value (100).
+        found = (await self.choices(self.page))[:25]
+        self._keys = {str(i): key for i, (key, _label, _skipped) in enumerate(found)}
+        self.select.options = [
+            discord.SelectOption(label=cut(("Restore: " if skipped else "Skip: ") + label, 100), value=str(i))
+            for i, (_key, label, skipped) in enumerate(found)
+        ] or [discord.SelectOption(label="No prompts on this page", value="-")]
+
+    async def toggle(self, interaction: discord.Interaction, value: str) -> None:
+        await self.on_toggle(interaction, self._keys.get(value, "-"))
+        if interaction.response.is_done():
+            return
+        await self.refresh()
+        await interaction.response.edit_message(embed=await self.render(self.page), view=self)
 
 
 # -- suggestions ---------------------------------------------------------------------------------------

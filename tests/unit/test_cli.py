@@ -88,3 +88,84 @@ def test_backup_into_a_folder_keeps_the_configured_number(tmp_path):
         result = run("backup", str(folder), env={"DATABASE_URL": url, "COMMONGROUND_BACKUP_KEEP": "2"})
         assert result.returncode == 0, result.stderr
     assert len(list(folder.glob("commonground-*.db"))) == 2
+
+
+PACK_WITH_DILEMMAS = """\
+pack: {{id: cli-pack, name: "CLI pack", description: "For the CLI test.", version: 1}}
+prompts:
+  - id: first-prompt
+    paragraph: 1
+    excerpt: "Individualism emphasizes the value of self-reliance and personal responsibility."
+    theme: self-reliance
+    question: "Is self-reliance a virtue?"
+    context: "A note shown under the question."
+    sensitive: false
+    dilemmas:
+      - id: group-project-grade
+        question: "Your group project gets one shared grade. One member did little. What do you do?"
+        setting: {setting}
+        teen: true
+        beyond_anglo: true
+        options:
+          - {{label: "Tell the teacher who did what", position: -1.0}}
+          - {{label: "Share the grade; we're a team", position: 1.0}}
+"""
+
+
+def test_prompts_check_knows_the_dilemmas_schema(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text(PACK_WITH_DILEMMAS.format(setting="school"), encoding="utf-8")
+    result = run("prompts", "check", str(good))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 pack file(s) valid" in result.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PACK_WITH_DILEMMAS.format(setting="beach"), encoding="utf-8")
+    result = run("prompts", "check", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:13: prompt first-prompt: dilemmas[1].setting: unknown setting 'beach'" in result.stdout
+
+
+def test_demo_realistic_flag_gives_the_sandbox_realistic_conditions(tmp_path):
+    from bot.__main__ import build_parser
+    from bot.config import load_settings
+    from bot.demo import Demo
+    from bot.sandbox import Conditions
+
+    assert build_parser().parse_args(["demo", "--realistic"]).realistic
+    assert not build_parser().parse_args(["demo"]).realistic
+    settings = load_settings(env={}, token="unused")
+    plain = Demo(settings, days=1, out=tmp_path, seed=7)
+    assert plain.sandbox.conditions == Conditions()
+    real = Demo(settings, days=1, out=tmp_path, seed=7, conditions=Conditions.realistic(seed=7))
+    c = real.sandbox.conditions
+    assert (c.latency, c.skew, c.rate_limits, c.global_limit, c.seed) == ((0.080, 0.040), -2.0, True, 50, 7)
+
+
+def test_invite_url_asks_for_exactly_the_chosen_features(tmp_path):
+    import base64
+
+    from bot.domain.permissions import invite_permissions
+
+    token = base64.b64encode(b"1234567890123456789").decode().rstrip("=") + ".GaBcDe.secret"
+    result = run("invite-url", "--features", "pin,events", env={"DISCORD_TOKEN": token})
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip()
+    assert url.startswith("https://discord.com/oauth2/authorize?client_id=1234567890123456789&")
+    assert f"permissions={invite_permissions({'pin', 'events'})}&" in url
+    assert url.endswith("scope=bot+applications.commands")
+    assert "secret" not in result.stdout + result.stderr
+    plain = run("invite-url", "--client-id", "42424242424242424")
+    assert f"client_id=42424242424242424&permissions={invite_permissions()}&" in plain.stdout
+    for args, fragment in ((("--features", "pins"),), "unknown feature pins"), ((), "no client id"):
+        bad = run("invite-url", *[a for pair in args for a in pair])
+        assert bad.returncode == 2 and fragment in bad.stderr
+
+
+def test_invite_url_regenerates_the_readme_list(tmp_path):
+    readme = tmp_path / "README.md"
+    original = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = original.index("   - **View Channel**"), original.index("   <!-- /permissions -->")
+    readme.write_text(original[:start] + "   - **Manage Messages**: stale\n" + original[end:], encoding="utf-8")
+    result = run("invite-url", "--update-readme", str(readme))
+    assert result.returncode == 0 and "updated" in result.stdout
+    assert readme.read_text(encoding="utf-8") == original
