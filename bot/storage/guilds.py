@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,7 +27,7 @@ class GuildSettings:
 async def ensure(conn: AsyncConnection, guild_id: int, *, now: datetime, name: str | None = None) -> None:
     """Create the server's row if missing; a server seen again is no longer marked removed."""
     stmt = insert_for(conn)(guilds).values(id=guild_id, name=(name or "")[:100], joined_at=now)
-    set_ = {"removed_at": None}
+    set_: dict[str, Any] = {"removed_at": None}
     if name is not None:
         set_["name"] = name[:100]
     await conn.execute(stmt.on_conflict_do_update(index_elements=[guilds.c.id], set_=set_))
@@ -47,7 +48,7 @@ async def get(conn: AsyncConnection, guild_id: int) -> GuildSettings | None:
     )
 
 
-async def update_settings(conn: AsyncConnection, guild_id: int, **values) -> None:
+async def update_settings(conn: AsyncConnection, guild_id: int, **values: Any) -> None:
     allowed = {"builtin_pack_enabled", "show_live_counts", "vote_role_id", "vote_min_days", "sensitive_prompts"}
     unknown = set(values) - allowed
     if unknown:

@@ -205,7 +205,7 @@ async def test_votes_on_members_own_polls_do_not_read_the_database_each_time(tmp
     """GUILD_MESSAGE_POLLS delivers votes for every poll in the server (P4): a member's own poll must not
     cost a database read per vote."""
     async with Harness(tmp_path, members=12) as h:
-        service = h.bot.services["polls"]
+        service = h.bot.polls
         lookups = 0
         handled = 0
         by_message = store.by_message
