@@ -39,6 +39,7 @@ class Harness:
         members: int = 3,
         sandbox: Sandbox | None = None,
         sandbox_options: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         self.tmp_path = tmp_path
         self.extensions = tuple(extensions)
@@ -46,6 +47,7 @@ class Harness:
         self.sandbox = sandbox or Sandbox(**(sandbox_options or {}))
         self._own_sandbox = sandbox is None
         self.member_count = members
+        self.settings_overrides = dict(settings or {})
         self.db: Database | None = None
         self.bot: CommonGround | None = None
         self._task: asyncio.Task[None] | None = None
@@ -66,6 +68,7 @@ class Harness:
             database_url=f"sqlite+aiosqlite:///{self.tmp_path}/e2e.db",
             api_base=sb.api_base,
             gateway_url=sb.gateway_url,
+            **self.settings_overrides,
         )
         self.db = await Database.open(self.settings.database_url)
         await self.start_bot()

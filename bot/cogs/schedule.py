@@ -23,6 +23,7 @@ from bot.domain.schedule import (
 )
 from bot.scheduler import PermanentJobError
 from bot.services.debates import Blocked, get_service
+from bot.services.schedule_checks import check_setup
 from bot.storage.schedules import days_to_mask
 from bot.ui import debates as ui
 
@@ -129,18 +130,7 @@ class Schedule(commands.Cog):
         tz = parse_timezone(timezone)
         chosen = parse_days(days)
         guild = interaction.guild
-        missing = ui.missing_permissions(channel, thread=thread, pin=pin)
-        if ping_role is not None:
-            if ping_role.is_default():
-                raise UserError("Pick a role to ping, not @everyone.")
-            if not ping_role.mentionable and not channel.permissions_for(guild.me).mention_everyone:
-                missing.append(ui.PERMISSION_NAMES["mention_everyone"] + f" (or make {ping_role.name} mentionable)")
-        if missing:
-            raise UserError(f"I can't post there yet: I'm missing {ui.join_names(missing)} in {channel.mention}.")
-        if review_channel is not None:
-            lacking = ui.missing_permissions(review_channel, thread=False, pin=False)
-            if lacking:
-                raise UserError(f"I'm missing {ui.join_names(lacking)} in {review_channel.mention} (review channel).")
+        check_setup(guild, channel, thread=thread, pin=pin, ping_role=ping_role, review_channel=review_channel)
         _schedule, due = await self.service.setup(
             guild.id,
             channel_id=channel.id,

@@ -1,0 +1,184 @@
+"""The website over HTTP (no browser): log in through the sandbox's OAuth2, act as a moderator and as a
+member, and every forged or foreign request refused with 0 rows changed."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.storage import schedules as schedule_store
+from bot.storage.tables import jobs, web_audit, web_sessions
+from tests.web.support import client, csrf_of, login, site, snapshot
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def schedule_form(h, csrf: str, **extra) -> dict:
+    form = {
+        "csrf": csrf,
+        "channel": str(h.channel.id),
+        "time": "09:30",
+        "timezone": "Europe/London",
+        "days": ["0", "1", "2", "3", "4"],
+        "poll_style": "buttons",
+        "poll_hours": "24",
+        "thread": "on",
+        "ping_role": "",
+        "review_channel": "",
+        "catch_up_hours": "3",
+    }
+    form.update(extra)
+    return form
+
+
+def multidict(form: dict) -> list[tuple[str, str]]:
+    out = []
+    for k, v in form.items():
+        for item in v if isinstance(v, list) else [v]:
+            out.append((k, item))
+    return out
+
+
+async def test_moderator_sets_the_schedule_and_the_bot_posts_at_the_new_time(tmp_path):
+    async with site(tmp_path) as (h, base), client() as http:
+        await login(h, http, h.mod.id)
+        home = await (await http.get(f"{base}/")).text()
+        assert "Common Ground Test" in home and "moderator" in home and "Elsewhere" not in home
+        page = await http.get(f"{base}/s/{h.guild.id}/schedule")
+        assert page.status == 200
+        headers = page.headers
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        csrf = await csrf_of(http, f"{base}/s/{h.guild.id}/schedule")
+        # A bad time: the domain parser's message, nothing stored.
+        before = await snapshot(h)
+        bad = await http.post(f"{base}/s/{h.guild.id}/schedule", data=multidict(schedule_form(h, csrf, time="25:00")))
+        assert bad.status == 400
+        assert "HH:MM" in await bad.text()
+        assert await snapshot(h) == before
+        saved = await http.post(
+            f"{base}/s/{h.guild.id}/schedule", data=multidict(schedule_form(h, csrf)), allow_redirects=False
+        )
+        assert saved.status == 303
+        async with h.db.read() as conn:
+            schedule = await schedule_store.get(conn, h.guild.id)
+            job = (await conn.execute(select(jobs).where(jobs.c.key == f"post:{h.guild.id}"))).first()
+            audit = (await conn.execute(select(web_audit))).all()
+        assert schedule is not None and schedule.post_time == "09:30" and schedule.timezone == "Europe/London"
+        assert job is not None  # armed at once, exactly like /schedule setup
+        assert job.due_at.isoformat().startswith("2026-03-02T09:30")
+        assert [a.action for a in audit] == ["schedule"] and audit[0].user_id == h.mod.id
+        page = await (await http.get(f"{base}/s/{h.guild.id}/schedule?saved=1")).text()
+        assert page.count("<time ") == 5 and "Mon 02 Mar 2026, 09:30" in page
+        await h.advance(timedelta(hours=3, minutes=29))
+        assert h.posts() == []
+        await h.advance(timedelta(minutes=1))
+        assert len(h.posts()) == 1
+
+
+MOD_GETS = ["schedule", "prompts", "suggestions", "archive", "archive.csv", "audit", "packs/web-prompts.yaml"]
+MOD_POSTS = ["schedule", "prompts", "prompts/check", "packs/import", "suggestions/1", "publish"]
+
+
+async def test_member_is_refused_every_moderator_page_and_action(tmp_path):
+    async with site(tmp_path) as (h, base), client() as http:
+        await login(h, http, h.members[0].id)
+        home = await (await http.get(f"{base}/s/{h.guild.id}")).text()
+        assert "/schedule" not in home and "My compass" in home
+        csrf = await csrf_of(http, f"{base}/")
+        before = await snapshot(h)
+        for path in MOD_GETS:
+            resp = await http.get(f"{base}/s/{h.guild.id}/{path}")
+            assert resp.status == 403, path
+        for path in MOD_POSTS:
+            form = {**schedule_form(h, csrf), "published": "on", "decision": "approve", "id": "x-y"}
+            resp = await http.post(f"{base}/s/{h.guild.id}/{path}", data=multidict(form))
+            assert resp.status == 403, path
+        assert await snapshot(h) == before
+        assert (await http.get(f"{base}/s/{h.guild.id}/compass")).status == 200
+
+
+async def test_forged_forms_replayed_state_foreign_cookie_and_foreign_server_change_nothing(tmp_path):
+    async with site(tmp_path) as (h, base), client() as http, client() as other:
+        callback = await login(h, http, h.mod.id)
+        csrf = await csrf_of(http, f"{base}/s/{h.guild.id}/schedule")
+        before = await snapshot(h)
+        url = f"{base}/s/{h.guild.id}/schedule"
+        # 1. No CSRF token, a wrong one, and a form posted from another origin.
+        form = schedule_form(h, csrf)
+        del form["csrf"]
+        assert (await http.post(url, data=multidict(form))).status == 403
+        assert (await http.post(url, data=multidict({**form, "csrf": "x" * 43}))).status == 403
+        evil = await http.post(url, data=multidict(schedule_form(h, csrf)), headers={"Origin": "https://evil.example"})
+        assert evil.status == 403
+        # 2. The OAuth2 callback replayed (same state and code), in this browser and in another.
+        assert (await http.get(callback, allow_redirects=False)).status == 400
+        assert (await other.get(callback, allow_redirects=False)).status == 400
+        # 3. Another member's session: a member's browser holding the moderator's CSRF token, and a
+        #    cookie made up from the moderator's user id.
+        await login(h, other, h.members[0].id)
+        assert (await other.post(url, data=multidict(schedule_form(h, csrf)))).status == 403
+        other.cookie_jar.update_cookies({"cg_session": str(h.mod.id)})
+        assert (await other.post(url, data=multidict(schedule_form(h, csrf)))).status == 403
+        # 4. A server the moderator does not share (the bot is in it) and one that does not exist.
+        for gid in (h.elsewhere.id, 1234):
+            resp = await http.post(f"{base}/s/{gid}/schedule", data=multidict(schedule_form(h, csrf)))
+            assert resp.status == 404
+            assert (await http.get(f"{base}/s/{gid}/schedule")).status == 404
+        after = await snapshot(h)
+        after["web_sessions"] -= 1  # the member's login above is the only new row
+        assert after == before
+
+
+async def test_manage_server_is_rechecked_before_every_change_and_logout_everywhere(tmp_path):
+    async with site(tmp_path) as (h, base), client() as http, client() as second:
+        await login(h, http, h.mod.id)
+        await login(h, second, h.mod.id)
+        csrf = await csrf_of(http, f"{base}/s/{h.guild.id}/schedule")
+        # Discord now says the moderator lost the role: the very next change is refused.
+        h.sandbox.guilds[h.guild.id].members[h.mod.id]["roles"] = []
+        before = await snapshot(h)
+        resp = await http.post(f"{base}/s/{h.guild.id}/schedule", data=multidict(schedule_form(h, csrf)))
+        assert resp.status == 403
+        assert await snapshot(h) == before
+        # Log out everywhere ends the other browser's session too, and revokes the Discord tokens.
+        await http.post(f"{base}/logout/everywhere", data={"csrf": csrf})
+        async with h.db.read() as conn:
+            assert (await conn.execute(select(web_sessions))).all() == []
+        assert (await second.get(f"{base}/s/{h.guild.id}", allow_redirects=False)).status == 302
+        assert h.sandbox.oauth.tokens == {}
+
+
+async def test_public_page_is_404_until_published_and_never_names_a_member(tmp_path):
+    async with site(tmp_path) as (h, base), client() as http:
+        assert (await http.get(f"{base}/p/{h.guild.id}")).status == 404
+        reply = await h.reply(h.members[0], "web publish", {"on": True})
+        assert "Manage Server" in reply["data"]["content"]
+        assert (await http.get(f"{base}/p/{h.guild.id}")).status == 404
+        reply = await h.reply(h.mod, "web publish", {"on": True})
+        assert f"/p/{h.guild.id}" in reply["data"]["content"]
+        # A debate with votes, closed, so the page has results to show.
+        options = {"channel": h.channel.id, "time": "09:00", "timezone": "Europe/London"}
+        assert (await h.reply(h.mod, "schedule setup", options))["type"] == 4
+        await h.slash(h.mod, "schedule post-now")
+        await h.sandbox.wait_for(lambda: h.posts(), timeout=10)
+        post = h.posts()[0]
+        button = post["components"][0]["components"][0]["custom_id"]
+        for m in h.members:
+            await (await h.sandbox.click(h.channel.id, int(post["id"]), button, m.id)).response()
+        await h.advance(timedelta(hours=25))
+        page = await http.get(f"{base}/p/{h.guild.id}")
+        assert page.status == 200
+        text = await page.text()
+        assert "Recent debates" in text and "<svg" in text and "small sample" in text
+        for user in (h.mod, *h.members, h.sandbox.users[h.guild.owner_id]):
+            uid = str(user["id"] if isinstance(user, dict) else user.id)
+            name = user["username"] if isinstance(user, dict) else h.sandbox.users[user.id]["username"]
+            assert uid not in text
+            assert re.search(rf"\b{re.escape(name)}\b", text) is None, name
+        assert "avatar" not in text.lower()
+        reply = await h.reply(h.mod, "web publish", {"on": False})
+        assert (await http.get(f"{base}/p/{h.guild.id}")).status == 404
