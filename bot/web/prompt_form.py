@@ -180,7 +180,7 @@ class PromptForm:
             self.values["theme"] or "theme", 0, None, None, None, "", "preview", None, now, now,
         )  # fmt: skip
         prompt = Prompt("preview", paragraph, excerpt, debate.theme, debate.question,
-                        Dilemma(self.values["poll_question"] or "…", tuple(options)))  # fmt: skip
+                        (Dilemma(self.values["poll_question"] or "…", tuple(options)),))  # fmt: skip
         return ui.debate_embed(debate, essay.title, dilemma=prompt).to_dict()
 
     def excerpt_quietly(self, essay: Essay) -> tuple[int | None, str]:

@@ -182,3 +182,54 @@ async def test_public_page_is_404_until_published_and_never_names_a_member(tmp_p
         assert "avatar" not in text.lower()
         reply = await h.reply(h.mod, "web publish", {"on": False})
         assert (await http.get(f"{base}/p/{h.guild.id}")).status == 404
+
+
+def prompt_form(csrf: str, **extra) -> dict:
+    form = {
+        "csrf": csrf,
+        "id": "web-written",
+        "sentence": "1:0",
+        "count": "1",
+        "theme": "self-reliance",
+        "question": "Is standing on your own feet a virtue in itself?",
+        "poll_question": "A friend refuses help moving house. What do you do?",
+        "label_1": "Respect it",
+        "position_1": "-1",
+        "label_2": "Turn up anyway",
+        "position_2": "1",
+    }
+    for i in range(3, 6):
+        form[f"label_{i}"] = ""
+        form[f"position_{i}"] = "0"
+    form.update(extra)
+    return form
+
+
+async def test_prompt_editor_shows_the_validators_messages_then_saves_into_debate_prompts(tmp_path):
+    async with site(tmp_path) as (h, base), client() as http:
+        await login(h, http, h.mod.id)
+        url = f"{base}/s/{h.guild.id}/prompts"
+        csrf = await csrf_of(http, url)
+        before = await snapshot(h)
+        # One invalid field (a position past +1): the validator's own message beside that field.
+        check = await (await http.post(f"{url}/check", data=prompt_form(csrf, position_2="1.5"))).json()
+        assert list(check["errors"]) == ["position_2"], check
+        assert "1" in check["errors"]["position_2"][0]
+        assert check["preview"]["title"].startswith("Today's debate")
+        bad = await http.post(url, data=prompt_form(csrf, position_2="1.5", theme="nonsense"))
+        assert bad.status == 400
+        text = await bad.text()
+        assert "unknown theme &#39;nonsense&#39;" in text or "unknown theme 'nonsense'" in text
+        assert await snapshot(h) == before
+        ok = await http.post(url, data=prompt_form(csrf), allow_redirects=False)
+        assert ok.status == 303
+        assert (await h.reply(h.mod, "pack disable", {"pack": "individualism-collectivism"}))["type"] == 4
+        shown = (await h.reply(h.members[0], "debate prompts"))["data"]["embeds"][0]
+        assert "Is standing on your own feet a virtue in itself?" in str(shown)
+        exported = await (await http.get(f"{base}/s/{h.guild.id}/packs/web-prompts.yaml")).text()
+        assert "id: web-written" in exported
+        # The same id again: the validator says it is a duplicate; nothing changes.
+        before = await snapshot(h)
+        again = await http.post(url, data=prompt_form(csrf))
+        assert again.status == 400 and "duplicate id" in await again.text()
+        assert await snapshot(h) == before
