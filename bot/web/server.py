@@ -162,7 +162,9 @@ class WebServer:
         headers = response.headers
         headers["Content-Security-Policy"] = self.csp
         headers["X-Content-Type-Options"] = "nosniff"
-        headers["Referrer-Policy"] = "no-referrer"  # the callback URL carries the OAuth2 code
+        # Never to another site (the callback URL carries the OAuth2 code); "no-referrer" would make
+        # Chromium send "Origin: null" with our own forms.
+        headers["Referrer-Policy"] = "same-origin"
         headers["X-Frame-Options"] = "DENY"
         headers.setdefault("Cache-Control", "no-store")
         if self.secure:

@@ -38,16 +38,18 @@ async def site(tmp_path: Path, *, extensions=EXTENSIONS, members: int = 3, **kwa
         "oauth_client_id": sb.oauth.client_id,
         "oauth_client_secret": sb.oauth.client_secret,
     }
-    async with Harness(tmp_path, sandbox=sb, settings=settings, extensions=extensions, members=members, **kwargs) as h:
-        h.base = base
-        h.elsewhere = sb.create_guild("Elsewhere")  # a server the members do not share
-        h.elsewhere_mod_role = sb.create_role(
-            h.elsewhere.id, "Mods", permissions=discord.Permissions(manage_guild=True).value
-        )
-        try:
+    try:
+        async with Harness(
+            tmp_path, sandbox=sb, settings=settings, extensions=extensions, members=members, **kwargs
+        ) as h:
+            h.base = base
+            h.elsewhere = sb.create_guild("Elsewhere")  # a server the members do not share
+            h.elsewhere_mod_role = sb.create_role(
+                h.elsewhere.id, "Mods", permissions=discord.Permissions(manage_guild=True).value
+            )
             yield h, base
-        finally:
-            await sb.stop()
+    finally:
+        await sb.stop()  # after the bot has closed, so it never tries to reconnect
 
 
 def client() -> aiohttp.ClientSession:
