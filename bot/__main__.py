@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive_int, default=60, help="simulated days of debates (default 60)")
     demo.add_argument("--out", type=Path, default=Path("data/demo"), help="where charts are written (data/demo)")
     demo.add_argument("--seed", type=int, default=7, help="random seed for the simulated members")
+    demo.add_argument(
+        "--web", action="store_true", help="then leave the website running on 127.0.0.1 (screenshots in OUT/web)"
+    )
+    demo.add_argument("--web-port", type=int, default=0, help="the website's port with --web (default: a free one)")
+    demo.add_argument(
+        "--web-screenshots-only", action="store_true", help="with --web: write the screenshots, then exit"
+    )
     sub.add_parser(
         "migrate",
         help="apply database migrations and exit",
@@ -209,7 +216,13 @@ def cmd_prompts_check(paths: Sequence[Path]) -> int:
     return 0
 
 
-async def cmd_demo(settings: Settings, days: int, out: Path, seed: int) -> int:
+async def cmd_demo(settings: Settings, days: int, out: Path, seed: int, args: argparse.Namespace | None = None) -> int:
+    if args is not None and args.web:
+        from bot.demo_web import run_web_demo
+
+        return await run_web_demo(
+            settings, days=days, out=out, seed=seed, port=args.web_port, wait=not args.web_screenshots_only
+        )
     from bot.demo import run_demo
 
     return await run_demo(settings, days=days, out=out, seed=seed)
@@ -225,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return asyncio.run(cmd_run(settings))
         if args.command == "demo":
-            return asyncio.run(cmd_demo(settings, args.days, args.out, args.seed))
+            return asyncio.run(cmd_demo(settings, args.days, args.out, args.seed, args))
         if args.command == "migrate":
             return asyncio.run(cmd_migrate(settings))
         if args.command == "backup":

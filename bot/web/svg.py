@@ -10,8 +10,8 @@ from markupsafe import Markup, escape
 
 from bot.domain.leaning import SeriesPoint
 
-W, H = 640, 260
-PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 16, 36
+W, H = 480, 250
+PAD_L, PAD_R, PAD_T, PAD_B = 36, 10, 14, 34
 
 
 def _y(value: float) -> float:
@@ -40,7 +40,7 @@ def leaning_chart(points: Sequence[SeriesPoint]) -> Markup | None:
         f"{escape(shown[-1].period_start.isoformat())}, between −1 (the individual first) and +1 (the community "
         "first), with its 95% interval as a band. The table below gives the same numbers.</desc>",
     ]
-    for value, label in ((1, "+1 community"), (0, "0"), (-1, "−1 individual")):
+    for value, label in ((1, "+1"), (0, "0"), (-1, "−1")):
         y = _y(value)
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{label}</text>')
