@@ -411,30 +411,8 @@ class Pages:
             page = max(int(request.query.get("page", "1")), 1)
         except ValueError:
             page = 1
-        async with self.s.db.read() as conn:
-            rows, total = await debate_store.history(
-                conn, a.guild.id, offset=(page - 1) * ARCHIVE_PAGE, limit=ARCHIVE_PAGE
-            )
-            results = await debate_store.result_lines(conn, [d.id for d in rows])
-            closed = [r.poll_id for r in results.values() if r.status != "open"]
-            finals = {f.poll_id: f for f in await leaning_store.poll_finals(conn, a.guild.id, poll_ids=closed)}
-        items = []
-        for d in rows:
-            line = results.get(d.id)
-            final = finals.get(line.poll_id) if line else None
-            items.append({"debate": d, "line": line, "final": final, "bars": svg.bars(final) if final else None})
-        pages = max((total + ARCHIVE_PAGE - 1) // ARCHIVE_PAGE, 1)
-        return self.s.render(
-            request,
-            "archive.html",
-            a=a,
-            items=items,
-            page=page,
-            pages=pages,
-            total=total,
-            label_for=label_for,
-            title=f"Archive · {a.guild.name}",
-        )
+        data = await archive_data(self.s.db, a.guild.id, page)
+        return self.s.render(request, "archive.html", a=a, title=f"Archive · {a.guild.name}", **data)
 
     async def archive_csv(self, request: web.Request) -> web.StreamResponse:
         a = await access(self.s, request, manage=True)
@@ -465,7 +443,8 @@ class Pages:
             guild_id = int(request.match_info["guild_id"])
         except ValueError:
             raise web.HTTPNotFound() from None
-        data = await public_data(self.s, guild_id)
+        guild = self.s.bot.get_guild(guild_id)
+        data = await public_data(self.s.db, self.s.clock, guild_id, guild.name if guild else None)
         if data is None:
             raise web.HTTPNotFound()
         response = self.s.render(request, "public.html", **data)
@@ -473,12 +452,28 @@ class Pages:
         return response
 
 
-async def public_data(server: WebServer, guild_id: int) -> dict[str, Any] | None:
+async def archive_data(db: Any, guild_id: int, page: int) -> dict[str, Any]:
+    """A page of the archive: debates newest first, with each closed poll's final counts and bars."""
+    async with db.read() as conn:
+        rows, total = await debate_store.history(conn, guild_id, offset=(page - 1) * ARCHIVE_PAGE, limit=ARCHIVE_PAGE)
+        results = await debate_store.result_lines(conn, [d.id for d in rows])
+        closed = [r.poll_id for r in results.values() if r.status != "open"]
+        finals = {f.poll_id: f for f in await leaning_store.poll_finals(conn, guild_id, poll_ids=closed)}
+    items = []
+    for d in rows:
+        line = results.get(d.id)
+        final = finals.get(line.poll_id) if line else None
+        items.append({"debate": d, "line": line, "final": final, "bars": svg.bars(final) if final else None})
+    pages = max((total + ARCHIVE_PAGE - 1) // ARCHIVE_PAGE, 1)
+    return {"items": items, "page": page, "pages": pages, "total": total, "label_for": label_for}
+
+
+async def public_data(db: Any, clock: Any, guild_id: int, guild_name: str | None) -> dict[str, Any] | None:
     """What the public page shows, or None when the server has not published it."""
-    async with server.db.read() as conn:
+    async with db.read() as conn:
         if not await web_store.is_published(conn, guild_id):
             return None
-        today = server.clock.now().date()
+        today = clock.now().date()
         since = today - timedelta(days=364)
         points = await leaning_store.weekly_series(conn, guild_id, since=since)
         themes = await leaning_store.theme_leanings(conn, guild_id)
@@ -487,14 +482,13 @@ async def public_data(server: WebServer, guild_id: int) -> dict[str, Any] | None
         results = await debate_store.result_lines(conn, [d.id for d in rows])
         closed_ids = [r.poll_id for r in results.values() if r.status != "open"]
         finals = {f.poll_id: f for f in await leaning_store.poll_finals(conn, guild_id, poll_ids=closed_ids)}
-    guild = server.bot.get_guild(guild_id)
     recent = []
     for d in rows:
         line = results.get(d.id)
         final = finals.get(line.poll_id) if line is not None else None
         recent.append({"debate": d, "final": final, "bars": svg.bars(final) if final else None})
     return {
-        "guild_name": guild.name if guild else "A Common Ground server",
+        "guild_name": guild_name or "A Common Ground server",
         "points": points,
         "chart": svg.leaning_chart(points),
         "themes": themes,

@@ -85,13 +85,7 @@ class WebServer:
         )
         self.csp = csp(self.oauth.authorize_origin)
         self.extra_static = extra_static
-        self.templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(HERE / "templates"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.templates = make_templates()
         self.http: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -235,6 +229,17 @@ class WebServer:
 
     def clear_cookie(self, response: web.StreamResponse, name: str) -> None:
         response.del_cookie(name, path="/", secure=self.secure, httponly=True, samesite="Lax")
+
+
+def make_templates() -> jinja2.Environment:
+    """The site's templates: autoescaped, and an undefined name is an error, never an empty string."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _origin(url: str) -> str:
