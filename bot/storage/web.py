@@ -155,6 +155,27 @@ async def forget_user(conn: AsyncConnection, user_id: int) -> int:
     return result.rowcount
 
 
+async def export_user(conn: AsyncConnection, user_id: int) -> dict[str, Any]:
+    """What the website keeps about a member: their sessions (no secrets) and their audit entries."""
+    sessions = await conn.execute(
+        select(web_sessions.c.created_at, web_sessions.c.expires_at).where(web_sessions.c.user_id == user_id)
+    )
+    entries = await conn.execute(
+        select(web_audit.c.guild_id, web_audit.c.action, web_audit.c.detail, web_audit.c.at).where(
+            web_audit.c.user_id == user_id
+        )
+    )
+    return {
+        "sessions": [
+            {"created_at": r.created_at.isoformat(), "expires_at": r.expires_at.isoformat()} for r in sessions
+        ],
+        "audit_log": [
+            {"server_id": str(r.guild_id), "action": r.action, "detail": r.detail, "at": r.at.isoformat()}
+            for r in entries
+        ],
+    }
+
+
 # -- public pages -------------------------------------------------------------------------------------
 
 

@@ -123,8 +123,7 @@ class Pages:
         if form.get("confirm") != "yes":
             raise web.HTTPBadRequest(text="Tick the box to confirm that your votes should be deleted everywhere.")
         async with self.s.db.write() as conn:
-            forgotten = await privacy_store.forget_member(conn, session.user_id)
-            await web_store.forget_user(conn, session.user_id)
+            forgotten = await privacy_store.forget_member(conn, session.user_id)  # as /privacy forget-me
         await self.s.oauth.revoke(session.access_token)
         response = self.s.render(request, "forgotten.html", forgotten=forgotten, title="Your data was deleted")
         self.s.clear_cookie(response, self.s.session_cookie)

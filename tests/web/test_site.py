@@ -3,6 +3,7 @@ member, and every forged or foreign request refused with 0 rows changed."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -233,3 +234,37 @@ async def test_prompt_editor_shows_the_validators_messages_then_saves_into_debat
         again = await http.post(url, data=prompt_form(csrf))
         assert again.status == 400 and "duplicate id" in await again.text()
         assert await snapshot(h) == before
+
+
+async def test_member_pages_export_and_forget_me_end_every_session(tmp_path):
+    async with site(tmp_path) as (h, base), client() as http, client() as second:
+        member = h.members[0]
+        await login(h, http, member.id)
+        await login(h, second, member.id)
+        exported = await (await http.get(f"{base}/me/export.json")).json()
+        assert exported["user_id"] == str(member.id) and len(exported["website"]["sessions"]) == 2
+        assert "access_token" not in json.dumps(exported)
+        csrf = await csrf_of(http, f"{base}/")
+        unconfirmed = await http.post(f"{base}/me/forget", data={"csrf": csrf})
+        assert unconfirmed.status == 400
+        done = await http.post(f"{base}/me/forget", data={"csrf": csrf, "confirm": "yes"})
+        assert done.status == 200 and "Your data was deleted" in await done.text()
+        async with h.db.read() as conn:
+            assert (await conn.execute(select(web_sessions))).all() == []
+        assert (await second.get(f"{base}/s/{h.guild.id}/compass", allow_redirects=False)).status == 302
+
+
+async def test_slash_forget_me_also_removes_the_moderators_name_from_the_audit_log(tmp_path):
+    async with site(tmp_path) as (h, base), client() as http:
+        await login(h, http, h.mod.id)
+        csrf = await csrf_of(http, f"{base}/s/{h.guild.id}")
+        await http.post(f"{base}/s/{h.guild.id}/publish", data={"csrf": csrf, "published": "on"})
+        ix = await h.slash(h.mod, "privacy forget-me")
+        reply = await ix.response()
+        confirm = reply["data"]["components"][0]["components"][0]["custom_id"]
+        msg = ix.original
+        await (await h.sandbox.click(h.channel.id, int(msg["id"]), confirm, h.mod.id)).response()
+        async with h.db.read() as conn:
+            rows = (await conn.execute(select(web_audit))).all()
+            assert [(r.user_id, r.user_name) for r in rows] == [(None, "(forgotten)")]
+            assert (await conn.execute(select(web_sessions))).all() == []
