@@ -24,6 +24,7 @@ from bot.storage import privacy as privacy_store
 from bot.storage import web as web_store
 from bot.storage.export import export_csv
 from bot.storage.schedules import days_to_mask
+from bot.ui import debates as debates_ui
 from bot.web import svg
 from bot.web.auth import access, require_session
 from bot.web.prompt_form import WEB_PACK, PromptForm, essay_choices
@@ -389,10 +390,12 @@ class Pages:
             suggestion_id = int(request.match_info["suggestion_id"])
         except ValueError:
             raise web.HTTPNotFound() from None
+        approve = decision == "approve"
         try:
-            await self.debates.decide_suggestion(a.guild.id, suggestion_id, approve=decision == "approve")
+            suggestion, body = await self.debates.decide_suggestion(a.guild.id, suggestion_id, approve=approve)
         except UserError as exc:
             raise web.HTTPBadRequest(text=exc.message) from None
+        await self._close_review_message(suggestion, body, approve)
         await self.site.record(
             a.guild.id,
             user_id=a.session.user_id,
@@ -401,6 +404,21 @@ class Pages:
             detail=f"#{suggestion_id} {decision}d",
         )
         raise web.HTTPSeeOther(f"/s/{a.guild.id}/suggestions")
+
+    async def _close_review_message(self, suggestion: Any, body: dict[str, Any], approve: bool) -> None:
+        """What the review buttons do in Discord: the review message shows the decision, without buttons."""
+        if suggestion.review_channel_id is None or suggestion.review_message_id is None:
+            return
+        channel = self.s.bot.get_channel(suggestion.review_channel_id)
+        if not isinstance(channel, discord.TextChannel):
+            return
+        embed = debates_ui.suggestion_embed(
+            suggestion.id, body, user_id=None, status="approved" if approve else "rejected"
+        )
+        try:
+            await channel.get_partial_message(suggestion.review_message_id).edit(embed=embed, view=None)
+        except discord.HTTPException as exc:
+            log.warning("review message of suggestion %s not updated: %s", suggestion.id, exc.status)
 
     # -- archive, audit, publish ---------------------------------------------------------------------------
 
@@ -446,7 +464,7 @@ class Pages:
         data = await public_data(self.s.db, self.s.clock, guild_id, guild.name if guild else None)
         if data is None:
             raise web.HTTPNotFound()
-        response = self.s.render(request, "public.html", **data)
+        response = self.s.render(request, "public.html", public=True, **data)
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
 

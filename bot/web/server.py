@@ -136,8 +136,11 @@ class WebServer:
 
     # -- rendering --------------------------------------------------------------------------------------
 
-    def render(self, request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
-        session: Session | None = request.get(REQUEST_SESSION)
+    def render(
+        self, request: web.Request, name: str, status: int = 200, *, public: bool = False, **context: Any
+    ) -> web.Response:
+        """A template; ``public`` pages are rendered as for a visitor (not even the viewer's own name)."""
+        session: Session | None = None if public else request.get(REQUEST_SESSION)
         text = self.templates.get_template(name).render(
             session=session, csrf=session.csrf if session else "", path=request.path, **context
         )

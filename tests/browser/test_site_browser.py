@@ -201,6 +201,9 @@ async def test_public_page_404_until_published_then_no_member_anywhere(tmp_path,
             assert re.search(rf"\b{re.escape(user['username'])}\b", html) is None
         assert "avatar" not in html.lower()
         await axe_check(anonymous, base)
+        await page.goto(f"{base}/p/{h.guild.id}")  # the moderator, logged in: not even their own name
+        mine = await page.content()
+        assert "moderator" not in mine and str(h.mod.id) not in mine and "Log out" not in mine
         await anonymous.set_viewport_size({"width": 375, "height": 800})  # a phone
         width = await anonymous.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, "the public page scrolls sideways on a phone"

@@ -268,3 +268,40 @@ async def test_slash_forget_me_also_removes_the_moderators_name_from_the_audit_l
             rows = (await conn.execute(select(web_audit))).all()
             assert [(r.user_id, r.user_name) for r in rows] == [(None, "(forgotten)")]
             assert (await conn.execute(select(web_sessions))).all() == []
+
+
+async def test_suggestion_approved_on_the_site_joins_the_pack_and_closes_the_review_message(tmp_path):
+    from tests.e2e.test_pack import SENTENCE
+
+    async with site(tmp_path) as (h, base), client() as http:
+        review = h.sandbox.create_channel(h.guild.id, "review")
+        options = {"channel": h.channel.id, "time": "09:00", "timezone": "UTC", "review-channel": review.id}
+        assert (await h.reply(h.mod, "schedule setup", options))["type"] == 4
+        ix = await h.slash(h.members[0], "debate suggest")
+        await ix.response()
+        names = [c["components"][0]["custom_id"] for c in ix.modal["components"]]
+        texts = [SENTENCE, "Is this still true?", "balance", "Fund a shared tool library?", "-1 No\n1 Yes"]
+        sub = await h.sandbox.submit_modal(
+            h.channel.id,
+            h.members[0].id,
+            ix.modal["custom_id"],
+            dict(zip(names, texts, strict=True)),
+            from_interaction=ix,
+        )
+        await sub.response()
+        msg = (await h.sandbox.wait_for(lambda: h.sandbox.messages(review.id)))[0]
+        await login(h, http, h.mod.id)
+        page = await (await http.get(f"{base}/s/{h.guild.id}/suggestions")).text()
+        assert "Is this still true?" in page and h.members[0].user["username"] not in page
+        found = re.search(r'action="/s/\d+/suggestions/(\d+)"', page)
+        assert found is not None
+        csrf = await csrf_of(http, f"{base}/s/{h.guild.id}/suggestions")
+        url = f"{base}/s/{h.guild.id}/suggestions/{found.group(1)}"
+        done = await http.post(url, data={"csrf": csrf, "decision": "approve"}, allow_redirects=False)
+        assert done.status == 303
+        again = await http.post(url, data={"csrf": csrf, "decision": "reject"})
+        assert again.status == 400 and "already approved" in await again.text()
+        edited = h.sandbox.message(review.id, int(msg["id"]))
+        assert edited["components"] == [] and "approved" in json.dumps(edited["embeds"]).lower()
+        listing = (await h.reply(h.mod, "pack list"))["data"]["content"]
+        assert "server-suggestions" in listing
