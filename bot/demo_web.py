@@ -94,7 +94,15 @@ class WebDemo(Demo):
                 await shot("06-prompts", f"{self.base}/s/{gid}/prompts")
                 await shot("07-archive", f"{self.base}/s/{gid}/archive")
                 await shot("08-audit", f"{self.base}/s/{gid}/audit")
-                await shot("09-compass", f"{self.base}/s/{gid}/compass")
+                member = await browser.new_page(viewport={"width": 1100, "height": 900})  # a member who voted
+                await member.goto(f"{self.base}/login?next=/s/{gid}/compass")
+                ada = self.members[self.personas[0].name]
+                await member.locator(f"input[name=user_id][value='{ada.id}']").check()
+                await member.get_by_role("button", name="Authorize").click()
+                await member.wait_for_url(f"{self.base}/s/{gid}/compass")
+                path = folder / "09-compass-member.png"
+                await member.screenshot(path=str(path), full_page=True)
+                written.append(path)
                 visitor = await browser.new_page(viewport={"width": 1100, "height": 900})
                 await visitor.goto(f"{self.base}/p/{gid}")
                 path = folder / "10-public.png"

@@ -60,6 +60,11 @@ def leaning_chart(points: Sequence[SeriesPoint]) -> Markup | None:
     return Markup("".join(parts))  # every interpolated text is escaped above
 
 
+def _short(label: str, limit: int = 38) -> str:
+    """Bar labels fit the drawing; the table beside it carries the full text."""
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
+
+
 def bars(final: Any) -> Markup | None:
     """A poll's final counts as horizontal bars (the table beside it carries the numbers)."""
     options = final.options
@@ -73,7 +78,7 @@ def bars(final: Any) -> Markup | None:
         y = 4 + 22 * i
         rows.append(
             f'<rect x="0" y="{y}" width="{max(share * 300, 1):.1f}" height="16" class="bar"/>'
-            f'<text x="306" y="{y + 13}" class="axis">{share:.0%} · {escape(label)}</text>'
+            f'<text x="306" y="{y + 13}" class="axis">{share:.0%} · {escape(_short(label))}</text>'
         )
     return Markup(  # labels are escaped above
         f'<svg viewBox="0 0 640 {height}" class="bars" aria-hidden="true" focusable="false">{"".join(rows)}</svg>'

@@ -33,5 +33,6 @@ def test_demo_web_prints_the_url_and_the_user_and_writes_screenshots(tmp_path):
         assert "screenshots skipped" in text
         return
     shots = sorted(p.name for p in (out / "web").glob("*.png"))
-    assert shots[0] == "01-start.png" and "10-public.png" in shots and len(shots) == 11
+    assert shots[0] == "01-start.png" and "10-public.png" in shots and "09-compass-member.png" in shots
+    assert len(shots) == 11
     assert all((out / "web" / name).stat().st_size > 5_000 for name in shots)
