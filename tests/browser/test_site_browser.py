@@ -176,6 +176,9 @@ async def test_public_page_404_until_published_then_no_member_anywhere(tmp_path,
         page = await browser.new_page()
         response = await page.goto(f"{base}/p/{h.guild.id}")
         assert response is not None and response.status == 404
+        await axe_check(page, base)  # the 404 page
+        await page.goto(f"{base}/")
+        await axe_check(page, base)  # the start page, logged out
         await closed_debate(h)
         await browser_login(page, h, h.mod.id)
         await page.goto(f"{base}/s/{h.guild.id}")

@@ -305,3 +305,44 @@ async def test_suggestion_approved_on_the_site_joins_the_pack_and_closes_the_rev
         assert edited["components"] == [] and "approved" in json.dumps(edited["embeds"]).lower()
         listing = (await h.reply(h.mod, "pack list"))["data"]["content"]
         assert "server-suggestions" in listing
+
+
+async def test_pack_import_is_all_or_nothing_with_the_validators_problems(tmp_path):
+    import aiohttp
+
+    from tests.e2e.test_pack import SENTENCE
+
+    async with site(tmp_path) as (h, base), client() as http:
+        await login(h, http, h.mod.id)
+        url = f"{base}/s/{h.guild.id}/packs/import"
+        csrf = await csrf_of(http, f"{base}/s/{h.guild.id}/prompts")
+
+        def upload(text: str) -> aiohttp.FormData:
+            form = aiohttp.FormData()
+            form.add_field("csrf", csrf)
+            form.add_field("file", text.encode(), filename="mine.yaml", content_type="application/yaml")
+            return form
+
+        before = await snapshot(h)
+        bad = await http.post(url, data=upload("pack: &a {id: x}\nprompts: *a\n"))
+        assert bad.status == 400 and "nothing changed" in await bad.text()
+        assert await snapshot(h) == before
+        good = f"""pack: {{id: mine, name: "Mine", description: "d", version: 1}}
+prompts:
+  - id: one
+    paragraph: 2
+    excerpt: "{SENTENCE}"
+    theme: balance
+    question: "Is it?"
+    dilemma:
+      question: "Which?"
+      options:
+        - {{label: "Me", position: -1}}
+        - {{label: "Us", position: 1}}
+"""
+        ok = await http.post(url, data=upload(good), allow_redirects=False)
+        assert ok.status == 303, await ok.text()
+        exported = await (await http.get(f"{base}/s/{h.guild.id}/packs/mine.yaml")).text()
+        assert exported == good
+        audit = await (await http.get(f"{base}/s/{h.guild.id}/audit")).text()
+        assert "pack imported" in audit and "mine (1 prompts, new)" in audit
