@@ -346,3 +346,15 @@ prompts:
         assert exported == good
         audit = await (await http.get(f"{base}/s/{h.guild.id}/audit")).text()
         assert "pack imported" in audit and "mine (1 prompts, new)" in audit
+
+
+async def test_a_page_view_trusts_discords_answer_for_at_most_a_minute(tmp_path):
+    async with site(tmp_path) as (h, base), client() as http:
+        await login(h, http, h.mod.id)
+        url = f"{base}/s/{h.guild.id}/audit"
+        assert (await http.get(url)).status == 200
+        h.sandbox.guilds[h.guild.id].members[h.mod.id]["roles"] = []  # Discord: no longer a moderator
+        h.clock.advance(timedelta(seconds=59))
+        assert (await http.get(url)).status == 200  # within the minute: the last answer stands
+        h.clock.advance(timedelta(seconds=2))
+        assert (await http.get(url)).status == 403  # re-read from Discord
