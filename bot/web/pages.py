@@ -20,13 +20,15 @@ from bot.services.schedule_checks import check_setup
 from bot.services.site import SiteService
 from bot.storage import debates as debate_store
 from bot.storage import leaning as leaning_store
+from bot.storage import packs as pack_store
 from bot.storage import privacy as privacy_store
 from bot.storage import web as web_store
 from bot.storage.export import export_csv
 from bot.storage.schedules import days_to_mask
 from bot.ui import debates as debates_ui
 from bot.web import svg
-from bot.web.auth import access, require_session
+from bot.web.auth import access, fresh_guilds, require_session
+from bot.web.discord_oauth import can_manage
 from bot.web.prompt_form import WEB_PACK, PromptForm, essay_choices
 from bot.web.server import REQUEST_SESSION
 
@@ -83,9 +85,6 @@ class Pages:
         session = request.get(REQUEST_SESSION)
         servers = []
         if session is not None:
-            from bot.web.auth import fresh_guilds
-            from bot.web.discord_oauth import can_manage
-
             for entry in await fresh_guilds(self.s, request, force=False):
                 guild = self.s.bot.get_guild(int(entry["id"]))
                 if guild is not None:
@@ -292,8 +291,6 @@ class Pages:
     async def _checked(self, request, a) -> tuple[PromptForm, bytes | None]:
         form = PromptForm.from_post(await request.post(), self.debates.essay)
         async with self.s.db.read() as conn:
-            from bot.storage import packs as pack_store
-
             row = await pack_store.get(conn, a.guild.id, WEB_PACK)
         data = form.validate(row.source if row else None, self.debates.essay)
         return form, data
@@ -329,8 +326,6 @@ class Pages:
         if slug == self.debates.catalog.builtin.id:
             text = self.debates.catalog.builtin.source
         else:
-            from bot.storage import packs as pack_store
-
             async with self.s.db.read() as conn:
                 row = await pack_store.get(conn, a.guild.id, slug)
             if row is None:
@@ -374,8 +369,6 @@ class Pages:
 
     async def suggestions(self, request: web.Request) -> web.StreamResponse:
         a = await access(self.s, request, manage=True)
-        from bot.storage import packs as pack_store
-
         async with self.s.db.read() as conn:
             pending = await pack_store.pending_suggestions(conn, a.guild.id)
         return self.s.render(request, "suggestions.html", a=a, pending=pending, title=f"Suggestions · {a.guild.name}")

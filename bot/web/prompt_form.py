@@ -55,6 +55,8 @@ class PromptForm:
     values: dict[str, Any]
     options: list[tuple[str, str]]  # (label, position) as typed, MAX_OPTIONS rows
     errors: dict[str, list[str]] = field(default_factory=dict)
+    rows: list[int] = field(default_factory=list)  # form row of each option sent to the validator
+    index: int = 0  # the new prompt's position in the pack (the validator names an id-less prompt "#N")
 
     @classmethod
     def empty(cls) -> PromptForm:
@@ -105,7 +107,7 @@ class PromptForm:
             except ValueError:
                 value = position  # the validator names it
             options.append({"label": label, "position": value})
-            self._rows = [*getattr(self, "_rows", []), i]
+            self.rows.append(i)
         return {
             "id": self.values["id"],
             "paragraph": paragraph if paragraph is not None else 1,
@@ -117,7 +119,7 @@ class PromptForm:
 
     def validate(self, existing_source: str | None, essay: Essay) -> bytes | None:
         """The pack YAML with this prompt added if the validator accepts it, else None (``errors`` filled)."""
-        self._rows = []
+        self.rows = []
         prompt = self.prompt_dict(essay)
         if self.errors:
             # The excerpt could not even be picked; still run the validator for the other fields.
@@ -135,7 +137,7 @@ class PromptForm:
             "prompts": [*existing, prompt],
         }
         data = yaml.dump(doc, Dumper=_NoAliases, sort_keys=False, allow_unicode=True, width=100).encode("utf-8")
-        self._index = len(existing) + 1
+        self.index = len(existing) + 1
         try:
             parse_pack(data, SOURCE, essay)
         except PackError as exc:
@@ -146,8 +148,8 @@ class PromptForm:
 
     def absorb(self, error: PackError) -> None:
         """File each problem under the form field it names (the new prompt's), the rest under "form"."""
-        mine = {self.values["id"], f"#{getattr(self, '_index', 0)}"}
-        rows = getattr(self, "_rows", [])
+        mine = {self.values["id"], f"#{self.index}"}
+        rows = self.rows
         for problem in error.problems:
             if problem.prompt_id not in mine:
                 self.add("form", str(problem))
