@@ -16,6 +16,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.errors import UserError
 from bot.domain.packs import PackError
 from bot.domain.schedule import ScheduleInputError
+from bot.reconcile import Reconciler
 from bot.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -119,6 +120,12 @@ async def _public_loading_message(interaction: discord.Interaction) -> discord.I
     return original
 
 
+# discord.py waits this long after READY for the GUILD_CREATE events of the servers it is in before it
+# dispatches on_ready; discord.py's own default, right for Discord. The sandbox sends every server at
+# once, so tests pass a tiny value instead of idling two seconds at every start.
+DEFAULT_GUILD_READY_TIMEOUT = 2.0
+
+
 class CommonGround(commands.Bot):
     """The bot. Everything it needs is passed in; cogs reach it through ``self.bot``."""
 
@@ -130,6 +137,7 @@ class CommonGround(commands.Bot):
         clock: Clock | None = None,
         extensions: Sequence[str] = EXTENSIONS,
         services: dict[str, Any] | None = None,
+        guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # servers joined/left, channels, threads, roles
@@ -140,6 +148,7 @@ class CommonGround(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             tree_cls=CommonGroundTree,
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.db = db
@@ -148,6 +157,8 @@ class CommonGround(commands.Bot):
         # Services shared by cogs, buttons and scheduled jobs, built by the features' extensions.
         self.services: dict[str, Any] = dict(services or {})
         self.scheduler = Scheduler(db, self.clock)
+        # Extensions add their reconciliation steps while loading (servers, schedules, poll closes, voters).
+        self.reconciler = Reconciler()
 
     async def setup_hook(self) -> None:
         for name in self._extension_names:
@@ -164,3 +175,7 @@ class CommonGround(commands.Bot):
         assert self.user is not None
         log.info("ready as %s (%s) in %d servers", self.user, self.user.id, len(self.guilds))
         self.dispatch("reconcile")
+
+    async def on_reconcile(self) -> None:
+        """Every READY: the reconciliation steps in order, never two runs at once (bot/reconcile.py)."""
+        await self.reconciler.run()

@@ -30,7 +30,6 @@ import hashlib
 import html
 import re
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -99,8 +98,8 @@ class OAuth:
     """The OAuth2 side of a :class:`Sandbox`: ``sb.oauth``.
 
     ``register_redirect(uri)`` is the developer portal's redirect list; ``client_id``/``client_secret``
-    are the application's. ``now`` (a zero-argument callable, default ``time.monotonic``) may be
-    replaced to expire codes and tokens in a test. ``log`` records every OAuth request
+    are the application's. ``now`` (a zero-argument callable, seconds; default the sandbox's clock)
+    measures code and token lifetimes. ``log`` records every OAuth request
     ``(method, path, status)``.
     """
 
@@ -111,7 +110,8 @@ class OAuth:
         self.redirect_uris: set[str] = set()
         self.code_ttl = code_ttl
         self.token_ttl = token_ttl
-        self.now: Callable[[], float] = time.monotonic
+        # Seconds, on the sandbox's clock (the tests' FakeClock when they hand it one).
+        self.now: Callable[[], float] = lambda: sb.clock.now().timestamp()
         self.grants: dict[str, Grant] = {}
         self.tokens: dict[str, Token] = {}
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> access token

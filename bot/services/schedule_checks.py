@@ -23,20 +23,26 @@ def check_setup(
     *,
     thread: bool,
     pin: bool,
+    poll_style: str,
     ping_role: Any | None,
     review_channel: Any | None,
     where: Callable[[Any], str] = mention,
 ) -> None:
     """Raise UserError naming what is missing if the bot could not post (or ping, or review) as asked."""
-    missing = ui.missing_permissions(channel, thread=thread, pin=pin)
+    # Everything a post with these options will do, checked against the bot's own permissions there.
+    lacking = ui.missing_in(channel, ui.post_actions(thread=thread, pin=pin, style=poll_style))
     if ping_role is not None:
         if ping_role.is_default():
             raise UserError("Pick a role to ping, not @everyone.")
-        if not ping_role.mentionable and not channel.permissions_for(guild.me).mention_everyone:
-            missing.append(ui.PERMISSION_NAMES["mention_everyone"] + f" (or make {ping_role.name} mentionable)")
-    if missing:
-        raise UserError(f"I can't post there yet: I'm missing {ui.join_names(missing)} in {where(channel)}.")
+        if not ping_role.mentionable:
+            lacking += [p for p in ui.missing_in(channel, ["ping"]) if p not in lacking]
+    if lacking:
+        hint = f" (or make {ping_role.name} mentionable)" if ping_role and not ping_role.mentionable else ""
+        raise UserError(
+            f"I can't post there yet: in {where(channel)} I'm missing {ui.explain_missing(lacking)}.{hint} "
+            "Grant them to my role or in the channel's permissions, then run this again."
+        )
     if review_channel is not None:
-        lacking = ui.missing_permissions(review_channel, thread=False, pin=False)
+        lacking = ui.missing_in(review_channel, ["post"])
         if lacking:
-            raise UserError(f"I'm missing {ui.join_names(lacking)} in {where(review_channel)} (review channel).")
+            raise UserError(f"I'm missing {ui.explain_missing(lacking)} in {where(review_channel)} (review channel).")

@@ -68,6 +68,7 @@ class PollRow:
     final_total: float | None
     final_total_sq: float | None
     options: tuple[OptionRow, ...] = ()
+    close_note: str | None = None
 
 
 def _poll_from(row, options: Sequence[OptionRow] = ()) -> PollRow:
@@ -90,6 +91,7 @@ def _poll_from(row, options: Sequence[OptionRow] = ()) -> PollRow:
         row.final_total,
         row.final_total_sq,
         tuple(options),
+        row.close_note,
     )
 
 
@@ -239,7 +241,12 @@ class ClosedPoll:
 
 
 async def close(
-    conn: AsyncConnection, poll_id: int, *, now: datetime, counts: Mapping[int, int] | None = None
+    conn: AsyncConnection,
+    poll_id: int,
+    *,
+    now: datetime,
+    counts: Mapping[int, int] | None = None,
+    note: str | None = None,
 ) -> ClosedPoll | None:
     """Close an open poll inside the caller's transaction; None if it was not open (idempotent).
 
@@ -269,6 +276,7 @@ async def close(
         .values(
             status="closed",
             closed_at=now,
+            close_note=note,
             final_voters=moments.n,
             final_total=moments.total,
             final_total_sq=moments.total_sq,

@@ -159,7 +159,7 @@ class Unarmed(NamedTuple):
     weekdays: int
 
 
-async def active_without_job(conn: AsyncConnection) -> list[Unarmed]:
+async def active_without_job(conn: AsyncConnection, guild_id: int | None = None) -> list[Unarmed]:
     """Active schedules (not paused, not blocked, server not removed) whose post job is missing.
 
     One query: each schedule looks its job up through the unique index on ``jobs.key``; only the
@@ -177,6 +177,8 @@ async def active_without_job(conn: AsyncConnection) -> list[Unarmed]:
             schedules.c.blocked_reason.is_(None),
         )
     )
+    if guild_id is not None:
+        query = query.where(schedules.c.guild_id == guild_id)
     return [Unarmed(*r) for r in await conn.execute(query)]
 
 

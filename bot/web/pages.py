@@ -231,6 +231,7 @@ class Pages:
                 channel,
                 thread=values["thread"],
                 pin=values["pin"],
+                poll_style=values["poll_style"],
                 ping_role=ping_role,
                 review_channel=review,
                 where=lambda c: f"#{c.name}",

@@ -151,13 +151,13 @@ async def test_expired_code_json_body_and_basic_auth(world):
         json={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
     )
     assert json_body.status == 400  # Discord: form-encoded only
-    clock = [0.0]
-    sb.oauth.now = lambda: clock[0] + 10**9  # far past the code's 10-minute life
+    real_now = sb.oauth.now
+    sb.oauth.now = lambda: real_now() + 601  # just past the code's 10-minute life
     expired = await _token(
         sb, http, grant_type="authorization_code", code=code, redirect_uri=REDIRECT, code_verifier=verifier
     )
     assert (await expired.json())["error"] == "invalid_grant"
-    sb.oauth.now = __import__("time").monotonic
+    sb.oauth.now = real_now
     code = await _authorize(sb, http, mod.id, verifier=verifier)
     basic = base64.b64encode(f"{sb.oauth.client_id}:{sb.oauth.client_secret}".encode()).decode()
     resp = await http.post(
