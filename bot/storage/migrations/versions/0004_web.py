@@ -1,7 +1,7 @@
 """the website: sessions, logins in flight, the moderators' audit log, public pages
 
-Revision ID: 0002_web
-Revises: 0001
+Revision ID: 0004_web
+Revises: 0003
 Create Date: 2026-11-29 05:40:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import bot.storage.tables
 
-revision = "0002_web"
-down_revision = "0001"
+revision = "0004_web"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
