@@ -36,6 +36,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.debate",
     "bot.cogs.leaning",
     "bot.cogs.privacy",
+    "bot.cogs.web",  # the website (only served when COMMONGROUND_WEB is set) and /web publish
 )
 
 

@@ -47,6 +47,7 @@ class Harness:
         members: int = 3,
         sandbox: Sandbox | None = None,
         sandbox_options: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
         bot_permissions: int | None = None,
     ) -> None:
         self.tmp_path = tmp_path
@@ -58,6 +59,7 @@ class Harness:
             sandbox.use_clock(self.clock)
         self._own_sandbox = sandbox is None
         self.member_count = members
+        self.settings_overrides = dict(settings or {})
         # None: the sandbox's default bot; an integer: the bot's role holds exactly that (e.g. an invite's).
         self.bot_permissions = bot_permissions
         self.db: Database | None = None
@@ -83,6 +85,7 @@ class Harness:
             database_url=f"sqlite+aiosqlite:///{self.tmp_path}/e2e.db",
             api_base=sb.api_base,
             gateway_url=sb.gateway_url,
+            **self.settings_overrides,
         )
         self.db = await Database.open(self.settings.database_url)
         await self.start_bot()

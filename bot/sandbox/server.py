@@ -28,6 +28,7 @@ from ._util import DiscordHTTPError, SnowflakeFactory, forbidden, iso, not_found
 from .conditions import Clocks, Conditions
 from .faults import Faults
 from .interact import InteractionsMixin
+from .oauth import OAuth
 from .ratelimits import RateLimits, Refusal
 from .records import ChannelRecord, GuildRecord, Interaction, MemberRecord, RequestRecord, RoleRecord
 
@@ -291,12 +292,14 @@ class Sandbox(InteractionsMixin):
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.bot_user = self._make_user(self.bot_user_id, bot_name, bot=True)
+        self.oauth = OAuth(self)  # /oauth2/authorize, /oauth2/token, /users/@me(/guilds) with Bearer tokens
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Start serving; afterwards ``api_base`` and ``gateway_url`` are valid."""
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         self._add_routes(app)
+        self.oauth.install(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

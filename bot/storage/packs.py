@@ -184,3 +184,14 @@ async def decide(conn: AsyncConnection, suggestion_id: int, status: str, *, now:
         .values(status=status, decided_at=now, user_id=None)
     )
     return result.rowcount > 0
+
+
+async def pending_suggestions(conn: AsyncConnection, guild_id: int, *, limit: int = 100) -> list[Suggestion]:
+    """The server's review queue, oldest first."""
+    rows = await conn.execute(
+        select(suggestions)
+        .where(suggestions.c.guild_id == guild_id, suggestions.c.status == "pending")
+        .order_by(suggestions.c.id)
+        .limit(limit)
+    )
+    return [_suggestion(r) for r in rows]
