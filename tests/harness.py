@@ -47,6 +47,7 @@ class Harness:
         members: int = 3,
         sandbox: Sandbox | None = None,
         sandbox_options: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
         bot_permissions: int | None = None,
     ) -> None:
         self.tmp_path = tmp_path
@@ -58,6 +59,7 @@ class Harness:
             sandbox.use_clock(self.clock)
         self._own_sandbox = sandbox is None
         self.member_count = members
+        self.settings_overrides = dict(settings or {})
         # None: the sandbox's default bot; an integer: the bot's role holds exactly that (e.g. an invite's).
         self.bot_permissions = bot_permissions
         self.db: Database | None = None
@@ -83,6 +85,7 @@ class Harness:
             database_url=f"sqlite+aiosqlite:///{self.tmp_path}/e2e.db",
             api_base=sb.api_base,
             gateway_url=sb.gateway_url,
+            **self.settings_overrides,
         )
         self.db = await Database.open(self.settings.database_url)
         await self.start_bot()
@@ -137,8 +140,10 @@ class Harness:
         bot = self.bot
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while bot.reconciler.full_runs_done < 1 or any(
-            t.get_name() == "discord.py: on_reconcile" and not t.done() for t in asyncio.all_tasks()
+        while (
+            bot.reconciler.full_runs_done < 1
+            or bot.reconciler.busy  # a READY's run, or one server's (a GUILD_CREATE after READY)
+            or any(t.get_name() == "discord.py: on_reconcile" and not t.done() for t in asyncio.all_tasks())
         ):
             if loop.time() > deadline:
                 raise TimeoutError(f"reconciliation did not finish within {timeout}s")
@@ -168,9 +173,25 @@ class Harness:
         return await self.sandbox.slash(self.guild.id, (channel or self.channel).id, member.id, name, options or {})
 
     async def reply(self, member, name: str, options: dict[str, Any] | None = None, *, timeout: float = 5) -> dict:
-        """A slash command's first callback, e.g. ``{"type": 4, "data": {"content": ...}}``."""
+        """A slash command's answer as the member sees it, e.g. ``{"type": 4, "data": {"content": ...}}``.
+
+        A command whose work ran past its answer budget defers privately (a loaded machine, a busy writer);
+        its answer is then the follow-up, returned in the same shape with ``"deferred": True``."""
         interaction = await self.slash(member, name, options)
-        return await interaction.response(timeout=timeout)
+        first = await interaction.response(timeout=timeout)
+        if first["type"] != 5:
+            return first
+
+        def answered() -> dict | None:
+            if interaction.followups:
+                return interaction.followups[0]
+            original = interaction.original or {}
+            if not (original.get("flags") or 0) & 128 and (original.get("content") or original.get("embeds")):
+                return original
+            return None
+
+        message = await self.sandbox.wait_for(answered, timeout=max(timeout, 10))
+        return {"type": 4, "data": message, "deferred": True}
 
     async def advance(self, delta: timedelta, *, timeout: float = 20) -> None:
         """Move the fake clock and run every job that became due (and what they make due now)."""

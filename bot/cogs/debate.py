@@ -28,10 +28,9 @@ PROMPTS_PAGE = 4
 
 
 async def poll_autocomplete(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-    polls = interaction.client.services.get("polls")
-    if polls is None or interaction.guild_id is None:
+    if interaction.guild_id is None:
         return []
-    found = await polls.autocomplete(interaction.guild_id, current, status=None)
+    found = await interaction.client.polls.autocomplete(interaction.guild_id, current, status=None)
     return [app_commands.Choice(name=label, value=str(poll_id)) for label, poll_id in found][:25]
 
 
@@ -162,9 +161,7 @@ class Debate(commands.Cog):
     @app_commands.autocomplete(poll=poll_autocomplete)
     async def results(self, interaction: Interaction, poll: str | None = None) -> None:
         assert interaction.guild_id is not None
-        polls = self.bot.services.get("polls")
-        if polls is None:
-            raise UserError("Poll results aren't available on this bot.")
+        polls = self.bot.polls
         if poll is None:
             poll_id = await polls.latest_poll_id(interaction.guild_id, closed_only=True)
             if poll_id is None:

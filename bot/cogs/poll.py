@@ -393,8 +393,7 @@ class Poll(commands.Cog):
 
 
 async def setup(bot: CommonGround) -> None:
-    service = PollService(bot)
-    bot.services["polls"] = service
+    service = bot.polls
     bot.add_dynamic_items(VoteButton, WithdrawButton)
     bot.scheduler.register("poll-close", service.run_close_job)
     bot.scheduler.register("poll-publish", service.run_publish_job)

@@ -25,6 +25,7 @@ from bot.domain.schedule import (
 )
 from bot.scheduler import PermanentJobError
 from bot.services.debates import Blocked, get_service
+from bot.services.schedule_checks import check_setup
 from bot.storage.schedules import days_to_mask
 from bot.ui import debates as ui
 
@@ -136,25 +137,15 @@ class Schedule(commands.Cog):
         for chosen_channel in (channel, review_channel):
             if chosen_channel is not None and chosen_channel.guild.id != guild.id:
                 raise UserError(OTHER_SERVER_CHANNEL)
-        # Everything a post with these options will do, checked against the bot's own permissions there.
-        lacking = ui.missing_in(channel, ui.post_actions(thread=thread, pin=pin, style=poll_style))
-        if ping_role is not None:
-            if ping_role.is_default():
-                raise UserError("Pick a role to ping, not @everyone.")
-            if not ping_role.mentionable:
-                lacking += [p for p in ui.missing_in(channel, ["ping"]) if p not in lacking]
-        if lacking:
-            hint = f" (or make {ping_role.name} mentionable)" if ping_role and not ping_role.mentionable else ""
-            raise UserError(
-                f"I can't post there yet: in {channel.mention} I'm missing {ui.explain_missing(lacking)}.{hint} "
-                "Grant them to my role or in the channel's permissions, then run this again."
-            )
-        if review_channel is not None:
-            lacking = ui.missing_in(review_channel, ["post"])
-            if lacking:
-                raise UserError(
-                    f"I'm missing {ui.explain_missing(lacking)} in {review_channel.mention} (review channel)."
-                )
+        check_setup(
+            guild,
+            channel,
+            thread=thread,
+            pin=pin,
+            poll_style=poll_style,
+            ping_role=ping_role,
+            review_channel=review_channel,
+        )
         _schedule, due = await within_deadline(
             interaction,
             self.service.setup(

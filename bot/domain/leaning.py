@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from scipy.special import ndtri, stdtrit
 
@@ -174,7 +174,7 @@ class Leaning:
 
     def describe(self) -> str:
         """One sentence for an embed, e.g. "leans community (+0.32, 95% CI +0.10 to +0.54), based on 57 votes"."""
-        if self.n == 0 or self.mean is None:
+        if self.n == 0 or self.mean is None or self.low is None or self.high is None:
             return "no votes yet"
         phrase = _band(self.mean)[2]
         votes = "1 vote" if self.n == 1 else f"{self.n} votes"
@@ -522,7 +522,8 @@ def series(
         return []
     keys = sorted(points)
     if step is not None and step > timedelta(0):
-        filled, d = [], keys[0]
+        filled: list[Any] = []
+        d = keys[0]
         last = keys[-1]
         limit = 10_000  # a guard against a tiny step over a long range
         while d <= last and len(filled) < limit:

@@ -56,6 +56,7 @@ from bot.ui import polls as poll_ui
 
 if TYPE_CHECKING:
     from bot.app import CommonGround
+    from bot.services.polls import PollService
     from bot.storage.database import AsyncConnection
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ class DebateService:
         clock,
         scheduler,
         *,
-        polls: Any = None,
+        polls: PollService | None = None,
         deliver: Deliver | None = None,
         essay: Essay | None = None,
         builtin: Pack | None = None,
@@ -206,13 +207,12 @@ class DebateService:
         self.catalog = Catalog(self.essay, builtin or load_builtin_pack(self.essay))
         self.deliver: Deliver = deliver or self._deliver_discord
         self.posts = 0  # delivered posts, for tests and benchmarks
+        self.wired = False  # job handlers and the reconcile listener registered (get_service)
         self._send_locks: dict[int, asyncio.Lock] = {}
 
     @property
-    def polls(self) -> Any:
-        if self._polls is not None:
-            return self._polls
-        return self.bot.services.get("polls") if self.bot is not None else None
+    def polls(self) -> PollService | None:
+        return self._polls
 
     def register(self) -> None:
         self.scheduler.register(POST_KIND, self.handle_post)
@@ -1026,12 +1026,12 @@ def _window(window: timedelta) -> str:
 
 
 def get_service(bot: CommonGround) -> DebateService:
-    """The bot's one DebateService, built and wired on first use (each debate extension calls this)."""
-    service = bot.services.get("debates")
-    if service is None:
-        service = DebateService(bot.db, bot.clock, bot.scheduler, bot=bot)
+    """The bot's DebateService, its jobs and reconciliation wired on first use (each debate extension
+    calls this, so the jobs run when any of them is loaded, and only then)."""
+    service = bot.debates
+    if not service.wired:
+        service.wired = True
         service.register()
-        bot.services["debates"] = service
 
         bot.reconciler.add_step("schedules", service.reconcile_step, order=reconcile_order.SCHEDULES)
     return service

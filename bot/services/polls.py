@@ -1,6 +1,6 @@
 """Polls as a service: create inside a caller's transaction, record votes, close, show results.
 
-Shared by the poll cog, the daily debate posts (``bot.services["polls"]``) and scheduled jobs.
+Shared by the poll cog, the daily debate posts (``bot.polls``) and scheduled jobs.
 
 Message parts: :meth:`PollService.message_parts` returns the dilemma embed separately (``"embed"``);
 a debate post may show it as its own embed or fold the dilemma into the debate embed and drop it.
@@ -571,7 +571,7 @@ class PollService:
         if poll.debate_id is None:
             return [embed]
         context = None
-        debates = self.bot.services.get("debates")
+        debates = getattr(self.bot, "debates", None)  # None for a PollService without the bot (storage tests)
         async with self.db.read() as conn:
             debate = await debate_store.get(conn, poll.debate_id)
             if debate is not None and debates is not None:
@@ -583,7 +583,7 @@ class PollService:
         return [debate_ui.debate_embed(debate, self._essay_title(), context=context), embed]
 
     def _essay_title(self) -> str:
-        debates = self.bot.services.get("debates")
+        debates = getattr(self.bot, "debates", None)  # None for a PollService without the bot (storage tests)
         if debates is not None:
             return debates.essay.title
         from bot.domain.essay import load_essay

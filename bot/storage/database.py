@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -175,7 +176,7 @@ def alembic_config(url: str) -> Config:
 
 def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, emit BEGIN (so it can be BEGIN IMMEDIATE).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -188,7 +189,7 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn) -> None:
+    def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -288,7 +289,7 @@ class Database:
     async def migrate(self, revision: str = "head") -> None:
         cfg = alembic_config(self.url)
 
-        def _upgrade(sync_conn) -> None:
+        def _upgrade(sync_conn: Connection) -> None:
             cfg.attributes["connection"] = sync_conn
             command.upgrade(cfg, revision)
 
@@ -385,6 +386,6 @@ def sqlite_backup(source: Path, target: Path) -> str:
     return str(result)
 
 
-async def scalar(conn: AsyncConnection, sql: str, **params):
+async def scalar(conn: AsyncConnection, sql: str, **params: Any) -> Any:
     """One value from a textual query (for checks and tests)."""
     return (await conn.execute(text(sql), params)).scalar()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,7 +43,7 @@ class Debate:
 _FIELDS = tuple(Debate.__dataclass_fields__)
 
 
-def _row(row) -> Debate:
+def _row(row: Any) -> Debate:
     return Debate(*(getattr(row, f) for f in _FIELDS))
 
 
@@ -126,7 +127,12 @@ async def mark_posted(
     note: str | None = None,
 ) -> None:
     """Posted; ``note`` keeps what went wrong around the post (not pinned, no thread) for /schedule status."""
-    values: dict = {"message_id": message_id, "status": "posted", "posted_at": at, "error": note and note[:500]}
+    values: dict[str, Any] = {
+        "message_id": message_id,
+        "status": "posted",
+        "posted_at": at,
+        "error": note and note[:500],
+    }
     if channel_id is not None:
         values["channel_id"] = channel_id
     await conn.execute(update(debates).where(debates.c.id == debate_id).values(**values))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,7 +29,7 @@ async def ensure(conn: AsyncConnection, guild_id: int, *, now: datetime, name: s
 
     Only a real name overwrites the stored one: a server in an outage arrives nameless (G4)."""
     stmt = insert_for(conn)(guilds).values(id=guild_id, name=(name or "")[:100], joined_at=now)
-    set_ = {"removed_at": None}
+    set_: dict[str, Any] = {"removed_at": None}
     if name:
         set_["name"] = name[:100]
     await conn.execute(stmt.on_conflict_do_update(index_elements=[guilds.c.id], set_=set_))
@@ -49,7 +50,7 @@ async def get(conn: AsyncConnection, guild_id: int) -> GuildSettings | None:
     )
 
 
-async def update_settings(conn: AsyncConnection, guild_id: int, **values) -> None:
+async def update_settings(conn: AsyncConnection, guild_id: int, **values: Any) -> None:
     allowed = {"builtin_pack_enabled", "show_live_counts", "vote_role_id", "vote_min_days", "sensitive_prompts"}
     unknown = set(values) - allowed
     if unknown:

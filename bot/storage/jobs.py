@@ -29,7 +29,7 @@ class Job:
     attempts: int
 
 
-def _row_to_job(row) -> Job:
+def _row_to_job(row: Any) -> Job:
     return Job(row.id, row.kind, row.key, row.guild_id, row.due_at, json.loads(row.payload), row.attempts)
 
 
@@ -72,7 +72,8 @@ async def cancel_for_guild(conn: AsyncConnection, guild_id: int, *, except_kinds
 
 
 async def earliest_due(conn: AsyncConnection) -> datetime | None:
-    return (await conn.execute(select(func.min(jobs.c.due_at)).where(_ACTIVE))).scalar()
+    due: datetime | None = (await conn.execute(select(func.min(jobs.c.due_at)).where(_ACTIVE))).scalar()
+    return due
 
 
 async def due(conn: AsyncConnection, now: datetime, limit: int) -> list[Job]:

@@ -28,7 +28,7 @@ class PackRow:
     created_at: datetime
 
 
-def _pack(row) -> PackRow:
+def _pack(row: Any) -> PackRow:
     return PackRow(row.id, row.guild_id, row.slug, row.name, row.source, row.enabled, row.prompt_count, row.created_at)
 
 
@@ -118,7 +118,7 @@ class Suggestion:
     decided_at: datetime | None
 
 
-def _suggestion(row) -> Suggestion:
+def _suggestion(row: Any) -> Suggestion:
     return Suggestion(
         row.id,
         row.guild_id,
@@ -153,7 +153,8 @@ async def add_suggestion(
         )
         .returning(suggestions.c.id)
     )
-    return result.scalar_one()
+    suggestion_id: int = result.scalar_one()
+    return suggestion_id
 
 
 async def get_suggestion(conn: AsyncConnection, suggestion_id: int, guild_id: int) -> Suggestion | None:
@@ -183,3 +184,14 @@ async def decide(conn: AsyncConnection, suggestion_id: int, status: str, *, now:
         .values(status=status, decided_at=now, user_id=None)
     )
     return result.rowcount > 0
+
+
+async def pending_suggestions(conn: AsyncConnection, guild_id: int, *, limit: int = 100) -> list[Suggestion]:
+    """The server's review queue, oldest first."""
+    rows = await conn.execute(
+        select(suggestions)
+        .where(suggestions.c.guild_id == guild_id, suggestions.c.status == "pending")
+        .order_by(suggestions.c.id)
+        .limit(limit)
+    )
+    return [_suggestion(r) for r in rows]

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -44,14 +45,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
@@ -293,4 +294,61 @@ bot_state = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-USER_DATA_TABLES = ("votes", "vote_events", "suggestions")
+USER_DATA_TABLES = ("votes", "vote_events", "suggestions", "web_sessions", "web_logins", "web_audit")
+
+# -- the website (bot/web) ----------------------------------------------------------------------------
+
+# One row per logged-in browser. The cookie holds a random secret; only its SHA-256 is stored, so a
+# copy of the database logs nobody in. The Discord access token stays server-side (never in a cookie)
+# so the member's Manage Server can be re-checked; "log out everywhere" deletes every row of a user.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 hex of the cookie's secret
+    Column("user_id", BigInteger, nullable=False, index=True),
+    Column("user_name", String(100), nullable=False, server_default=""),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("access_token", Text, nullable=False),
+    Column("refresh_token", Text, nullable=True),
+    Column("token_expires_at", UTCDateTime, nullable=False),
+    Column("guilds", Text, nullable=False, server_default="[]"),  # /users/@me/guilds, trimmed, as JSON
+    Column("guilds_at", UTCDateTime, nullable=False),
+)
+
+# A login in flight: the OAuth2 `state` (hashed), the PKCE verifier and the browser it belongs to.
+# The row is deleted when the callback uses it, so a replayed `state` finds nothing.
+web_logins = Table(
+    "web_logins",
+    metadata,
+    Column("state", String(64), primary_key=True),  # sha256 hex
+    Column("browser", String(64), nullable=False),  # sha256 hex of the login cookie
+    Column("verifier", String(128), nullable=False),
+    Column("next_path", String(200), nullable=False, server_default="/"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# What moderators changed on the website, kept 90 days (bot.storage.web.purge_audit).
+web_audit = Table(
+    "web_audit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("guild_id", BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", BigInteger, nullable=True),  # NULL once the moderator used forget-me
+    Column("user_name", String(100), nullable=False, server_default=""),
+    Column("action", String(64), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("at", UTCDateTime, nullable=False),
+)
+Index("ix_web_audit_guild_at", web_audit.c.guild_id, web_audit.c.at)
+Index("ix_web_audit_at", web_audit.c.at)
+
+# A server's public page: off unless a moderator publishes it.
+web_public = Table(
+    "web_public",
+    metadata,
+    Column("guild_id", BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True),
+    Column("published", Boolean, nullable=False, server_default="0"),
+    Column("changed_at", UTCDateTime, nullable=False),
+)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
 from bot.domain import permissions as perms
 
 if TYPE_CHECKING:
+    from bot.app import CommonGround
     from bot.domain.packs import Prompt
     from bot.storage.debates import Debate, ResultLine
 
@@ -386,7 +387,7 @@ class _Decide:
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
             await send_ephemeral(interaction, "You need the **Manage Server** permission to review suggestions.")
             return
-        service = interaction.client.services["debates"]  # type: ignore[attr-defined]
+        service = cast("CommonGround", interaction.client).debates
         try:
             suggestion, body = await service.decide_suggestion(
                 interaction.guild_id,

@@ -10,14 +10,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
 from bot.domain.leaning import Leaning
 
 if TYPE_CHECKING:
+    from bot.app import CommonGround
     from bot.storage.polls import PollRow
+
+
+def _bot(interaction: discord.Interaction) -> CommonGround:
+    """The bot behind a component's interaction (discord.py types it as any Client)."""
+    return cast("CommonGround", interaction.client)
+
 
 VOTE_TEMPLATE = r"poll:vote:(?P<poll>[0-9]+):(?P<idx>[0-9]+)"
 WITHDRAW_TEMPLATE = r"poll:withdraw:(?P<poll>[0-9]+)"
@@ -67,7 +74,7 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_TEMPLA
         return cls(int(match["poll"]), int(match["idx"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await interaction.client.services["polls"].handle_click(interaction, self.poll_id, self.idx)  # type: ignore[attr-defined]
+        await _bot(interaction).polls.handle_click(interaction, self.poll_id, self.idx)
 
 
 class WithdrawButton(discord.ui.DynamicItem[discord.ui.Button], template=WITHDRAW_TEMPLATE):
@@ -88,7 +95,7 @@ class WithdrawButton(discord.ui.DynamicItem[discord.ui.Button], template=WITHDRA
         return cls(int(match["poll"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await interaction.client.services["polls"].handle_withdraw(interaction, self.poll_id)  # type: ignore[attr-defined]
+        await _bot(interaction).polls.handle_withdraw(interaction, self.poll_id)
 
 
 def vote_view(poll: PollRow, *, disabled: bool = False) -> discord.ui.View:

@@ -177,7 +177,7 @@ async def test_a_host_clock_two_seconds_fast_with_real_latency_answers_clicks_di
         assert all(c.acked for c in clicks), [c.text for c in clicks if not c.acked][:5]
         assert all(stored[(poll_id, c.user_id)] == c.idx for c in clicks)
         assert deferred == 0 and late == 0
-        timing = h.bot.services["polls"].timing
+        timing = h.bot.polls.timing
         assert timing.offset == pytest.approx(2.0, abs=0.3)
 
 

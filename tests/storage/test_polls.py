@@ -36,7 +36,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def service(db: Database, clock: FakeClock) -> PollService:
-    bot = SimpleNamespace(db=db, clock=clock, scheduler=Scheduler(db, clock), services={})
+    bot = SimpleNamespace(db=db, clock=clock, scheduler=Scheduler(db, clock))
     return PollService(bot)
 
 

@@ -1,7 +1,7 @@
 """bot_state: the Discord application this database belongs to
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29 05:50:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import bot.storage.tables
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
