@@ -220,6 +220,7 @@ class Demo:
         self.task: asyncio.Task[None] | None = None
         self.saved: list[Path] = []
         self.stats = {"posts": 0, "clicks": 0, "changes": 0, "answered": 0}
+        self.extra_settings: dict[str, Any] = {}  # `demo --web` adds the website's settings
 
     async def __aenter__(self) -> Demo:
         await self.sandbox.start()
@@ -239,6 +240,7 @@ class Demo:
             database_url=f"sqlite+aiosqlite:///{self.out / 'demo.db'}",
             api_base=sb.api_base,
             gateway_url=sb.gateway_url,
+            **self.extra_settings,
         )
         self.db = await Database.open(settings.database_url)
         self.bot = build_bot(settings, self.db, clock=self.clock, guild_ready_timeout=SANDBOX_GUILD_READY_TIMEOUT)

@@ -28,6 +28,7 @@ from ._util import DiscordHTTPError, SnowflakeFactory, forbidden, iso, not_found
 from .conditions import Clocks, Conditions
 from .faults import Faults
 from .interact import InteractionsMixin
+from .oauth import OAuth
 from .ratelimits import RateLimits, Refusal
 from .records import ChannelRecord, GuildRecord, Interaction, MemberRecord, RequestRecord, RoleRecord
 
@@ -71,24 +72,21 @@ DEFAULT_EVERYONE = P(
     connect=True,
     speak=True,
 ).value
+# The bot's managed role: exactly what the README's invite asks for with every feature
+# (`commonground invite-url --features native-polls,pin,events,ping`), no more, so a test passes only if a
+# bot invited as documented would work (tests/contract/test_sandbox_facts_permissions.py keeps them equal).
 DEFAULT_BOT = P(
     view_channel=True,
     send_messages=True,
-    send_messages_in_threads=True,
-    create_public_threads=True,
-    create_private_threads=True,
-    manage_threads=True,
     embed_links=True,
     attach_files=True,
-    add_reactions=True,
     read_message_history=True,
-    mention_everyone=True,
-    manage_messages=True,
-    pin_messages=True,
+    create_public_threads=True,
+    send_messages_in_threads=True,
     send_polls=True,
-    manage_events=True,
+    pin_messages=True,
     create_events=True,
-    use_application_commands=True,
+    mention_everyone=True,
 ).value
 
 # intents
@@ -294,12 +292,14 @@ class Sandbox(InteractionsMixin):
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.bot_user = self._make_user(self.bot_user_id, bot_name, bot=True)
+        self.oauth = OAuth(self)  # /oauth2/authorize, /oauth2/token, /users/@me(/guilds) with Bearer tokens
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Start serving; afterwards ``api_base`` and ``gateway_url`` are valid."""
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         self._add_routes(app)
+        self.oauth.install(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
