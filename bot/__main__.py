@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive_int, default=60, help="simulated days of debates (default 60)")
     demo.add_argument("--out", type=Path, default=Path("data/demo"), help="where charts are written (data/demo)")
     demo.add_argument("--seed", type=int, default=7, help="random seed for the simulated members")
+    demo.add_argument(
+        "--realistic",
+        action="store_true",
+        help="Discord as a busy bot meets it: 80 ms ± 40 ms latency each way, the host clock 2 s fast, "
+        "real per-route and global (50/s) rate limits",
+    )
     sub.add_parser(
         "migrate",
         help="apply database migrations and exit",
@@ -265,10 +271,10 @@ def cmd_prompts_check(paths: Sequence[Path]) -> int:
     return 0
 
 
-async def cmd_demo(settings: Settings, days: int, out: Path, seed: int) -> int:
+async def cmd_demo(settings: Settings, days: int, out: Path, seed: int, realistic: bool = False) -> int:
     from bot.demo import run_demo
 
-    return await run_demo(settings, days=days, out=out, seed=seed)
+    return await run_demo(settings, days=days, out=out, seed=seed, realistic=realistic)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -281,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return asyncio.run(cmd_run(settings))
         if args.command == "demo":
-            return asyncio.run(cmd_demo(settings, args.days, args.out, args.seed))
+            return asyncio.run(cmd_demo(settings, args.days, args.out, args.seed, args.realistic))
         if args.command == "migrate":
             return asyncio.run(cmd_migrate(settings))
         if args.command == "backup":

@@ -11,6 +11,7 @@ Everything waits with a timeout; nothing sleeps to let things settle.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,12 @@ from bot.domain.clock import FakeClock
 from bot.runtime import build_bot
 from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
+
+# Import every extension (and with them matplotlib, scikit-learn, ...) when the harness is imported, at
+# collection: a bot's first start in a test process would otherwise spend seconds of its 10-second
+# readiness budget importing them, and fail on a loaded machine for a reason that is not the bot's.
+for _extension in EXTENSIONS:
+    importlib.import_module(_extension)
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday morning, before the first DST change of 2026
 MOD_PERMISSIONS = discord.Permissions(manage_guild=True, manage_messages=True).value

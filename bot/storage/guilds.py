@@ -20,6 +20,7 @@ class GuildSettings:
     vote_role_id: int | None
     vote_min_days: int
     removed_at: datetime | None
+    sensitive_prompts: bool = False  # prompts marked sensitive join the rotation
 
 
 async def ensure(conn: AsyncConnection, guild_id: int, *, now: datetime, name: str | None = None) -> None:
@@ -36,12 +37,18 @@ async def get(conn: AsyncConnection, guild_id: int) -> GuildSettings | None:
     if row is None:
         return None
     return GuildSettings(
-        row.id, row.builtin_pack_enabled, row.show_live_counts, row.vote_role_id, row.vote_min_days, row.removed_at
+        row.id,
+        row.builtin_pack_enabled,
+        row.show_live_counts,
+        row.vote_role_id,
+        row.vote_min_days,
+        row.removed_at,
+        bool(row.sensitive_prompts),
     )
 
 
 async def update_settings(conn: AsyncConnection, guild_id: int, **values) -> None:
-    allowed = {"builtin_pack_enabled", "show_live_counts", "vote_role_id", "vote_min_days"}
+    allowed = {"builtin_pack_enabled", "show_live_counts", "vote_role_id", "vote_min_days", "sensitive_prompts"}
     unknown = set(values) - allowed
     if unknown:
         raise ValueError(f"unknown guild settings: {sorted(unknown)}")

@@ -12,6 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.tables import jobs
 
+# A job that has failed this many times in a row is parked: kept, with its last error, but never claimed
+# again until something re-arms it (upsert resets attempts), e.g. `/schedule resume` for the daily post.
+PARK_AFTER = 10
+_ACTIVE = jobs.c.attempts < PARK_AFTER
+
 
 @dataclass(frozen=True)
 class Job:
@@ -67,11 +72,12 @@ async def cancel_for_guild(conn: AsyncConnection, guild_id: int, *, except_kinds
 
 
 async def earliest_due(conn: AsyncConnection) -> datetime | None:
-    return (await conn.execute(select(func.min(jobs.c.due_at)))).scalar()
+    return (await conn.execute(select(func.min(jobs.c.due_at)).where(_ACTIVE))).scalar()
 
 
 async def due(conn: AsyncConnection, now: datetime, limit: int) -> list[Job]:
-    rows = await conn.execute(select(jobs).where(jobs.c.due_at <= now).order_by(jobs.c.due_at, jobs.c.id).limit(limit))
+    query = select(jobs).where(jobs.c.due_at <= now, _ACTIVE).order_by(jobs.c.due_at, jobs.c.id).limit(limit)
+    rows = await conn.execute(query)
     return [_row_to_job(r) for r in rows]
 
 
@@ -86,6 +92,23 @@ async def retry(conn: AsyncConnection, job: Job, *, due_at: datetime, error: str
         .where(jobs.c.id == job.id, jobs.c.due_at == job.due_at)
         .values(due_at=due_at, attempts=jobs.c.attempts + 1, last_error=error[:500])
     )
+
+
+async def park(conn: AsyncConnection, job: Job, *, error: str) -> None:
+    """Record the last failed attempt and stop claiming the job (it stays, with its error, for status)."""
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job.id, jobs.c.due_at == job.due_at)
+        .values(attempts=max(job.attempts + 1, PARK_AFTER), last_error=error[:500])
+    )
+
+
+async def parked(conn: AsyncConnection, guild_id: int) -> list[tuple[Job, str]]:
+    """A server's parked jobs with their last error, oldest due first."""
+    rows = await conn.execute(
+        select(jobs).where(jobs.c.guild_id == guild_id, ~_ACTIVE).order_by(jobs.c.due_at, jobs.c.id)
+    )
+    return [(_row_to_job(r), r.last_error or "") for r in rows]
 
 
 async def count(conn: AsyncConnection, kind: str | None = None) -> int:

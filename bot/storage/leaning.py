@@ -419,3 +419,37 @@ async def shift_data(conn: AsyncConnection, guild_id: int, *, since: date | None
         position = None if r.kind == "withdraw" or r.position is None else float(r.position)
         events.append((r.poll_id, member, position, ordinal))
     return shift_counts(events)
+
+
+# --- options whose voters disagree with their placement -------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlacementData:
+    """Final votes on the server's closed polls, with the labels needed to show flagged options."""
+
+    votes: list[tuple[int, int, int, float]]  # (poll id, user id, option idx, position)
+    labels: dict[tuple[int, int], str]  # (poll id, option idx) -> label
+    questions: dict[int, str]  # poll id -> question
+
+
+async def placement_data(conn: AsyncConnection, guild_id: int, *, since: date | None = None) -> PlacementData:
+    """Every final vote on the window's closed polls (for ``bot.domain.leaning.placement_checks``)."""
+    window = _closed(guild_id, since, None, None)
+    rows = await conn.execute(
+        select(votes.c.poll_id, votes.c.user_id, votes.c.option_idx, poll_options.c.position)
+        .select_from(polls.join(votes, votes.c.poll_id == polls.c.id).join(poll_options, _option_of(votes)))
+        .where(window)
+    )
+    found = [(r.poll_id, r.user_id, r.option_idx, float(r.position)) for r in rows]
+    labels: dict[tuple[int, int], str] = {}
+    questions: dict[int, str] = {}
+    options = await conn.execute(
+        select(polls.c.id, polls.c.question, poll_options.c.idx, poll_options.c.label)
+        .select_from(polls.join(poll_options, poll_options.c.poll_id == polls.c.id))
+        .where(window)
+    )
+    for r in options:
+        labels[(r.id, r.idx)] = r.label
+        questions[r.id] = r.question
+    return PlacementData(found, labels, questions)

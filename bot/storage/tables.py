@@ -69,6 +69,8 @@ guilds = Table(
     Column("show_live_counts", Boolean, nullable=False, server_default="0"),
     Column("vote_role_id", BigInteger, nullable=True),
     Column("vote_min_days", Integer, nullable=False, server_default="0"),
+    # Prompts marked `sensitive: true` in a pack are left out of the rotation unless this is on.
+    Column("sensitive_prompts", Boolean, nullable=False, server_default="0"),
 )
 
 schedules = Table(
@@ -115,7 +117,9 @@ suggestions = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("guild_id", BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False),
-    Column("user_id", BigInteger, nullable=True),  # nulled by /privacy forget-me
+    # The suggesting member while the suggestion is pending; NULL once a moderator decides it
+    # (packs.decide). /privacy forget-me deletes the member's rows (privacy.forget_member).
+    Column("user_id", BigInteger, nullable=True),
     Column("body", Text, nullable=False),  # JSON: the suggested prompt
     Column("status", String(10), nullable=False, server_default="pending"),
     Column("review_channel_id", BigInteger, nullable=True),
@@ -143,6 +147,8 @@ debates = Table(
     Column("slot_date", String(10), nullable=True),
     Column("due_at", UTCDateTime, nullable=False),
     Column("prompt_key", String(140), nullable=False),  # "<pack slug>/<prompt id>"
+    # The prompt's dilemma this debate used (NULL for debates posted before prompts had several).
+    Column("dilemma_id", String(64), nullable=True),
     Column("paragraph", SmallInteger, nullable=False),
     Column("excerpt", Text, nullable=False),
     Column("question", Text, nullable=False),
@@ -164,6 +170,16 @@ debates = Table(
     CheckConstraint("status IN ('pending', 'posted', 'failed', 'skipped')", name="status_known"),
 )
 Index("ix_debates_guild_posted", debates.c.guild_id, debates.c.posted_at)
+Index("ix_debates_guild_prompt", debates.c.guild_id, debates.c.prompt_key)
+
+# Prompts a server's moderators took out of its rotation, by key ("<pack slug>/<prompt id>").
+prompt_skips = Table(
+    "prompt_skips",
+    metadata,
+    Column("guild_id", BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True),
+    Column("prompt_key", String(140), primary_key=True),
+    Column("skipped_at", UTCDateTime, nullable=False),
+)
 
 polls = Table(
     "polls",
@@ -179,6 +195,9 @@ polls = Table(
     Column("style", String(10), nullable=False, server_default="buttons"),
     Column("status", String(10), nullable=False, server_default="open"),
     Column("live_counts", Boolean, nullable=False, server_default="0"),
+    # The order the options are shown in while the poll is open: option idx values, comma-separated
+    # (e.g. "2,1,0"). NULL: in idx order. Votes always store the option's idx, never where it was shown.
+    Column("option_order", String(64), nullable=True),
     Column("opened_at", UTCDateTime, nullable=False),
     Column("closes_at", UTCDateTime, nullable=False),
     Column("closed_at", UTCDateTime, nullable=True),

@@ -81,7 +81,9 @@ async def test_click_change_withdraw_close_and_restart(tmp_path):
 
         first = await click(h, message_id, f"poll:vote:{poll_id}:0", a)
         assert first["type"] == 4 and first["data"]["flags"] & EPHEMERAL
-        assert first["data"]["content"].startswith("You chose *Myself \\*first\\**. You can change your vote until <t:")
+        assert first["data"]["content"].startswith(
+            "You chose *Myself \\*first\\**. You can change your vote until the poll closes <t:"
+        )
         await click(h, message_id, f"poll:vote:{poll_id}:2", b)
         changed = await click(h, message_id, f"poll:vote:{poll_id}:1", a)
         assert "You chose *Both*" in changed["data"]["content"]
