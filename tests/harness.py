@@ -27,6 +27,8 @@ from bot.storage.database import Database
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday morning, before the first DST change of 2026
 MOD_PERMISSIONS = discord.Permissions(manage_guild=True, manage_messages=True).value
+# Discord paces IDENTIFY at one per 5 s per bucket (G3); tests scale that down, for the sandbox and the bot.
+TEST_IDENTIFY_INTERVAL = 0.05
 
 
 class Harness:
@@ -43,7 +45,7 @@ class Harness:
         self.tmp_path = tmp_path
         self.extensions = tuple(extensions)
         self.clock = FakeClock(now)
-        self.sandbox = sandbox or Sandbox(**(sandbox_options or {}))
+        self.sandbox = sandbox or Sandbox(**{"identify_interval": TEST_IDENTIFY_INTERVAL, **(sandbox_options or {})})
         self._own_sandbox = sandbox is None
         self.member_count = members
         self.db: Database | None = None
