@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -41,10 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="optional YAML settings file (see config.example.yaml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    sub.add_parser(
+    run = sub.add_parser(
         "run",
         help="connect to Discord and serve (needs DISCORD_TOKEN)",
-        description="Connect to Discord with DISCORD_TOKEN and serve until stopped (SIGTERM/Ctrl-C).",
+        description="Connect to Discord with DISCORD_TOKEN and serve until stopped (SIGTERM/Ctrl-C). "
+        "Shards automatically (the count Discord recommends); --shards and --shard-count run one "
+        "cluster of several instead (PostgreSQL needed).",
+    )
+    run.add_argument("--shards", help="the shard ids this cluster holds, e.g. 0-7 (env COMMONGROUND_SHARDS)")
+    run.add_argument(
+        "--shard-count", help="the total number of shards across all clusters, e.g. 16 (env COMMONGROUND_SHARD_COUNT)"
     )
     demo = sub.add_parser(
         "demo",
@@ -109,13 +116,30 @@ async def _open_database(settings: Settings, *, migrate: bool = True):
 
 
 async def cmd_run(settings: Settings) -> int:
-    from bot.runtime import run_bot
-
     if not settings.token:
         raise CommandError(
             "DISCORD_TOKEN is not set: export your bot's token to connect to Discord, "
             "or try `commonground demo`, which needs no token."
         )
+    if settings.is_cluster and settings.is_sqlite:
+        raise CommandError(
+            f"this process holds {settings.scope.describe()}, so other processes hold the rest, and SQLite "
+            "serves one process: move to PostgreSQL (`commonground db copy --from SQLITE_URL --to POSTGRES_URL`) "
+            "and point DATABASE_URL of every cluster at it"
+        )
+    from bot.app import ShardingError
+    from bot.runtime import sqlite_process_lock
+
+    lock = sqlite_process_lock(settings.sqlite_path) if settings.sqlite_path is not None else contextlib.nullcontext()
+    try:
+        with lock:
+            return await _serve(settings)
+    except ShardingError as exc:
+        raise CommandError(str(exc)) from None
+
+
+async def _serve(settings: Settings) -> int:
+    from bot.runtime import run_bot
     from bot.storage.database import DatabaseSettingsError
 
     db = await _open_database(settings)
@@ -218,7 +242,10 @@ async def cmd_demo(settings: Settings, days: int, out: Path, seed: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(config_path=args.config)
+        overrides = {}
+        if args.command == "run":
+            overrides = {"shards": args.shards, "shard_count": args.shard_count}
+        settings = load_settings(config_path=args.config, **overrides)
         configure_logging(settings.log_level if args.command == "run" else max_level(settings.log_level, "WARNING"))
         if args.command == "prompts":
             return cmd_prompts_check(args.paths)

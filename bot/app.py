@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.errors import UserError
 from bot.domain.packs import PackError
 from bot.domain.schedule import ScheduleInputError
+from bot.domain.shards import ShardScope
 from bot.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -97,8 +99,43 @@ async def send_ephemeral(interaction: discord.Interaction, content: str, **kwarg
         log.warning("could not deliver an error reply in guild %s", interaction.guild_id)
 
 
-class CommonGround(commands.Bot):
-    """The bot. Everything it needs is passed in; cogs reach it through ``self.bot``."""
+class IdentifyPacer:
+    """At most one IDENTIFY per ``interval`` seconds in each bucket ``shard_id % max_concurrency``
+    (DISCORD-FACTS G3; discord-api-docs, Gateway, "Max Concurrency"). discord.py's own hook sleeps a
+    flat 5 s before every IDENTIFY but the first, whatever ``max_concurrency`` allows."""
+
+    def __init__(self, interval: float = 5.0, max_concurrency: int = 1) -> None:
+        self.interval = interval
+        self.max_concurrency = max(1, max_concurrency)
+        self._last: dict[int, float] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def bucket(self, shard_id: int | None) -> int:
+        return (shard_id or 0) % self.max_concurrency
+
+    async def wait(self, shard_id: int | None) -> None:
+        bucket = self.bucket(shard_id)
+        lock = self._locks.setdefault(bucket, asyncio.Lock())
+        async with lock:
+            loop = asyncio.get_running_loop()
+            last = self._last.get(bucket)
+            if last is not None:
+                delay = last + self.interval - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            self._last[bucket] = loop.time()
+
+
+class ShardingError(Exception):
+    """The bot cannot connect with these shard settings; the message names the fix."""
+
+
+class CommonGround(commands.AutoShardedBot):
+    """The bot. Everything it needs is passed in; cogs reach it through ``self.bot``.
+
+    Always sharded (discord.py's AutoShardedBot): with no shard settings it runs every shard of the
+    count ``GET /gateway/bot`` recommends; a cluster runs ``settings.shards`` of ``settings.shard_count``.
+    """
 
     def __init__(
         self,
@@ -118,14 +155,57 @@ class CommonGround(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             tree_cls=CommonGroundTree,
+            shard_count=settings.shard_count,
+            shard_ids=list(settings.shards) if settings.shards is not None else None,
         )
         self.settings = settings
+        self.identify_pacer = IdentifyPacer()
+        self.session_start_limit: dict[str, int] | None = None
+        self._first_ready_done = False
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self._extension_names = tuple(extensions)
         # Services shared by cogs, buttons and scheduled jobs, built by the features' extensions.
         self.services: dict[str, Any] = dict(services or {})
-        self.scheduler = Scheduler(db, self.clock)
+        self.scheduler = Scheduler(db, self.clock, scope=settings.scope)
+
+    @property
+    def scope(self) -> ShardScope:
+        """The servers this process owns: its shards of the bot's shard count."""
+        if self.shard_count is None:
+            return self.settings.scope
+        ids = tuple(self.shard_ids) if self.shard_ids is not None else None
+        return ShardScope(self.shard_count, ids)
+
+    async def launch_shards(self) -> None:
+        """Ask ``GET /gateway/bot`` for the recommended count (when none is set) and the identify
+        limits, refuse to start when the daily session starts cannot cover our shards, then connect
+        every shard through the configured gateway (DISCORD_GATEWAY_URL)."""
+        if self.is_closed():
+            return
+        recommended, _url, limits = await self.http.get_bot_gateway()
+        self.session_start_limit = dict(limits)
+        self.identify_pacer.max_concurrency = max(1, int(limits.get("max_concurrency", 1)))
+        if self.shard_count is None:
+            self.shard_count = recommended
+        wanted = len(self.shard_ids) if self.shard_ids is not None else self.shard_count
+        remaining = int(limits.get("remaining", wanted))
+        if remaining < wanted:
+            hours = int(limits.get("reset_after", 0)) / 3_600_000
+            raise ShardingError(
+                f"Discord allows {remaining} more session starts today and this process needs {wanted}; "
+                f"the limit resets in {hours:.1f} h (starting anyway would get the token reset)."
+            )
+        log.info(
+            "connecting %s (max_concurrency %d, %d session starts left)",
+            self.scope.describe(),
+            self.identify_pacer.max_concurrency,
+            remaining,
+        )
+        await super().launch_shards()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        await self.identify_pacer.wait(shard_id)
 
     async def setup_hook(self) -> None:
         for name in self._extension_names:
@@ -139,6 +219,16 @@ class CommonGround(commands.Bot):
         await super().close()
 
     async def on_ready(self) -> None:
+        """Every shard of this process is ready: reconcile (only the servers of our shards)."""
         assert self.user is not None
-        log.info("ready as %s (%s) in %d servers", self.user, self.user.id, len(self.guilds))
+        log.info(
+            "ready as %s (%s) in %d servers on %s", self.user, self.user.id, len(self.guilds), self.scope.describe()
+        )
+        self._first_ready_done = True
         self.dispatch("reconcile")
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        # After the first READY of every shard, one shard can identify again alone (an invalid session);
+        # discord.py then fires on_shard_ready but not on_ready: reconcile that shard's servers.
+        if self._first_ready_done and len(self.scope.held) > 1:
+            self.dispatch("reconcile_shard", shard_id)

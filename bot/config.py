@@ -17,6 +17,8 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.domain.shards import MAX_SHARD_COUNT, ShardScope, ShardSpecError, parse_shards
+
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/commonground.db"
@@ -42,6 +44,29 @@ class Settings:
     retention_days: int = 30
     # How many backup files `commonground backup --keep` leaves by default.
     backup_keep: int = 7
+    # Sharding: None = automatic (every shard, the count Discord recommends). A cluster sets both:
+    # the shard ids it holds and the total number of shards across all clusters.
+    shards: tuple[int, ...] | None = None
+    shard_count: int | None = None
+    # Port of the Prometheus metrics, /healthz and /readyz endpoint (None: not served).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+
+    @property
+    def scope(self) -> ShardScope:
+        """The servers this process owns (see :mod:`bot.domain.shards`)."""
+        return ShardScope(self.shard_count, self.shards)
+
+    @property
+    def is_cluster(self) -> bool:
+        """True when other processes hold the other shards."""
+        return not self.scope.everything
+
+    @property
+    def behind_rest_proxy(self) -> bool:
+        """DISCORD_API_BASE points somewhere else than Discord: a REST proxy (shared by every
+        process) then keeps the bot under Discord's global limit, so no process holds a share."""
+        return make_url_host(self.api_base) not in ("discord.com", "discordapp.com")
 
     @property
     def is_sqlite(self) -> bool:
@@ -58,6 +83,11 @@ class Settings:
         return Path(database)
 
 
+def make_url_host(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0].split(":", 1)[0].lower()
+
+
 _ENV_KEYS = {
     "DISCORD_TOKEN": "token",
     "DATABASE_URL": "database_url",
@@ -66,6 +96,10 @@ _ENV_KEYS = {
     "LOG_LEVEL": "log_level",
     "COMMONGROUND_RETENTION_DAYS": "retention_days",
     "COMMONGROUND_BACKUP_KEEP": "backup_keep",
+    "COMMONGROUND_SHARDS": "shards",
+    "COMMONGROUND_SHARD_COUNT": "shard_count",
+    "COMMONGROUND_METRICS_PORT": "metrics_port",
+    "COMMONGROUND_METRICS_HOST": "metrics_host",
 }
 _YAML_KEYS = {f.name for f in fields(Settings)} - {"token"}
 
@@ -163,6 +197,28 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: Path | None
         values["retention_days"] = _validate_int("COMMONGROUND_RETENTION_DAYS", raw["retention_days"], 1, 3650)
     if "backup_keep" in raw:
         values["backup_keep"] = _validate_int("COMMONGROUND_BACKUP_KEEP", raw["backup_keep"], 1, 1000)
+    if "shard_count" in raw:
+        values["shard_count"] = _validate_int("COMMONGROUND_SHARD_COUNT", raw["shard_count"], 1, MAX_SHARD_COUNT)
+    if "shards" in raw:
+        spec = raw["shards"]
+        text = ",".join(str(i) for i in spec) if isinstance(spec, (list, tuple)) else str(spec)
+        try:
+            values["shards"] = parse_shards(text)
+        except ShardSpecError as exc:
+            raise ConfigError(f"COMMONGROUND_SHARDS: {exc}.") from None
+        if "shard_count" not in values:
+            raise ConfigError(
+                f"COMMONGROUND_SHARDS={text} needs COMMONGROUND_SHARD_COUNT, the total number of shards "
+                "across every cluster (e.g. 16 for two clusters of 0-7 and 8-15)."
+            )
+        try:
+            ShardScope(values["shard_count"], values["shards"])
+        except ShardSpecError as exc:
+            raise ConfigError(f"COMMONGROUND_SHARDS={text}: {exc}; fix it or COMMONGROUND_SHARD_COUNT.") from None
+    if "metrics_port" in raw:
+        values["metrics_port"] = _validate_int("COMMONGROUND_METRICS_PORT", raw["metrics_port"], 1, 65535)
+    if "metrics_host" in raw:
+        values["metrics_host"] = str(raw["metrics_host"]).strip() or "127.0.0.1"
     return Settings(**values)
 
 

@@ -83,6 +83,7 @@ class Harness:
     async def start_bot(self, *, timeout: float = 10) -> CommonGround:
         assert self.db is not None
         self.bot = build_bot(self.settings, self.db, clock=self.clock, extensions=self.extensions)
+        self.bot.identify_pacer.interval = self.sandbox.identify_interval
         self._task = asyncio.create_task(self.bot.start(self.settings.token), name="bot")
         ready = asyncio.create_task(self.bot.wait_until_ready())
         done, _ = await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from bot.domain.shards import ShardScope
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import privacy as privacy_store
@@ -58,17 +59,27 @@ class Lifecycle(commands.Cog):
 
     @commands.Cog.listener()
     async def on_reconcile(self) -> None:
-        """Idempotent: servers joined or left while the bot was offline."""
-        present = {g.id: g for g in self.bot.guilds}
+        """Idempotent: servers joined or left while the bot was offline, among this process's shards
+        (another cluster's servers are not ours to mark as left)."""
+        await self.reconcile(self.bot.scope)
+
+    @commands.Cog.listener()
+    async def on_reconcile_shard(self, shard_id: int) -> None:
+        """One shard identified again on its own (an invalid session): reconcile its servers only."""
+        await self.reconcile(self.bot.scope.only([shard_id]))
+
+    async def reconcile(self, scope: ShardScope) -> None:
+        present = {g.id: g for g in self.bot.guilds if scope.owns(g.id)}
         async with self.bot.db.read() as conn:
-            known = await guild_store.active_ids(conn)
+            known = await guild_store.active_ids(conn, scope)
         for guild in present.values():
             await self.joined(guild)
         gone = known - set(present)
         for guild_id in gone:
             await self.left(guild_id)
         log.info(
-            "servers reconciled: %d present (%d new), %d left while offline",
+            "servers reconciled on %s: %d present (%d new), %d left while offline",
+            scope.describe(),
             len(present),
             len(set(present) - known),
             len(gone),

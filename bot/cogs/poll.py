@@ -345,9 +345,16 @@ class Poll(commands.Cog):
     @commands.Cog.listener("on_reconcile")
     async def on_reconcile(self) -> None:
         try:
-            await self.service.reconcile()
+            await self.service.reconcile(self.bot.scope)
         except Exception:
             log.exception("poll reconciliation failed; it runs again on the next ready")
+
+    @commands.Cog.listener("on_reconcile_shard")
+    async def on_reconcile_shard(self, shard_id: int) -> None:
+        try:
+            await self.service.reconcile(self.bot.scope.only([shard_id]))
+        except Exception:
+            log.exception("poll reconciliation of shard %s failed; it runs again on the next ready", shard_id)
 
 
 async def setup(bot: CommonGround) -> None:

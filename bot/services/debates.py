@@ -35,6 +35,7 @@ from bot.domain.errors import NotFound, UserError
 from bot.domain.essay import Essay, load_essay
 from bot.domain.packs import Pack, PackError, Prompt, load_builtin_pack, parse_pack
 from bot.domain.schedule import catch_up_decision, next_slot, slot_for_date
+from bot.domain.shards import ShardScope
 from bot.scheduler import PermanentJobError
 from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
@@ -218,11 +219,12 @@ class DebateService:
         )
         return slot.due_utc
 
-    async def reconcile(self) -> int:
-        """Arm every active schedule whose post job is missing; idempotent, bulk. Returns how many."""
+    async def reconcile(self, scope: ShardScope | None = None) -> int:
+        """Arm every active schedule of ``scope``'s servers (default: all) whose post job is missing;
+        idempotent, bulk. Returns how many."""
         now = self.clock.now()
         async with self.db.read() as conn:
-            missing = await schedule_store.active_without_job(conn)
+            missing = await schedule_store.active_without_job(conn, scope)
         if not missing:
             return 0
         # Slots depend only on (time, zone, days): servers sharing them share one computation.
@@ -789,9 +791,16 @@ def get_service(bot: CommonGround) -> DebateService:
 
         async def on_reconcile() -> None:
             try:
-                await service.reconcile()
+                await service.reconcile(bot.scope)
             except Exception:
                 log.exception("debate reconciliation failed")
 
+        async def on_reconcile_shard(shard_id: int) -> None:
+            try:
+                await service.reconcile(bot.scope.only([shard_id]))
+            except Exception:
+                log.exception("debate reconciliation of shard %s failed", shard_id)
+
         bot.add_listener(on_reconcile, "on_reconcile")
+        bot.add_listener(on_reconcile_shard, "on_reconcile_shard")
     return service

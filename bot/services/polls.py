@@ -23,6 +23,7 @@ import discord
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
+from bot.domain.shards import ShardScope
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
@@ -355,10 +356,11 @@ class PollService:
             await store.sync_voters(conn, poll.id, voters, now=self.clock.now())
         return {a.id - 1: a.vote_count for a in message.poll.answers}
 
-    async def reconcile(self) -> None:
-        """On every ready: re-read the voters of open native polls (votes cast while we were down)."""
+    async def reconcile(self, scope: ShardScope | None = None) -> None:
+        """On every ready: re-read the voters of open native polls (votes cast while we were down),
+        those of ``scope``'s servers only (the servers of this process's shards)."""
         async with self.db.read() as conn:
-            open_native = await store.open_polls(conn, style="native")
+            open_native = await store.open_polls(conn, style="native", scope=scope)
         changed = 0
         for poll in open_native:
             if poll.message_id is None:

@@ -88,3 +88,41 @@ def test_backup_into_a_folder_keeps_the_configured_number(tmp_path):
         result = run("backup", str(folder), env={"DATABASE_URL": url, "COMMONGROUND_BACKUP_KEEP": "2"})
         assert result.returncode == 0, result.stderr
     assert len(list(folder.glob("commonground-*.db"))) == 2
+
+
+def test_run_with_shards_but_no_count_exits_2(tmp_path):
+    result = run("run", "--shards", "0-7", env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"})
+    assert result.returncode == 2
+    assert "needs COMMONGROUND_SHARD_COUNT" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_cluster_on_sqlite_is_refused_with_the_way_to_postgresql(tmp_path):
+    result = run(
+        "run",
+        "--shards",
+        "0-7",
+        "--shard-count",
+        "16",
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db", "DISCORD_TOKEN": "abc.def"},
+    )
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "shards 0-7 of 16" in line and "PostgreSQL" in line and "commonground db copy" in line
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path):
+    from bot.app import ShardingError
+    from bot.runtime import sqlite_process_lock
+
+    database = tmp_path / "data" / "bot.db"
+    with (
+        sqlite_process_lock(database),
+        pytest.raises(ShardingError, match=rf"pid {os.getpid()}\) is serving .*SQLite serves one process"),
+        sqlite_process_lock(database),
+    ):
+        pass
+    with sqlite_process_lock(database):  # released when the first process ends
+        pass
