@@ -91,12 +91,33 @@ async def send_ephemeral(interaction: discord.Interaction, content: str, **kwarg
     if len(content) > MAX_CONTENT:
         content = content[: MAX_CONTENT - 1] + "…"
     try:
-        if interaction.response.is_done():
-            await interaction.followup.send(content, ephemeral=True, **kwargs)
-        else:
+        if not interaction.response.is_done():
             await interaction.response.send_message(content, ephemeral=True, **kwargs)
+            return
+        loading = await _public_loading_message(interaction)
+        if loading is None:
+            await interaction.followup.send(content, ephemeral=True, **kwargs)
+            return
+        # After a public defer the first follow-up would edit the public "thinking…" message and ignore
+        # its ephemeral flag (I2): end the loading message first, answer privately, then remove it.
+        await loading.edit(content="This couldn't be shown; the reason was sent to you privately.")
+        await interaction.followup.send(content, ephemeral=True, **kwargs)
+        await loading.delete()
     except discord.HTTPException:
         log.warning("could not deliver an error reply in guild %s", interaction.guild_id)
+
+
+async def _public_loading_message(interaction: discord.Interaction) -> discord.InteractionMessage | None:
+    """The public "thinking…" message of a deferred interaction still waiting for its answer, if any."""
+    if interaction.response.type is not discord.InteractionResponseType.deferred_channel_message:
+        return None
+    try:
+        original = await interaction.original_response()
+    except discord.HTTPException:
+        return None
+    if original.flags.ephemeral or not original.flags.loading:
+        return None
+    return original
 
 
 class IdentifyPacer:
@@ -216,6 +237,10 @@ class CommonGround(commands.AutoShardedBot):
 
     async def close(self) -> None:
         await self.scheduler.stop()
+        if not hasattr(self, "_AutoShardedClient__queue"):
+            # Built and closed without ever logging in (tests, `sync` failures): discord.py's sharded
+            # close() posts to a queue that only log-in creates.
+            self._AutoShardedClient__queue = asyncio.PriorityQueue()
         await super().close()
 
     async def on_ready(self) -> None:

@@ -206,7 +206,7 @@ class Demo:
         self.out = out
         self.rng = random.Random(seed)
         self.clock = FakeClock(START)
-        self.sandbox = Sandbox()
+        self.sandbox = Sandbox(clock=self.clock)
         self.t = Transcript(self.clock, self.sandbox)
         self.bot: CommonGround | None = None
         self.db: Database | None = None

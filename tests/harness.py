@@ -45,7 +45,12 @@ class Harness:
         self.tmp_path = tmp_path
         self.extensions = tuple(extensions)
         self.clock = FakeClock(now)
-        self.sandbox = sandbox or Sandbox(**{"identify_interval": TEST_IDENTIFY_INTERVAL, **(sandbox_options or {})})
+        # The sandbox measures Discord's own clocks (nonce window, native poll expiry) on the same FakeClock.
+        self.sandbox = sandbox or Sandbox(
+            **{"clock": self.clock, "identify_interval": TEST_IDENTIFY_INTERVAL, **(sandbox_options or {})}
+        )
+        if sandbox is not None:
+            sandbox.use_clock(self.clock)
         self._own_sandbox = sandbox is None
         self.member_count = members
         self.db: Database | None = None

@@ -144,6 +144,8 @@ class Debate(commands.Cog):
                 poll_id = int(poll.strip().lstrip("#"))
             except ValueError:
                 raise NotFound("Pick a poll from the list.") from None
+        # Every refusal before the public defer: after it, the first follow-up is public whatever it asks (I2).
+        await polls.closed_poll(poll_id, guild_id=interaction.guild_id)
         await interaction.response.defer(thinking=True)
         embed, file = await polls.result(poll_id, guild_id=interaction.guild_id)
         kwargs: dict[str, Any] = {"embed": embed}

@@ -75,7 +75,7 @@ class Pack(commands.Cog):
         verb = "added" if created else "updated"
         await interaction.followup.send(
             f"Pack **{discord.utils.escape_markdown(pack.name)}** (`{pack.id}`) {verb}: "
-            f"{len(pack.prompts)} prompts, enabled.",
+            f"{len(pack.prompts)} prompts, {sum(len(p.dilemmas) for p in pack.prompts)} dilemmas, enabled.",
             ephemeral=True,
         )
 

@@ -9,11 +9,20 @@ A pack is a YAML file::
         excerpt: "Individualism emphasizes the value of self-reliance and personal responsibility."
         theme: self-reliance
         question: "..."
-        dilemma:
-          question: "..."
-          options:
-            - {label: "...", position: -1.0}
-            - {label: "...", position: 1.0}
+        context: "..."                # optional: a sourced claim or note shown under the question
+        sensitive: false              # optional: true keeps the prompt out unless a server opts in
+        dilemmas:                     # 1..12 everyday dilemmas; a server sees the next one each time
+          - id: street-party          #   the prompt comes round again (ids unique in the pack)
+            question: "..."
+            setting: neighbourhood    # one of SETTINGS
+            teen: true                # optional: comfortably answerable by a 13-16-year-old
+            beyond_anglo: false       # optional: set outside Anglo-European defaults
+            options:
+              - {label: "...", position: -1.0}
+              - {label: "...", position: 1.0}
+
+The older single ``dilemma:`` mapping (question, options; setting, teen and beyond_anglo optional) is
+still accepted: it is one dilemma whose id is the prompt's id. A prompt has exactly one of the two.
 
 Positions run from -1.0 (the individual first) to +1.0 (the community first); 0 is "both equally".
 
@@ -39,10 +48,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from bot.domain.essay import PROMPTS_DIR, Essay, load_essay, normalise_space
 
 MAX_PACK_BYTES = 256 * 1024
-MAX_PROMPT_BYTES = 4 * 1024  # all the text of one prompt; our longest is well under half of this
+MAX_PROMPT_BYTES = 16 * 1024  # all the text of one prompt: a dozen full dilemmas fit with room to spare
 MAX_PROMPTS = 500
-MAX_DEPTH = 12  # the schema needs 6 levels; a deeper file is a recursion bomb, not a pack
+MAX_DILEMMAS = 12  # per prompt; a daily server meets each one once in a dozen rounds of the pack
+MAX_DEPTH = 12  # the schema needs 7 levels; a deeper file is a recursion bomb, not a pack
 MAX_QUESTION = 300  # Discord's native poll question limit; used for the debate question too
+MAX_CONTEXT = 300  # a note under the question; same rules as the question
 MAX_LABEL = 55  # Discord's native poll answer limit
 MIN_OPTIONS, MAX_OPTIONS = 2, 5  # Discord allows 10 poll answers / 25 buttons; 5 is our design cap
 MAX_EXCERPT_SENTENCES = 3
@@ -62,6 +73,19 @@ THEMES: dict[str, str] = {
     "uniqueness": "people as unique individuals whom no group fully captures",
     "rights": "individual rights and needs inside a community that comes first",
     "balance": "mixing both traditions: what each could learn from the other",
+}
+
+# Where a dilemma is set, so a pack can be checked for variety (scripts/pack-report).
+SETTINGS: dict[str, str] = {
+    "family": "home, relatives and the household",
+    "school": "classes, teachers, school clubs and trips",
+    "friends": "friendships and the groups friends form",
+    "neighbourhood": "the street, the building, the village or town",
+    "workplace": "jobs, colleagues and employers",
+    "online": "chats, games, forums and social media",
+    "club": "sports teams, hobby groups, choirs and societies",
+    "civic": "votes, public services, local government and the law",
+    "health": "illness, care, medicine and public health",
 }
 
 _STR = "tag:yaml.org,2002:str"
@@ -119,8 +143,14 @@ class Option:
 
 @dataclass(frozen=True)
 class Dilemma:
+    """An everyday question with 2–5 placed options. Ad-hoc polls (``/poll create``) have no id."""
+
     question: str
     options: tuple[Option, ...]
+    id: str = ""
+    setting: str | None = None  # one of SETTINGS; None only for ad-hoc polls and old single dilemmas
+    teen: bool = False  # comfortably answerable by a 13–16-year-old
+    beyond_anglo: bool = False  # set in family, school or community life outside Anglo-European defaults
 
 
 @dataclass(frozen=True)
@@ -130,7 +160,18 @@ class Prompt:
     excerpt: str
     theme: str
     question: str
-    dilemma: Dilemma
+    dilemmas: tuple[Dilemma, ...]
+    context: str | None = None  # a sourced claim or note shown under the question
+    sensitive: bool = False  # left out of the rotation unless a server opts in
+
+    @property
+    def dilemma(self) -> Dilemma:
+        """The first dilemma (the one a prompt posted for the first time uses)."""
+        return self.dilemmas[0]
+
+    def dilemma_by_id(self, dilemma_id: str | None) -> Dilemma | None:
+        """The dilemma with this id, or None."""
+        return next((d for d in self.dilemmas if d.id == dilemma_id), None)
 
 
 @dataclass(frozen=True)
@@ -358,17 +399,22 @@ class _Checker:
         self.essay = essay
         self.out = out
         self.prompt_id: str | None = None
+        # dilemma id -> (line, prompt id, whether it is a single dilemma named after its prompt)
+        self.dilemma_ids: dict[str, tuple[int, str | None, bool]] = {}
 
     def bad(self, node: Node | None, field: str | None, message: str) -> None:
         self.out.add(node, message, prompt=self.prompt_id, field=field)
 
     # ----- structure
 
-    def mapping(self, node: Node, field: str | None, required: tuple[str, ...]) -> dict[str, Node] | None:
+    def mapping(
+        self, node: Node, field: str | None, required: tuple[str, ...], optional: tuple[str, ...] = ()
+    ) -> dict[str, Node] | None:
         """Check a mapping's keys exactly: unique, plain text, no missing and no unknown ones."""
         if not isinstance(node, MappingNode):
             self.bad(node, field, f"expected a mapping with {', '.join(required)}; got {_kind(node)}")
             return None
+        known = required + optional
         seen: dict[str, Node] = {}
         for key_node, _value in node.value:
             if not isinstance(key_node, ScalarNode) or key_node.tag != _STR:
@@ -381,16 +427,31 @@ class _Checker:
                 self.bad(key_node, sub, f"duplicate key '{key}' (first given on line {first})")
                 continue
             seen[key] = key_node
-            if key not in required:
-                self.bad(key_node, sub, f"unknown field '{key}'; expected only {', '.join(required)}")
+            if key not in known:
+                self.bad(key_node, sub, f"unknown field '{key}'; expected only {', '.join(known)}")
         values: dict[str, Node] = {}
         for k, v in node.value:  # the first of duplicate keys is the one validated
-            if isinstance(k, ScalarNode) and k.value in required:
+            if isinstance(k, ScalarNode) and k.value in known:
                 values.setdefault(k.value, v)
         for key in required:
             if key not in seen:
                 self.bad(node, f"{field}.{key}" if field else key, "missing")
         return values
+
+    def flag(self, node: Node | None, field: str) -> bool | None:
+        """An optional true/false field: absent is False. yes/no/on/off are refused as ambiguous."""
+        if node is None:
+            return False
+        if isinstance(node, ScalarNode) and node.tag == _BOOL and node.value.lower() in ("true", "false"):
+            return node.value.lower() == "true"
+        if isinstance(node, ScalarNode) and node.tag == _BOOL:
+            hint = f"; write true or false (not {node.value!r})"
+        elif isinstance(node, ScalarNode) and node.tag == _STR and node.value.strip().lower() in ("true", "false"):
+            hint = "; write it without quotes"
+        else:
+            hint = ""
+        self.bad(node, field, f"expected true or false; got {_kind(node)}{hint}")
+        return None
 
     def text_field(
         self,
@@ -537,12 +598,18 @@ class _Checker:
         if size > MAX_PROMPT_BYTES:
             self.bad(node, None, f"holds {size} bytes of text; one prompt may hold at most {MAX_PROMPT_BYTES}")
             return None
-        fields = self.mapping(node, None, ("id", "paragraph", "excerpt", "theme", "question", "dilemma"))
+        fields = self.mapping(
+            node,
+            None,
+            ("id", "paragraph", "excerpt", "theme", "question"),
+            ("context", "sensitive", "dilemma", "dilemmas"),
+        )
         if fields is None:
             return None
         prompt_id = self.slug(fields.get("id"), "id")
+        duplicate = prompt_id is not None and prompt_id in ids
         if prompt_id is not None:
-            if prompt_id in ids:
+            if duplicate:
                 self.bad(fields["id"], "id", f"duplicate id (first used on line {ids[prompt_id]})")
             else:
                 ids[prompt_id] = fields["id"].start_mark.line + 1
@@ -550,12 +617,30 @@ class _Checker:
         excerpt = self.excerpt(fields.get("excerpt"), paragraph)
         theme = self.theme(fields.get("theme"))
         question = self.text_field(fields.get("question"), "question", max_len=MAX_QUESTION, multiline=True)
-        dilemma = self.dilemma(fields.get("dilemma"))
+        context = None
+        if "context" in fields:
+            context = self.text_field(fields["context"], "context", max_len=MAX_CONTEXT, multiline=True)
+        sensitive = self.flag(fields.get("sensitive"), "sensitive")
+        dilemmas: tuple[Dilemma, ...] | None = None
+        if "dilemma" in fields and "dilemmas" in fields:
+            self.bad(
+                fields["dilemmas"],
+                "dilemmas",
+                "give either 'dilemma' (one) or 'dilemmas' (a list), not both; move the single one into the list",
+            )
+        elif "dilemma" in fields:
+            # A duplicate prompt id is reported once, not again as a duplicate dilemma id.
+            single = self.dilemma(fields["dilemma"], "dilemma", implied_id=None if duplicate else prompt_id)
+            dilemmas = (single,) if single is not None else None
+        elif "dilemmas" in fields:
+            dilemmas = self.dilemma_list(fields["dilemmas"])
+        else:
+            self.bad(node, "dilemmas", "missing: a prompt needs 'dilemmas' (a list) or a single 'dilemma'")
         if len(self.out.problems) != before:
             return None
-        if None in (prompt_id, paragraph, excerpt, theme, question, dilemma):
+        if None in (prompt_id, paragraph, excerpt, theme, question, sensitive, dilemmas):
             return None
-        return Prompt(prompt_id, paragraph, excerpt, theme, question, dilemma)
+        return Prompt(prompt_id, paragraph, excerpt, theme, question, dilemmas, context, sensitive)
 
     def theme(self, node: Node | None) -> str | None:
         value = self.text_field(node, "theme", max_len=64)
@@ -605,20 +690,69 @@ class _Checker:
             return ""
         return f" (it matches up to “…{value[max(0, lo - 30) : lo]}” and then differs)"
 
-    def dilemma(self, node: Node | None) -> Dilemma | None:
-        if node is None:
+    def dilemma_list(self, node: Node) -> tuple[Dilemma, ...] | None:
+        if not isinstance(node, SequenceNode):
+            self.bad(node, "dilemmas", f"expected a list of dilemmas; got {_kind(node)}")
             return None
-        fields = self.mapping(node, "dilemma", ("question", "options"))
+        n = len(node.value)
+        if not 1 <= n <= MAX_DILEMMAS:
+            self.bad(node, "dilemmas", f"has {n} dilemmas; a prompt needs 1–{MAX_DILEMMAS}")
+            return None
+        result = [self.dilemma(d, f"dilemmas[{i}]", implied_id=None) for i, d in enumerate(node.value, start=1)]
+        if any(d is None for d in result):
+            return None
+        return tuple(d for d in result if d is not None)
+
+    def dilemma(self, node: Node, field: str, *, implied_id: str | None) -> Dilemma | None:
+        """One dilemma. In a ``dilemmas`` list it has its own id and a setting; the single ``dilemma``
+        form takes the prompt's id (``implied_id``) and may leave the setting out."""
+        listed = field != "dilemma"
+        required = ("id", "question", "setting", "options") if listed else ("question", "options")
+        optional = ("teen", "beyond_anglo") if listed else ("setting", "teen", "beyond_anglo")
+        fields = self.mapping(node, field, required, optional)
         if fields is None:
             return None
-        question = self.text_field(fields.get("question"), "dilemma.question", max_len=MAX_QUESTION)
-        options = self.options(fields.get("options"))
-        if question is None or options is None:
+        dilemma_id = implied_id
+        if listed:
+            dilemma_id = self.slug(fields.get("id"), f"{field}.id")
+        if dilemma_id is not None:
+            id_node = fields.get("id", node)
+            line = id_node.start_mark.line + 1
+            first = self.dilemma_ids.get(dilemma_id)
+            if first is not None:
+                self.bad(id_node, f"{field}.id" if listed else field, self._dilemma_clash(dilemma_id, first))
+                dilemma_id = None
+            else:
+                self.dilemma_ids[dilemma_id] = (line, self.prompt_id, not listed)
+        question = self.text_field(fields.get("question"), f"{field}.question", max_len=MAX_QUESTION)
+        setting: str | None = None
+        setting_ok = True
+        if "setting" in fields:
+            setting = self.text_field(fields["setting"], f"{field}.setting", max_len=64)
+            if setting is not None and setting not in SETTINGS:
+                known = ", ".join(SETTINGS)
+                self.bad(fields["setting"], f"{field}.setting", f"unknown setting '{setting}'; use one of: {known}")
+                setting = None
+            setting_ok = setting is not None
+        teen = self.flag(fields.get("teen"), f"{field}.teen")
+        beyond_anglo = self.flag(fields.get("beyond_anglo"), f"{field}.beyond_anglo")
+        options = self.options(fields.get("options"), f"{field}.options")
+        if not setting_ok or None in (dilemma_id, question, options, teen, beyond_anglo):
             return None
-        return Dilemma(question, options)
+        return Dilemma(question, options, dilemma_id, setting, teen, beyond_anglo)
 
-    def options(self, node: Node | None) -> tuple[Option, ...] | None:
-        field = "dilemma.options"
+    def _dilemma_clash(self, dilemma_id: str, first: tuple[int, str | None, bool]) -> str:
+        line, prompt_id, single = first
+        if single:
+            return (
+                f"duplicate dilemma id: prompt {prompt_id}'s single dilemma (line {line}) already has the id "
+                f"'{dilemma_id}'; dilemma ids are unique in the pack"
+            )
+        return (
+            f"duplicate dilemma id (first used on line {line}, prompt {prompt_id}); dilemma ids are unique in the pack"
+        )
+
+    def options(self, node: Node | None, field: str) -> tuple[Option, ...] | None:
         if node is None:
             return None
         if not isinstance(node, SequenceNode):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from ._util import iso
 from .records import Interaction
 
 if TYPE_CHECKING:
@@ -383,8 +382,9 @@ class InteractionsMixin(_Base):
         poll = msg.get("poll")
         if not poll:
             raise LookupError("not a poll message")
-        if poll["results"]["is_finalized"]:
-            raise RuntimeError("poll is finalized")
+        self.tick()
+        if int(message_id) in self._polls_ended:
+            raise RuntimeError("poll has ended")
         votes = self.poll_votes[int(message_id)]
         if answer_id not in votes:
             raise LookupError(f"no answer {answer_id}")
@@ -428,12 +428,15 @@ class InteractionsMixin(_Base):
         return {a: list(u) for a, u in self.poll_votes[int(message_id)].items()}
 
     def finalize_poll(self: Sandbox, channel_id: int, message_id: int) -> dict[str, Any]:
-        """End a native poll now (results.is_finalized, MESSAGE_UPDATE)."""
+        """Finish a native poll's final tally now (ending it first if it is still open):
+        ``results.is_finalized`` true, MESSAGE_UPDATE."""
         ch = self._channel(channel_id)
         msg = ch.messages[int(message_id)]
+        if int(message_id) not in self._polls_ended:
+            self._end_poll(ch.id, int(message_id))
+        self._poll_finalize_at.pop(int(message_id), None)
         self._update_counts(msg)
         msg["poll"]["results"]["is_finalized"] = True
-        msg["poll"]["expiry"] = iso()
         self._dispatch_sync("MESSAGE_UPDATE", msg)
         self._bump()
         return msg

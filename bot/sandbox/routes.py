@@ -379,6 +379,17 @@ class _Handlers:
         ch = sb.channels.get(ix.channel_id)
         if ch is None:
             raise not_found(10003)
+        original = ix.original if ix.response_type == 5 else None
+        if original is not None and original["flags"] & 128:
+            # Create Followup Message (discord-api-docs, interactions/receiving-and-responding): after a
+            # deferred channel message (type 5) the first follow-up edits the loading message, keeping
+            # the defer's flags: its own ephemeral flag is ignored, so a public defer makes it public (I2).
+            edit = {k: val for k, val in body.items() if k != "flags"}
+            msg = sb._edit_message(original, edit, files)
+            ix._followup_ids.append(int(msg["id"]))
+            if request.query.get("wait", "false").lower() in ("true", "1"):
+                return _json(msg)
+            return _no_content()
         msg = sb._new_message(ch, body, files, author=sb.bot_user, interaction=ix)
         ix._followup_ids.append(int(msg["id"]))
         sb._store_message(ch, msg)
@@ -461,7 +472,9 @@ class _Handlers:
             older = [m for m in msgs if int(m["id"]) <= a][: (limit + 1) // 2]
             newer = [m for m in msgs if int(m["id"]) > a][-(limit // 2) :] if limit > 1 else []
             msgs = newer + older
-        return _json(msgs[:limit])
+        # The nonce is believed to come back only to its sender's create call (and MESSAGE_CREATE), never in
+        # history: a bot must recognise its earlier post by what it carries, not by the nonce.
+        return _json([{k: val for k, val in m.items() if k != "nonce"} for m in msgs[:limit]])
 
     async def create_message(self, request: web.Request) -> web.Response:
         sb = self.sb
@@ -475,8 +488,12 @@ class _Handlers:
             raise forbidden(50083, "Thread is archived")
         nonce = body.get("nonce")
         if nonce is not None and body.get("enforce_nonce"):
+            # Change log 2024-02-12 ("enforced nonces on create message", discord-api-docs): with
+            # enforce_nonce the nonce is "checked for uniqueness in the past few minutes"; after that a
+            # retry creates a second message. Measured on the sandbox clock, so tests move it like time.
             hit = sb._nonces.get((ch.id, str(nonce)))
-            if hit is not None and time.monotonic() - hit[0] < sb.nonce_window and hit[1] in ch.messages:
+            age = (sb.clock.now() - hit[0]).total_seconds() if hit is not None else None
+            if hit is not None and age is not None and age < sb.nonce_window and hit[1] in ch.messages:
                 return _json(ch.messages[hit[1]])
         v.validate_message(body, n_files=len(files))
         if body.get("flags", 0) & v.EPHEMERAL_FLAG:
@@ -496,7 +513,7 @@ class _Handlers:
                 )
         msg = sb._new_message(ch, body, files, author=sb.bot_user)
         if nonce is not None and body.get("enforce_nonce"):
-            sb._nonces[(ch.id, str(nonce))] = (time.monotonic(), int(msg["id"]))
+            sb._nonces[(ch.id, str(nonce))] = (sb.clock.now(), int(msg["id"]))
         sb._store_message(ch, msg)
         return _json(msg)
 
@@ -666,10 +683,14 @@ class _Handlers:
         _, msg = self._poll_message(request)
         if msg["author"]["id"] != str(sb.bot_user_id):
             raise forbidden(50013)
-        if msg["poll"]["results"]["is_finalized"]:
+        if sb.poll_ended(int(msg["id"])):
             raise DiscordHTTPError(400, 520001, "Poll is already expired")
-        sb.finalize_poll(int(msg["channel_id"]), int(msg["id"]))
-        return _json(msg)
+        # End Poll (resources/poll): the poll ends now, but its final tally is a background job:
+        # results.is_finalized stays false until sb.poll_finalize_delay later on the sandbox clock (P2).
+        sb._end_poll(int(msg["channel_id"]), int(msg["id"]))
+        # Poll Results object: results "may be not present in certain responses where ... we do not
+        # fetch the poll results"; this one is such a response (P3): "unknown", never "no votes".
+        return _json({**msg, "poll": {k: val for k, val in msg["poll"].items() if k != "results"}})
 
     # --------------------------------------------------------------- guilds
     async def get_guild(self, request: web.Request) -> web.Response:

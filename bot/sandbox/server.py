@@ -167,6 +167,11 @@ def shard_of(guild_id: int, num_shards: int) -> int:
     return (guild_id >> 22) % num_shards
 
 
+class _WallClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
 class _Session:
     def __init__(self, session_id: str, intents: int, shard: list[int] | None) -> None:
         self.id = session_id
@@ -219,7 +224,10 @@ class Sandbox(InteractionsMixin):
 
     Parameters: ``heartbeat_interval`` (ms, sent in HELLO), ``interaction_deadline`` (s, the initial
     callback window, Discord's is 3.0), ``followup_ttl`` (s, interaction token lifetime, 900),
-    ``nonce_window`` (s, how long ``enforce_nonce`` dedupes), ``privileged_intents`` (whether the
+    ``nonce_window`` (s on ``clock``, how long ``enforce_nonce`` dedupes; Discord: "the past few minutes",
+    taken as 2), ``poll_finalize_delay`` (s on ``clock`` between a native poll ending and its final
+    tally), ``clock`` (an object with ``now()`` -> aware datetime, e.g. the tests' FakeClock; default the
+    wall clock), ``privileged_intents`` (whether the
     application may request GUILD_MEMBERS / PRESENCES / MESSAGE_CONTENT; if not, IDENTIFY with one
     of them is closed with 4014 like Discord does).
     """
@@ -233,9 +241,11 @@ class Sandbox(InteractionsMixin):
         heartbeat_interval: int = 41250,
         interaction_deadline: float = 3.0,
         followup_ttl: float = 900.0,
-        nonce_window: float = 300.0,
+        nonce_window: float = 120.0,
+        poll_finalize_delay: float = 60.0,
         privileged_intents: bool = False,
         bot_name: str = "Common Ground",
+        clock: Any = None,
         max_concurrency: int = 1,
         identify_interval: float = 5.0,
         session_start_total: int = 1000,
@@ -250,6 +260,7 @@ class Sandbox(InteractionsMixin):
         self.interaction_deadline = interaction_deadline
         self.followup_ttl = followup_ttl
         self.nonce_window = nonce_window
+        self.poll_finalize_delay = poll_finalize_delay
         self.privileged_intents = privileged_intents
         # Identify pacing (discord-api-docs, Gateway, "Identifying" and "Max Concurrency"): at most one
         # IDENTIFY per ``identify_interval`` (Discord: 5 s) per bucket ``shard_id % max_concurrency``;
@@ -277,7 +288,14 @@ class Sandbox(InteractionsMixin):
         self.poll_votes: dict[int, dict[int, list[int]]] = {}  # message id -> answer id -> user ids
         self._ephemeral: dict[int, dict[str, Any]] = {}
         self._by_token: dict[str, Interaction] = {}
-        self._nonces: dict[tuple[int, str], tuple[float, int]] = {}
+        self._nonces: dict[tuple[int, str], tuple[dt.datetime, int]] = {}
+        # Native polls on the sandbox clock: open ones by their expiry, ended ones by when the background
+        # tally finalises them (message id -> (channel id, when)).
+        self._poll_expiry: dict[int, tuple[int, dt.datetime]] = {}
+        self._poll_finalize_at: dict[int, tuple[int, dt.datetime]] = {}
+        self._polls_ended: set[int] = set()
+        self.clock: Any = _WallClock()
+        self.use_clock(clock or _WallClock())
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_Conn] = set()
         self._changed = asyncio.Event()
@@ -331,6 +349,60 @@ class Sandbox(InteractionsMixin):
 
         discord.http.Route.BASE = self.api_base
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+
+    # ------------------------------------------------------------------ time
+    def use_clock(self, clock: Any) -> None:
+        """Measure the nonce window and native polls (expiry, final tally) on ``clock`` (``now()``).
+
+        A clock with ``add_listener`` (the tests' FakeClock) also runs due poll steps when it moves.
+        """
+        old = self.clock
+        if hasattr(old, "remove_listener"):
+            old.remove_listener(self._on_clock)
+        self.clock = clock
+        if hasattr(clock, "add_listener"):
+            clock.add_listener(self._on_clock)
+
+    def _on_clock(self, _now: Any) -> None:
+        self.tick()
+
+    def tick(self) -> None:
+        """Run what the sandbox clock has made due: native polls past their expiry end (not yet
+        finalised), and ended polls whose background tally is done are finalised (P2)."""
+        now = self.clock.now()
+        for mid, (cid, expiry) in list(self._poll_expiry.items()):
+            if expiry <= now:
+                self._end_poll(cid, mid, at=expiry)
+        for mid, (cid, when) in list(self._poll_finalize_at.items()):
+            if when <= now:
+                self.finalize_poll(cid, mid)
+
+    def _end_poll(self, channel_id: int, message_id: int, *, at: dt.datetime | None = None) -> dict[str, Any] | None:
+        """End a native poll: no more votes, ``results.is_finalized`` still false; the final tally runs
+        ``poll_finalize_delay`` later on the sandbox clock. Poll Results object (discord-api-docs,
+        resources/poll): "after a poll is finished there is a background job which performs a final,
+        accurate tally of votes. This tally concludes once is_finalized is true"."""
+        self._poll_expiry.pop(message_id, None)
+        self._polls_ended.add(message_id)
+        ch = self.channels.get(channel_id)
+        msg = ch.messages.get(message_id) if ch else None
+        if msg is None:
+            return None
+        ended = at or self.clock.now()
+        self._update_counts(msg)
+        msg["poll"]["expiry"] = iso(ended)
+        msg["poll"]["results"]["is_finalized"] = False
+        self._poll_finalize_at[message_id] = (
+            channel_id,
+            ended + dt.timedelta(seconds=self.poll_finalize_delay),
+        )
+        self._dispatch_sync("MESSAGE_UPDATE", msg)
+        self._bump()
+        return msg
+
+    def poll_ended(self, message_id: int) -> bool:
+        """True once a native poll has ended (expired or ended early), finalised or not."""
+        return int(message_id) in self._polls_ended
 
     # ------------------------------------------------------------------ waiting
     def _bump(self) -> None:
@@ -636,10 +708,19 @@ class Sandbox(InteractionsMixin):
         )
         self._bump()
 
-    def user_message(self, channel_id: int, user_id: int, content: str) -> dict[str, Any]:
-        """A member posts a message (MESSAGE_CREATE; content hidden without the MESSAGE_CONTENT intent)."""
+    def user_message(
+        self, channel_id: int, user_id: int, content: str, *, poll: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A member posts a message (MESSAGE_CREATE; content hidden without the MESSAGE_CONTENT intent).
+
+        ``poll``: a poll create request (``{"question": {"text": ...}, "answers": [...], "duration": h}``),
+        for a member's own native poll."""
         ch = self._channel(channel_id)
-        msg = self._new_message(ch, {"content": content}, [], author=self.users[user_id])
+        payload: dict[str, Any] = {"content": content}
+        if poll is not None:
+            v.validate_message({**payload, "poll": poll})
+            payload["poll"] = poll
+        msg = self._new_message(ch, payload, [], author=self.users[user_id])
         self._store_message(ch, msg)
         return msg
 
@@ -838,7 +919,7 @@ class Sandbox(InteractionsMixin):
                 {"answer_id": i + 1, "poll_media": dict(a.get("poll_media") or {})}
                 for i, a in enumerate(poll["answers"])
             ],
-            "expiry": iso(dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)),
+            "expiry": iso(self.clock.now() + dt.timedelta(hours=hours)),
             "allow_multiselect": bool(poll.get("allow_multiselect", False)),
             "layout_type": poll.get("layout_type", 1),
             "results": {"is_finalized": False, "answer_counts": []},
@@ -884,6 +965,8 @@ class Sandbox(InteractionsMixin):
         if payload.get("poll"):
             msg["poll"] = self._build_poll(payload["poll"])
             self.poll_votes[mid] = {a["answer_id"]: [] for a in msg["poll"]["answers"]}
+            expiry = self.clock.now() + dt.timedelta(hours=payload["poll"].get("duration", 24))
+            self._poll_expiry[mid] = (ch.id, expiry)
         if payload.get("message_reference"):
             ref = payload["message_reference"]
             msg["message_reference"] = {
@@ -1264,6 +1347,7 @@ class Sandbox(InteractionsMixin):
             at=time.monotonic(),
         )
         self.requests.append(rec)
+        self.tick()  # with the wall clock, due poll steps run lazily, before any request sees them
         response: web.StreamResponse
         try:
             if self.faults.latency_seconds:

@@ -24,10 +24,12 @@ from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
 from bot.domain.shards import ShardScope
+from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
 from bot.storage.polls import Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
+from bot.ui import debates as debate_ui
 from bot.ui import polls as ui
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ ACK_DEADLINE = 1.5  # seconds before we defer: Discord's deadline for the first 
 FOLLOWUP_CONCURRENCY = 16
 LIVE_INTERVAL = 5.0  # at most one live-count edit per poll per this many seconds
 PUBLISH_RETRY_AFTER = 60  # seconds: the durable fallback for a result edit that failed
+POLL_ALREADY_EXPIRED = 520001  # Discord: End Poll on a poll that has already ended
 STORE_FAILED = "I couldn't record your vote just now (a storage problem on our side). Please try again in a minute."
 
 
@@ -169,12 +172,11 @@ class PollService:
             poll = await self._get_or_none(poll_id)
             if poll is None or poll.status != "open":
                 return
-            counts = None
             if poll.style == "native" and poll.message_id is not None:
-                counts = await self._finalize_native(poll)
+                await self._finalize_native(poll)
             now = self.clock.now()
             async with self.db.write() as conn:
-                closed = await store.close(conn, poll_id, now=now, counts=counts)
+                closed = await store.close(conn, poll_id, now=now)
                 if closed is None:
                     return
                 await job_store.cancel(conn, close_key(poll_id))
@@ -198,9 +200,10 @@ class PollService:
             return
         await self.scheduler.cancel(publish_key(poll_id))
 
-    async def result(self, poll_id: int, *, guild_id: int | None = None) -> tuple[discord.Embed, discord.File | None]:
-        """The closed poll's result embed and chart; pass ``guild_id`` to refuse another server's poll."""
-        poll = await self._get_or_none(poll_id)
+    async def closed_poll(self, poll_id: int, *, guild_id: int | None = None) -> store.PollRow:
+        """The closed poll to show, or the error to show instead (checked before a public defer: after
+        one, Discord would make the error public, I2); pass ``guild_id`` to refuse another server's poll."""
+        poll = await self._get_or_none(poll_id) if store.valid_id(poll_id) else None
         if poll is None or (guild_id is not None and poll.guild_id != guild_id):
             raise NotFound("There is no such poll in this server.")
         if poll.status == "open":
@@ -208,6 +211,11 @@ class PollService:
                 "That poll is still open: results are shown when it closes "
                 f"{discord.utils.format_dt(poll.closes_at, 'R')}."
             )
+        return poll
+
+    async def result(self, poll_id: int, *, guild_id: int | None = None) -> tuple[discord.Embed, discord.File | None]:
+        """The closed poll's result embed and chart; pass ``guild_id`` to refuse another server's poll."""
+        poll = await self.closed_poll(poll_id, guild_id=guild_id)
         counts = {o.idx: o.final_count or 0 for o in poll.options}
         return await self._result_parts(poll, counts)
 
@@ -341,20 +349,27 @@ class PollService:
         channel = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id)
         return await channel.fetch_message(poll.message_id)
 
-    async def _finalize_native(self, poll: store.PollRow) -> dict[int, int] | None:
-        """End the native poll, store its voters, and return Discord's final counts (None: message gone)."""
+    async def _finalize_native(self, poll: store.PollRow) -> None:
+        """End the native poll and store its exact voter lists; the final counts are then the recount of
+        those rows. Discord's own ``results`` are not used: until ``is_finalized`` they "may not be
+        perfectly accurate" (P2), and some answers (End Poll's) omit them, which discord.py reads as zero
+        votes everywhere (P3). A message already gone leaves the stored votes as they are."""
         try:
             message = await self._fetch_message(poll)
             if message.poll is not None and not message.poll.is_finalised():
-                message = await message.end_poll()
+                try:
+                    await message.end_poll()
+                except discord.HTTPException as exc:
+                    # Discord ends a poll at its expiry on its own; our close job may come second.
+                    if exc.code != POLL_ALREADY_EXPIRED:
+                        raise
             voters = await self._read_voters(message)
         except discord.NotFound:
-            return None
-        if voters is None or message.poll is None:
-            return None
+            return
+        if voters is None:
+            return
         async with self.db.write() as conn:
             await store.sync_voters(conn, poll.id, voters, now=self.clock.now())
-        return {a.id - 1: a.vote_count for a in message.poll.answers}
 
     async def reconcile(self, scope: ShardScope | None = None) -> None:
         """On every ready: re-read the voters of open native polls (votes cast while we were down),
@@ -394,7 +409,11 @@ class PollService:
             message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
                 poll.message_id
             )
-            kwargs: dict[str, Any] = {"embed": embed, "attachments": [file] if file else []}
+            # Edit Message replaces the whole embeds array (M1): a debate post sends its passage again.
+            kwargs: dict[str, Any] = {
+                "embeds": await self._post_embeds(poll, embed),
+                "attachments": [file] if file else [],
+            }
             if poll.style == "buttons":
                 kwargs["view"] = ui.vote_view(poll, disabled=True)
             try:
@@ -413,6 +432,25 @@ class PollService:
                 await thread.send(ui.summary_text(poll, counts, leaning), nonce=f"pollsum{poll_id}"[:25])
             except (discord.NotFound, discord.Forbidden) as exc:
                 log.warning("poll %s summary not posted in its thread (%s)", poll_id, exc.status)
+
+    async def _post_embeds(self, poll: store.PollRow, embed: discord.Embed) -> list[discord.Embed]:
+        """The embeds of the poll's message with ``embed`` as its poll part: a daily debate's post keeps
+        its passage-and-question embed first (an edit with ``embeds`` replaces the whole array, M1)."""
+        if poll.debate_id is None:
+            return [embed]
+        async with self.db.read() as conn:
+            debate = await debate_store.get(conn, poll.debate_id)
+        if debate is None:
+            return [embed]
+        return [debate_ui.debate_embed(debate, self._essay_title()), embed]
+
+    def _essay_title(self) -> str:
+        debates = self.bot.services.get("debates")
+        if debates is not None:
+            return debates.essay.title
+        from bot.domain.essay import load_essay
+
+        return load_essay().title
 
     async def _result_parts(self, poll: store.PollRow, counts: dict[int, int]):
         leaning = poll_leaning(_moments(poll))
@@ -467,9 +505,10 @@ class PollService:
             message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
                 poll.message_id
             )
+            embeds = await self._post_embeds(poll, ui.live_embed(poll, counts))
             self.live_edits += 1
             try:
-                await message.edit(embed=ui.live_embed(poll, counts))
+                await message.edit(embeds=embeds)
             finally:
                 self._live_last[poll_id] = loop.time()
         except discord.NotFound:

@@ -41,6 +41,34 @@ prompts:
 """
 
 
+MULTI = f"""
+pack: {{id: multi-pack, name: "Multi", description: "Several dilemmas", version: 1}}
+prompts:
+  - id: first-one
+    paragraph: 2
+    excerpt: "{SENTENCE}"
+    theme: balance
+    question: "Is this true where we live?"
+    context: "A note under the question."
+    sensitive: false
+    dilemmas:
+      - id: shared-garden
+        question: "Your street votes on a shared garden. Do you join?"
+        setting: neighbourhood
+        options:
+          - {{label: "Keep my own garden", position: -1.0}}
+          - {{label: "Join the shared one", position: 1.0}}
+      - id: group-grade
+        question: "Your group project gets one shared grade. Do you report who did little?"
+        setting: school
+        teen: TEEN
+        beyond_anglo: true
+        options:
+          - {{label: "Yes, grades should be earned", position: -1.0}}
+          - {{label: "No, we carry each other", position: 1.0}}
+"""
+
+
 def answer_text(ix) -> str:
     texts = [(ix.original or {}).get("content") or ""] + [m.get("content") or "" for m in ix.followups]
     return "\n".join(texts)
@@ -61,6 +89,17 @@ async def test_upload_with_errors_lists_them_and_changes_nothing(tmp_path):
         assert len(text) <= 2000
         async with h.db.read() as conn:
             assert await pack_store.count(conn, h.guild.id) == 0
+
+
+async def test_upload_knows_several_dilemmas_and_their_fields(tmp_path):
+    async with Harness(tmp_path) as h:
+        text = await upload(h, "multi.yaml", MULTI.replace("TEEN", "yes").encode())
+        assert "was not imported (nothing changed)" in text
+        assert "multi.yaml:21: prompt first-one: dilemmas[2].teen: expected true or false" in text
+        async with h.db.read() as conn:
+            assert await pack_store.count(conn, h.guild.id) == 0
+        text = await upload(h, "multi.yaml", MULTI.replace("TEEN", "true").encode())
+        assert "multi-pack" in text and "1 prompts, 2 dilemmas, enabled" in text
 
 
 async def test_upload_list_disable_enable_remove(tmp_path):

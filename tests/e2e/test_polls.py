@@ -263,8 +263,7 @@ async def test_native_poll_votes_recovered_at_start(tmp_path):
 
         h.sandbox.poll_vote(h.channel.id, message_id, b.id, 2, dispatch=False)  # a lost event
         await h.advance(timedelta(hours=2))
-        final = h.sandbox.message(h.channel.id, message_id)
-        assert final["poll"]["results"]["is_finalized"]
+        assert h.sandbox.poll_ended(message_id)  # ended; Discord finalises its own tally later (P2)
         async with h.db.read() as conn:
             poll = await store.get(conn, poll_id)
         assert poll.status == "closed"

@@ -32,11 +32,11 @@ class Bare(discord.Client):
         async def hello(interaction: discord.Interaction, times: int, channel: discord.TextChannel) -> None:
             await interaction.response.send_message(f"hello x{times} in {channel.name}")
 
-        @self.tree.command(name="later", description="Defer, then follow up and edit")
+        @self.tree.command(name="later", description="Defer, then edit and follow up")
         async def later(interaction: discord.Interaction) -> None:
             await interaction.response.defer(thinking=True)
-            await interaction.followup.send("follow-up")
             await interaction.edit_original_response(content="edited original")
+            await interaction.followup.send("follow-up")
 
         @self.tree.command(name="slow", description="Answers too late")
         async def slow(interaction: discord.Interaction) -> None:
@@ -147,7 +147,10 @@ async def test_followup_and_original_edit(env) -> None:
     ix = await sb.slash(g.id, ch.id, alice.id, "later")
     assert (await ix.response())["type"] == 5
     await sb.wait_for(lambda: ix.original and ix.original["content"] == "edited original" and ix.followups)
+    # The loading message was edited first, so this follow-up is a message of its own (I2 covers the
+    # other order: a first follow-up right after the defer edits the loading message).
     assert ix.followups[0]["content"] == "follow-up"
+    assert ix.followups[0]["id"] != ix.original["id"]
     assert not ix.original["flags"] & 128
 
 
@@ -278,7 +281,10 @@ async def test_native_poll_votes(env) -> None:
     voters = [u async for u in msg.poll.get_answer(2).voters()]
     assert [u.id for u in voters] == [alice.id]
     ended = await msg.end_poll()
-    assert ended.poll.is_finalized()
+    assert not ended.poll.is_finalized()  # the final tally comes later (P2, contract tests)
+    sb.finalize_poll(ch.id, msg.id)
+    final = await client.get_channel(ch.id).fetch_message(msg.id)
+    assert final.poll.is_finalized() and final.poll.get_answer(2).vote_count == 1
 
 
 async def test_autocomplete_modal_and_attachment(env) -> None:

@@ -126,3 +126,38 @@ def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path):
         pass
     with sqlite_process_lock(database):  # released when the first process ends
         pass
+
+
+PACK_WITH_DILEMMAS = """\
+pack: {{id: cli-pack, name: "CLI pack", description: "For the CLI test.", version: 1}}
+prompts:
+  - id: first-prompt
+    paragraph: 1
+    excerpt: "Individualism emphasizes the value of self-reliance and personal responsibility."
+    theme: self-reliance
+    question: "Is self-reliance a virtue?"
+    context: "A note shown under the question."
+    sensitive: false
+    dilemmas:
+      - id: group-project-grade
+        question: "Your group project gets one shared grade. One member did little. What do you do?"
+        setting: {setting}
+        teen: true
+        beyond_anglo: true
+        options:
+          - {{label: "Tell the teacher who did what", position: -1.0}}
+          - {{label: "Share the grade; we're a team", position: 1.0}}
+"""
+
+
+def test_prompts_check_knows_the_dilemmas_schema(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text(PACK_WITH_DILEMMAS.format(setting="school"), encoding="utf-8")
+    result = run("prompts", "check", str(good))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 pack file(s) valid" in result.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PACK_WITH_DILEMMAS.format(setting="beach"), encoding="utf-8")
+    result = run("prompts", "check", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:13: prompt first-prompt: dilemmas[1].setting: unknown setting 'beach'" in result.stdout

@@ -63,7 +63,7 @@ def test_user_text_is_escaped():
         excerpt="@everyone look **here** ```",
         theme="balance",
         question="<@&123456789012345678> [click](https://evil.example) `code` @here",
-        dilemma=Dilemma("Pick _one_", (Option("@everyone yes", -1.0), Option("||no||", 1.0))),
+        dilemmas=(Dilemma("Pick _one_", (Option("@everyone yes", -1.0), Option("||no||", 1.0))),),
     )
     embed = debate_embed(debate_of(evil), "Essay", dilemma=evil)
     text = embed.description + embed.fields[0].name + embed.fields[0].value
@@ -79,7 +79,7 @@ def test_huge_text_stays_within_limits():
         excerpt="x " * 3000,
         theme="balance",
         question="q" * 3000,
-        dilemma=Dilemma("d" * 300, tuple(Option("o" * 55, 0.0) for _ in range(5))),
+        dilemmas=(Dilemma("d" * 300, tuple(Option("o" * 55, 0.0) for _ in range(5))),),
     )
     embed = debate_embed(debate_of(big), "Essay", dilemma=big)
     assert len(embed) <= EMBED_TOTAL_MAX
