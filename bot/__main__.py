@@ -89,6 +89,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--guild", type=_positive_int, required=True, help="the server id")
     export.add_argument("--out", type=Path, required=True, help="the CSV file to write ('-' for stdout)")
+    dbp = sub.add_parser("db", help="move data between databases", description="Move data between databases.")
+    db_sub = dbp.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    copy = db_sub.add_parser(
+        "copy",
+        help="copy a database (e.g. SQLite) into a new, empty one (e.g. PostgreSQL)",
+        description="Copy every row of --from into the empty --to in one transaction, then check every "
+        "table's row count and every poll's tally before committing. The source may be live (it is "
+        "read as one snapshot), but votes cast after the snapshot are not copied: stop the bot first "
+        "for the final move.",
+    )
+    copy.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="source DATABASE_URL, e.g. sqlite+aiosqlite:///data/commonground.db",
+    )
+    copy.add_argument(
+        "--to", dest="target", required=True, help="target DATABASE_URL, e.g. postgresql+asyncpg://user@host/db"
+    )
     prompts = sub.add_parser("prompts", help="work with prompt packs", description="Work with prompt packs.")
     prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
     check = prompts_sub.add_parser(
@@ -218,6 +237,36 @@ async def cmd_export(settings: Settings, guild: int, out: Path) -> int:
     return 0
 
 
+async def cmd_db_copy(source: str, target: str) -> int:
+    import time
+
+    from bot.config import validate_database_url
+    from bot.storage.copy import CopyError, copy_database
+
+    source = validate_database_url(source, key="--from")
+    target = validate_database_url(target, key="--to")
+    started = time.monotonic()
+    last: dict[str, int] = {}
+
+    def progress(table: str, done: int, total: int) -> None:
+        step = max(total // 10, 1)
+        if done == total or done - last.get(table, 0) >= step:
+            last[table] = done
+            print(f"  {table}: {done:,}/{total:,}", file=sys.stderr, flush=True)
+
+    try:
+        report = await copy_database(source, target, progress=progress)
+    except CopyError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot reach a database ({exc}); check --from and --to") from None
+    print(
+        f"copied {report.total:,} rows in {len(report.rows)} tables in {time.monotonic() - started:.1f} s; "
+        f"verified every table's row count and the tallies of {report.polls_verified:,} polls"
+    )
+    return 0
+
+
 def cmd_prompts_check(paths: Sequence[Path]) -> int:
     from bot.domain.essay import load_essay
     from bot.domain.packs import builtin_pack_path, check_files
@@ -259,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_backup(settings, args.path, args.keep))
         if args.command == "sync":
             return asyncio.run(cmd_sync(settings, args.guild))
+        if args.command == "db":
+            return asyncio.run(cmd_db_copy(args.source, args.target))
         if args.command == "export":
             return asyncio.run(cmd_export(settings, args.guild, args.out))
     except (ConfigError, CommandError) as exc:

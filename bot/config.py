@@ -137,19 +137,22 @@ def _validate_url(key: str, value: str, schemes: tuple[str, ...]) -> str:
     return value.rstrip("/") if key == "DISCORD_API_BASE" else value
 
 
-def _validate_database_url(value: str) -> str:
+def validate_database_url(value: str, key: str = "DATABASE_URL") -> str:
     try:
         url = make_url(value)
     except ArgumentError:
-        raise ConfigError(f"DATABASE_URL={value!r} is not a database URL; use e.g. {DEFAULT_DATABASE_URL}") from None
+        raise ConfigError(f"{key}={value!r} is not a database URL; use e.g. {DEFAULT_DATABASE_URL}") from None
     if url.drivername not in SUPPORTED_DRIVERS:
         raise ConfigError(
-            f"DATABASE_URL uses the driver {url.drivername!r}; supported: {', '.join(SUPPORTED_DRIVERS)} "
+            f"{key} uses the driver {url.drivername!r}; supported: {', '.join(SUPPORTED_DRIVERS)} "
             f"(e.g. {DEFAULT_DATABASE_URL})."
         )
     if url.drivername.startswith("sqlite") and not url.database:
-        raise ConfigError(f"DATABASE_URL={value!r} names no file; use e.g. {DEFAULT_DATABASE_URL}")
+        raise ConfigError(f"{key}={value!r} names no file; use e.g. {DEFAULT_DATABASE_URL}")
     return value
+
+
+_validate_database_url = validate_database_url
 
 
 def _validate_int(key: str, value: Any, low: int, high: int) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, and_, literal, or_, true
+from sqlalchemy import BigInteger, Integer, and_, literal, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain.shards import ShardScope
@@ -10,7 +10,8 @@ from bot.domain.shards import ShardScope
 
 def shard_expr(column, count: int) -> ColumnElement:
     """``(column >> 22) % count``, the shard of the server in ``column`` (SQLite and PostgreSQL)."""
-    return column.op(">>")(literal(22, BigInteger)) % literal(count, BigInteger)
+    # PostgreSQL has bigint >> integer (not bigint >> bigint).
+    return column.op(">>")(literal(22, Integer)) % literal(count, BigInteger)
 
 
 def owned(column, scope: ShardScope | None, *, nullable: bool = False) -> ColumnElement[bool]:
