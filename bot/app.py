@@ -18,6 +18,8 @@ from bot.domain.errors import UserError
 from bot.domain.packs import PackError
 from bot.domain.schedule import ScheduleInputError
 from bot.domain.shards import ShardScope
+from bot.metrics import Metrics, OpsServer
+from bot.metrics import attach as attach_metrics
 from bot.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -180,6 +182,10 @@ class CommonGround(commands.AutoShardedBot):
             shard_ids=list(settings.shards) if settings.shards is not None else None,
         )
         self.settings = settings
+        self.metrics: Metrics | None = None
+        self._ops: OpsServer | None = None
+        if settings.metrics_port is not None:
+            attach_metrics(self)
         self.identify_pacer = IdentifyPacer()
         self.session_start_limit: dict[str, int] | None = None
         self._first_ready_done = False
@@ -234,8 +240,14 @@ class CommonGround(commands.AutoShardedBot):
         log.info("loaded %d extensions", len(self._extension_names))
         # Extensions register their job handlers while loading; only then may jobs run.
         self.scheduler.start()
+        if self.metrics is not None and self.settings.metrics_port is not None:
+            self._ops = OpsServer(self, self.metrics, self.settings.metrics_host, self.settings.metrics_port)
+            await self._ops.start()
 
     async def close(self) -> None:
+        if self._ops is not None:
+            await self._ops.stop()
+            self._ops = None
         await self.scheduler.stop()
         if not hasattr(self, "_AutoShardedClient__queue"):
             # Built and closed without ever logging in (tests, `sync` failures): discord.py's sharded

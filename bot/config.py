@@ -219,7 +219,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: Path | None
         except ShardSpecError as exc:
             raise ConfigError(f"COMMONGROUND_SHARDS={text}: {exc}; fix it or COMMONGROUND_SHARD_COUNT.") from None
     if "metrics_port" in raw:
-        values["metrics_port"] = _validate_int("COMMONGROUND_METRICS_PORT", raw["metrics_port"], 1, 65535)
+        # 0 picks a free port (tests); the log line names it.
+        values["metrics_port"] = _validate_int("COMMONGROUND_METRICS_PORT", raw["metrics_port"], 0, 65535)
     if "metrics_host" in raw:
         values["metrics_host"] = str(raw["metrics_host"]).strip() or "127.0.0.1"
     return Settings(**values)

@@ -41,7 +41,9 @@ class Harness:
         members: int = 3,
         sandbox: Sandbox | None = None,
         sandbox_options: dict[str, Any] | None = None,
+        settings_options: dict[str, Any] | None = None,
     ) -> None:
+        self.settings_options = dict(settings_options or {})
         self.tmp_path = tmp_path
         self.extensions = tuple(extensions)
         self.clock = FakeClock(now)
@@ -73,6 +75,7 @@ class Harness:
             database_url=f"sqlite+aiosqlite:///{self.tmp_path}/e2e.db",
             api_base=sb.api_base,
             gateway_url=sb.gateway_url,
+            **self.settings_options,
         )
         self.db = await Database.open(self.settings.database_url)
         await self.start_bot()

@@ -274,12 +274,18 @@ class PollService:
             except TimeoutError:
                 # The commit is slow (a long lock, a busy disk): keep the interaction alive, answer after.
                 await interaction.response.defer(ephemeral=True, thinking=True)
+                acked_at = discord.utils.utcnow()
                 deferred = True
                 result = await future
         except VoteStoreError:
             await self._answer(interaction, STORE_FAILED, deferred=deferred)
             return
         await self._answer(interaction, _reply_text(result), deferred=deferred, result=result, poll_id=poll_id)
+        metrics = getattr(self.bot, "metrics", None)
+        if metrics is not None:
+            # Acknowledged at the defer when there was one, else now: Discord's 3 s cover the first answer.
+            acked = acked_at if deferred else discord.utils.utcnow()
+            metrics.vote_answered(str(result.outcome), (acked - interaction.created_at).total_seconds())
         if result.outcome in store.WRITES and result.live_counts:
             self._schedule_live(poll_id)
 

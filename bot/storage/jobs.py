@@ -201,6 +201,16 @@ async def retry(conn: AsyncConnection, job: Job, *, due_at: datetime, error: str
     )
 
 
+async def count_due(conn: AsyncConnection, before: datetime, scope: ShardScope | None = None) -> int:
+    """Jobs of ``scope`` due at or before ``before`` (not yet done)."""
+    query = (
+        select(func.count())
+        .select_from(jobs)
+        .where(jobs.c.due_at <= before, owned(jobs.c.guild_id, scope, nullable=True))
+    )
+    return (await conn.execute(query)).scalar_one()
+
+
 async def count(conn: AsyncConnection, kind: str | None = None) -> int:
     query = select(func.count()).select_from(jobs)
     if kind is not None:
