@@ -8,7 +8,8 @@ ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY prompts ./prompts
-RUN pip install . && cp -r prompts /opt/prompts
+# asyncpg too: clusters share one PostgreSQL (deploy/compose.yaml).
+RUN pip install ".[postgres]" && cp -r prompts /opt/prompts
 
 # Stage 2: the runtime image: no compiler, no sources, a non-root user, data on a volume.
 FROM python:3.11-slim
