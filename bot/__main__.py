@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bot import __version__
 from bot.config import ConfigError, Settings, configure_logging, load_settings
+from bot.domain.permissions import FEATURES as FEATURE_NAMES
 
 log = logging.getLogger("bot")
 
@@ -82,6 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Register the slash commands globally, or in one server with --guild.",
     )
     sync.add_argument("--guild", type=_positive_int, help="a server id: sync there only (instant, for testing)")
+    sync.add_argument(
+        "--clear",
+        action="store_true",
+        help="with --guild: remove that server's copy of the commands (the global ones stay)",
+    )
+    invite = sub.add_parser(
+        "invite-url",
+        help="print the OAuth2 URL that invites the bot with exactly the permissions it needs",
+        description="Print the invite URL (scopes bot and applications.commands) asking for the core "
+        "permissions plus those of --features; the client id comes from DISCORD_TOKEN or --client-id.",
+    )
+    invite.add_argument(
+        "--features",
+        default="",
+        help="comma-separated optional features: " + ", ".join(FEATURE_NAMES) + " (default: none)",
+    )
+    invite.add_argument("--client-id", type=_positive_int, help="the application's client id (default: from the token)")
+    invite.add_argument(
+        "--update-readme",
+        type=Path,
+        metavar="README",
+        help="instead, rewrite the permission list in README (generated from the same table)",
+    )
     export = sub.add_parser(
         "export",
         help="write a server's poll aggregates as CSV (no user ids)",
@@ -205,18 +229,50 @@ async def cmd_backup(settings: Settings, path: Path, keep: int | None) -> int:
     return 0
 
 
-async def cmd_sync(settings: Settings, guild: int | None) -> int:
+async def cmd_sync(settings: Settings, guild: int | None, clear: bool = False) -> int:
     from bot.runtime import sync_commands
 
+    if clear and guild is None:
+        raise CommandError("--clear removes one server's copy of the commands: name it with --guild ID")
     if not settings.token:
         raise CommandError("DISCORD_TOKEN is not set: syncing registers commands with Discord and needs the token.")
     db = await _open_database(settings)
     try:
-        names = await sync_commands(settings, db, guild_id=guild)
+        names = await sync_commands(settings, db, guild_id=guild, clear=clear)
     finally:
         await db.close()
+    if clear:
+        print(f"removed the copy of the commands in server {guild}; the global commands are unchanged")
+        return 0
     where = f"server {guild}" if guild else "all servers (global commands can take up to an hour to appear)"
     print(f"synced {len(names)} commands to {where}: {', '.join('/' + n for n in names)}")
+    return 0
+
+
+def cmd_invite_url(settings: Settings, features: str, client_id: int | None, update_readme: Path | None) -> int:
+    from bot.domain import permissions
+
+    if update_readme is not None:
+        try:
+            text = update_readme.read_text(encoding="utf-8")
+            new = permissions.replace_readme_section(text)
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot update {update_readme}: {exc}") from None
+        if new != text:
+            update_readme.write_text(new, encoding="utf-8")
+        print(f"{update_readme}: permission list {'updated' if new != text else 'already current'}")
+        return 0
+    try:
+        chosen = permissions.parse_features(features)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if client_id is None and settings.token:
+        client_id = permissions.client_id_from_token(settings.token)
+    if client_id is None:
+        raise CommandError(
+            "no client id: pass --client-id (the application id from the developer portal) or set DISCORD_TOKEN"
+        )
+    print(permissions.invite_url(client_id, chosen))
     return 0
 
 
@@ -307,7 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "backup":
             return asyncio.run(cmd_backup(settings, args.path, args.keep))
         if args.command == "sync":
-            return asyncio.run(cmd_sync(settings, args.guild))
+            return asyncio.run(cmd_sync(settings, args.guild, args.clear))
+        if args.command == "invite-url":
+            return cmd_invite_url(settings, args.features, args.client_id, args.update_readme)
         if args.command == "db":
             return asyncio.run(cmd_db_copy(args.source, args.target))
         if args.command == "export":

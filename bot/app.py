@@ -20,6 +20,7 @@ from bot.domain.schedule import ScheduleInputError
 from bot.domain.shards import ShardScope
 from bot.metrics import Metrics, OpsServer
 from bot.metrics import attach as attach_metrics
+from bot.reconcile import Reconciler
 from bot.scheduler import Scheduler
 
 if TYPE_CHECKING:
@@ -122,6 +123,12 @@ async def _public_loading_message(interaction: discord.Interaction) -> discord.I
     return original
 
 
+# discord.py waits this long after READY for the GUILD_CREATE events of the servers it is in before it
+# dispatches on_ready; discord.py's own default, right for Discord. The sandbox sends every server at
+# once, so tests pass a tiny value instead of idling two seconds at every start.
+DEFAULT_GUILD_READY_TIMEOUT = 2.0
+
+
 class IdentifyPacer:
     """At most one IDENTIFY per ``interval`` seconds in each bucket ``shard_id % max_concurrency``
     (DISCORD-FACTS G3; discord-api-docs, Gateway, "Max Concurrency"). discord.py's own hook sleeps a
@@ -168,6 +175,7 @@ class CommonGround(commands.AutoShardedBot):
         clock: Clock | None = None,
         extensions: Sequence[str] = EXTENSIONS,
         services: dict[str, Any] | None = None,
+        guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # servers joined/left, channels, threads, roles
@@ -180,6 +188,7 @@ class CommonGround(commands.AutoShardedBot):
             tree_cls=CommonGroundTree,
             shard_count=settings.shard_count,
             shard_ids=list(settings.shards) if settings.shards is not None else None,
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.metrics: Metrics | None = None
@@ -195,6 +204,8 @@ class CommonGround(commands.AutoShardedBot):
         # Services shared by cogs, buttons and scheduled jobs, built by the features' extensions.
         self.services: dict[str, Any] = dict(services or {})
         self.scheduler = Scheduler(db, self.clock, scope=settings.scope)
+        # Extensions add their reconciliation steps while loading (servers, schedules, poll closes, voters).
+        self.reconciler = Reconciler()
 
     @property
     def scope(self) -> ShardScope:
@@ -266,6 +277,11 @@ class CommonGround(commands.AutoShardedBot):
 
     async def on_shard_ready(self, shard_id: int) -> None:
         # After the first READY of every shard, one shard can identify again alone (an invalid session);
-        # discord.py then fires on_shard_ready but not on_ready: reconcile that shard's servers.
+        # discord.py then fires on_shard_ready but not on_ready. Reconcile again: every step works on
+        # this process's shards only, and the reconciler never runs two passes at once.
         if self._first_ready_done and len(self.scope.held) > 1:
-            self.dispatch("reconcile_shard", shard_id)
+            self.dispatch("reconcile")
+
+    async def on_reconcile(self) -> None:
+        """Every READY: the reconciliation steps in order, never two runs at once (bot/reconcile.py)."""
+        await self.reconciler.run()

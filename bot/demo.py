@@ -35,6 +35,9 @@ TIMEZONE = "Europe/London"
 POST_TIME = "09:00"
 POLL_HOURS = 12
 EPHEMERAL = 64
+# The sandbox sends every server right after READY, so the bot need not wait discord.py's default 2 s
+# (``guild_ready_timeout``) for more; the harness of the tests uses the same value.
+SANDBOX_GUILD_READY_TIMEOUT = 0.05
 
 
 @dataclass
@@ -234,7 +237,7 @@ class Demo:
             gateway_url=sb.gateway_url,
         )
         self.db = await Database.open(settings.database_url)
-        self.bot = build_bot(settings, self.db, clock=self.clock)
+        self.bot = build_bot(settings, self.db, clock=self.clock, guild_ready_timeout=SANDBOX_GUILD_READY_TIMEOUT)
         self.task = asyncio.create_task(self.bot.start(settings.token), name="bot")
         await asyncio.wait_for(self.bot.wait_until_ready(), 15)
         await asyncio.wait_for(self.bot.tree.sync(), 15)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import discord
 
-from bot.app import EXTENSIONS, CommonGround, ShardingError, apply_endpoints
+from bot.app import DEFAULT_GUILD_READY_TIMEOUT, EXTENSIONS, CommonGround, ShardingError, apply_endpoints
 from bot.config import Settings
 from bot.domain.clock import Clock
 from bot.storage.database import Database
@@ -49,10 +49,17 @@ async def serve(bot: CommonGround, token: str) -> None:
 
 
 def build_bot(
-    settings: Settings, db: Database, *, clock: Clock | None = None, extensions: Sequence[str] = EXTENSIONS
+    settings: Settings,
+    db: Database,
+    *,
+    clock: Clock | None = None,
+    extensions: Sequence[str] = EXTENSIONS,
+    guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT,
 ) -> CommonGround:
     apply_endpoints(settings)
-    return CommonGround(settings=settings, db=db, clock=clock, extensions=extensions)
+    return CommonGround(
+        settings=settings, db=db, clock=clock, extensions=extensions, guild_ready_timeout=guild_ready_timeout
+    )
 
 
 def explain_gateway_close(exc: BaseException, settings: Settings) -> str | None:
@@ -104,12 +111,19 @@ def sqlite_process_lock(database: Path) -> Iterator[None]:
         os.close(fd)
 
 
-async def run_bot(settings: Settings, db: Database, *, stop: asyncio.Event, clock: Clock | None = None) -> None:
+async def run_bot(
+    settings: Settings,
+    db: Database,
+    *,
+    stop: asyncio.Event,
+    clock: Clock | None = None,
+    guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT,
+) -> None:
     """Serve until ``stop`` is set (SIGTERM) or the connection ends for good; always close cleanly.
 
     Raises :class:`ShardingError` with the fix when Discord refuses the shard settings (4010, 4011).
     """
-    bot = build_bot(settings, db, clock=clock)
+    bot = build_bot(settings, db, clock=clock, guild_ready_timeout=guild_ready_timeout)
     assert settings.token is not None
     async with bot:
         runner = asyncio.create_task(serve(bot, settings.token), name="discord")
@@ -128,15 +142,21 @@ async def run_bot(settings: Settings, db: Database, *, stop: asyncio.Event, cloc
             raise exc
 
 
-async def sync_commands(settings: Settings, db: Database, *, guild_id: int | None) -> list[str]:
-    """Register the command tree with Discord (globally, or copied to one server)."""
+async def sync_commands(settings: Settings, db: Database, *, guild_id: int | None, clear: bool = False) -> list[str]:
+    """Register the command tree with Discord (globally, or copied to one server); with ``clear``, remove
+    that server's copy instead (a guild copy beside the global commands shows every command twice)."""
     import discord
 
     bot = build_bot(settings, db)
     assert settings.token is not None
     async with bot:
         await bot.login(settings.token)
-        if guild_id is None:
+        if clear:
+            assert guild_id is not None
+            guild = discord.Object(id=guild_id)
+            bot.tree.clear_commands(guild=guild)
+            synced = await bot.tree.sync(guild=guild)  # an empty list replaces the server's commands
+        elif guild_id is None:
             synced = await bot.tree.sync()
         else:
             guild = discord.Object(id=guild_id)

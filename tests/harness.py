@@ -20,6 +20,7 @@ import discord
 
 from bot.app import EXTENSIONS, CommonGround
 from bot.config import load_settings
+from bot.demo import SANDBOX_GUILD_READY_TIMEOUT
 from bot.domain.clock import FakeClock
 from bot.runtime import build_bot
 from bot.sandbox.server import Sandbox
@@ -42,6 +43,7 @@ class Harness:
         sandbox: Sandbox | None = None,
         sandbox_options: dict[str, Any] | None = None,
         settings_options: dict[str, Any] | None = None,
+        bot_permissions: int | None = None,
     ) -> None:
         self.settings_options = dict(settings_options or {})
         self.tmp_path = tmp_path
@@ -55,6 +57,8 @@ class Harness:
             sandbox.use_clock(self.clock)
         self._own_sandbox = sandbox is None
         self.member_count = members
+        # None: the sandbox's default bot; an integer: the bot's role holds exactly that (e.g. an invite's).
+        self.bot_permissions = bot_permissions
         self.db: Database | None = None
         self.bot: CommonGround | None = None
         self._task: asyncio.Task[None] | None = None
@@ -64,7 +68,10 @@ class Harness:
     async def __aenter__(self) -> Harness:
         await self.sandbox.start()
         sb = self.sandbox
-        self.guild = sb.create_guild("Common Ground Test")
+        if self.bot_permissions is None:
+            self.guild = sb.create_guild("Common Ground Test")
+        else:
+            self.guild = sb.create_guild("Common Ground Test", bot_permissions=self.bot_permissions)
         self.channel = sb.create_channel(self.guild.id, "debates")
         self.mod_role = sb.create_role(self.guild.id, "Moderators", permissions=MOD_PERMISSIONS)
         self.mod = sb.add_member(self.guild.id, "moderator", roles=[self.mod_role.id])
@@ -90,8 +97,20 @@ class Harness:
 
     async def start_bot(self, *, timeout: float = 10) -> CommonGround:
         assert self.db is not None
-        self.bot = build_bot(self.settings, self.db, clock=self.clock, extensions=self.extensions)
+        self.bot = build_bot(
+            self.settings,
+            self.db,
+            clock=self.clock,
+            extensions=self.extensions,
+            guild_ready_timeout=SANDBOX_GUILD_READY_TIMEOUT,
+        )
         self.bot.identify_pacer.interval = self.sandbox.identify_interval
+        reconciling = asyncio.Event()
+
+        async def mark() -> None:
+            reconciling.set()
+
+        self.bot.add_listener(mark, "on_reconcile")
         self._task = asyncio.create_task(self.bot.start(self.settings.token), name="bot")
         ready = asyncio.create_task(self.bot.wait_until_ready())
         done, _ = await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -102,13 +121,30 @@ class Harness:
             ready.cancel()
             raise TimeoutError(f"the bot was not ready within {timeout}s")
         await asyncio.wait_for(self.bot.tree.sync(), timeout)
+        # on_ready dispatches "reconcile" to listeners that run as tasks of their own: wait until every
+        # one has returned (the servers' rows are written), then until the jobs they armed have run.
+        await asyncio.wait_for(reconciling.wait(), timeout)
+        self.bot.remove_listener(mark, "on_reconcile")
+        me = asyncio.current_task()
+        listeners = [t for t in asyncio.all_tasks() if t.get_name() == "discord.py: on_reconcile" and t is not me]
+        await asyncio.wait_for(asyncio.gather(*listeners, return_exceptions=True), timeout)
         await self.wait_reconciled(timeout=timeout)
         return self.bot
 
     async def wait_reconciled(self, *, timeout: float = 10) -> None:
-        """Wait until the jobs armed by on_ready's reconciliation have been handled."""
+        """Wait until on_ready's reconciliation has run (every step, in order) and the jobs it armed have
+        been handled."""
         assert self.bot is not None
-        await asyncio.wait_for(self.bot.scheduler.drain(), timeout)
+        bot = self.bot
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while bot.reconciler.full_runs_done < 1 or any(
+            t.get_name() == "discord.py: on_reconcile" and not t.done() for t in asyncio.all_tasks()
+        ):
+            if loop.time() > deadline:
+                raise TimeoutError(f"reconciliation did not finish within {timeout}s")
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(bot.scheduler.drain(), timeout)
 
     async def stop_bot(self) -> None:
         if self.bot is not None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from bot import reconcile
 from bot.domain.shards import ShardScope
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
@@ -32,6 +33,7 @@ class Lifecycle(commands.Cog):
     def __init__(self, bot: CommonGround) -> None:
         self.bot = bot
         bot.scheduler.register(PURGE, self.purge)
+        bot.reconciler.add_step("servers", self.reconcile_servers, order=reconcile.SERVERS)
 
     async def joined(self, guild: discord.Guild) -> None:
         async with self.bot.db.write() as conn:
@@ -51,24 +53,30 @@ class Lifecycle(commands.Cog):
 
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
+        # A new server, or one the bot had left coming back (a re-invite): no READY follows (G5), so its
+        # schedule and the close jobs of its open polls, cancelled when it left, are re-armed now.
+        await self.came_back(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        # discord.py reports a GUILD_CREATE that carries `unavailable: false` as "available", also for a
+        # server the bot had left and was invited back to; both paths do the same idempotent work.
+        await self.came_back(guild)
+
+    async def came_back(self, guild: discord.Guild) -> None:
         await self.joined(guild)
+        await self.bot.reconciler.run_for_guild(guild.id)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         await self.left(guild.id)
 
-    @commands.Cog.listener()
-    async def on_reconcile(self) -> None:
-        """Idempotent: servers joined or left while the bot was offline, among this process's shards
-        (another cluster's servers are not ours to mark as left)."""
-        await self.reconcile(self.bot.scope)
-
-    @commands.Cog.listener()
-    async def on_reconcile_shard(self, shard_id: int) -> None:
-        """One shard identified again on its own (an invalid session): reconcile its servers only."""
-        await self.reconcile(self.bot.scope.only([shard_id]))
-
-    async def reconcile(self, scope: ShardScope) -> None:
+    async def reconcile_servers(self, guild_id: int | None) -> None:
+        """Reconciliation step: servers joined or left while the bot was offline (idempotent)."""
+        if guild_id is not None:
+            return  # a one-server run follows on_guild_join, which has just recorded the server
+        # Only this process's shards: another cluster's servers are not ours to mark as left.
+        scope: ShardScope = self.bot.scope
         present = {g.id: g for g in self.bot.guilds if scope.owns(g.id)}
         async with self.bot.db.read() as conn:
             known = await guild_store.active_ids(conn, scope)

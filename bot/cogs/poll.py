@@ -12,7 +12,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import reconcile
 from bot.cogs.checks import ModeratorGroup
+from bot.domain import permissions as perms
 from bot.domain.errors import NotFound, UserError
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, Option
 from bot.services.polls import PollService, validate_dilemma
@@ -171,6 +173,25 @@ class PositionWizard(discord.ui.View):
         await interaction.edit_original_response(content=f"Poll #{poll_id} posted in <#{self.channel_id}>.", view=None)
 
 
+class PostableChannel(app_commands.Transformer):
+    """A channel option that offers only channels a message can be posted in: text, announcement and
+    voice channels (their text chat); not categories, forums or media channels."""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.channel
+
+    @property
+    def channel_types(self) -> list[discord.ChannelType]:
+        return [discord.ChannelType.text, discord.ChannelType.news, discord.ChannelType.voice]
+
+    async def transform(self, interaction: discord.Interaction, value: object) -> object:
+        # discord.py hands over the resolved AppCommandChannel; re-check the type of a forged payload.
+        if getattr(value, "type", None) not in self.channel_types:
+            raise UserError("Pick a text, announcement or voice channel: a poll can't be posted there.")
+        return value
+
+
 def _on_message(message: discord.Message | None, custom_id: str) -> bool:
     if message is None:
         return False
@@ -210,13 +231,31 @@ class Poll(commands.Cog):
         self,
         interaction: discord.Interaction[CommonGround],
         hours: app_commands.Range[int, 1, MAX_HOURS] = 24,
-        channel: app_commands.AppCommandChannel | None = None,
+        channel: app_commands.Transform[app_commands.AppCommandChannel, PostableChannel] | None = None,
         style: str = "buttons",
     ) -> None:
         channel_id = channel.id if channel is not None else interaction.channel_id
         if channel is not None and channel.guild_id != interaction.guild_id:
             raise UserError("Choose a channel in this server.")
         assert channel_id is not None
+        # The bot's own permissions there: for the channel typed in, the interaction's app_permissions; for
+        # a chosen one, the gateway's cache. Never channel.permissions, which are the member's (I4).
+        if channel is None:
+            granted, name = interaction.app_permissions.value, getattr(interaction.channel, "name", None)
+        else:
+            cached = interaction.guild.get_channel(channel.id) if interaction.guild else None
+            me = interaction.guild.me if interaction.guild else None
+            granted = cached.permissions_for(me).value if cached is not None and me is not None else None
+            name = channel.name
+        actions = ["post", "chart"] + (["native-poll"] if style == "native" else [])
+        lacking = perms.missing(granted, actions) if granted is not None else []
+        if lacking:
+            where = f"#{name}" if name else f"<#{channel_id}>"
+            raise UserError(
+                f"I can't post that poll in {where}: I'm missing "
+                + perms.join_names([f"**{p.name}** ({p.why})" for p in lacking])
+                + " there. Grant it to my role or in the channel's permissions, or pick another channel."
+            )
         await interaction.response.send_modal(CreateModal(self, hours=hours, channel_id=channel_id, style=style))
 
     @poll.command(name="close", description="Close an open poll now and show its result.")
@@ -342,12 +381,11 @@ class Poll(commands.Cog):
             return
         await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
 
-    @commands.Cog.listener("on_reconcile")
-    async def on_reconcile(self) -> None:
-        try:
+    async def reconcile_voters(self, guild_id: int | None) -> None:
+        """Reconciliation step: native poll voters re-read (a full run only: a re-invite's polls were just
+        re-armed, and their votes are read when they close)."""
+        if guild_id is None:
             await self.service.reconcile(self.bot.scope)
-        except Exception:
-            log.exception("poll reconciliation failed; it runs again on the next ready")
 
     @commands.Cog.listener("on_reconcile_shard")
     async def on_reconcile_shard(self, shard_id: int) -> None:
@@ -363,4 +401,7 @@ async def setup(bot: CommonGround) -> None:
     bot.add_dynamic_items(VoteButton, WithdrawButton)
     bot.scheduler.register("poll-close", service.run_close_job)
     bot.scheduler.register("poll-publish", service.run_publish_job)
-    await bot.add_cog(Poll(bot, service))
+    cog = Poll(bot, service)
+    bot.reconciler.add_step("poll-closes", service.rearm_closes, order=reconcile.POLL_CLOSES)
+    bot.reconciler.add_step("native-voters", cog.reconcile_voters, order=reconcile.NATIVE_VOTERS)
+    await bot.add_cog(cog)

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.checks import ModeratorGroup
+from bot.domain import permissions as perms
 from bot.domain.errors import UserError
 from bot.domain.schedule import (
     format_days,
@@ -129,18 +130,25 @@ class Schedule(commands.Cog):
         tz = parse_timezone(timezone)
         chosen = parse_days(days)
         guild = interaction.guild
-        missing = ui.missing_permissions(channel, thread=thread, pin=pin)
+        # Everything a post with these options will do, checked against the bot's own permissions there.
+        lacking = ui.missing_in(channel, ui.post_actions(thread=thread, pin=pin, style=poll_style))
         if ping_role is not None:
             if ping_role.is_default():
                 raise UserError("Pick a role to ping, not @everyone.")
-            if not ping_role.mentionable and not channel.permissions_for(guild.me).mention_everyone:
-                missing.append(ui.PERMISSION_NAMES["mention_everyone"] + f" (or make {ping_role.name} mentionable)")
-        if missing:
-            raise UserError(f"I can't post there yet: I'm missing {ui.join_names(missing)} in {channel.mention}.")
+            if not ping_role.mentionable:
+                lacking += [p for p in ui.missing_in(channel, ["ping"]) if p not in lacking]
+        if lacking:
+            hint = f" (or make {ping_role.name} mentionable)" if ping_role and not ping_role.mentionable else ""
+            raise UserError(
+                f"I can't post there yet: in {channel.mention} I'm missing {ui.explain_missing(lacking)}.{hint} "
+                "Grant them to my role or in the channel's permissions, then run this again."
+            )
         if review_channel is not None:
-            lacking = ui.missing_permissions(review_channel, thread=False, pin=False)
+            lacking = ui.missing_in(review_channel, ["post"])
             if lacking:
-                raise UserError(f"I'm missing {ui.join_names(lacking)} in {review_channel.mention} (review channel).")
+                raise UserError(
+                    f"I'm missing {ui.explain_missing(lacking)} in {review_channel.mention} (review channel)."
+                )
         _schedule, due = await self.service.setup(
             guild.id,
             channel_id=channel.id,
@@ -190,8 +198,16 @@ class Schedule(commands.Cog):
         if last is not None and last.posted_at is not None and last.message_id is not None:
             link = ui.message_link(last.guild_id, last.channel_id, last.message_id)
             lines.append(f"**Last post:** {when_text(last.posted_at, tz)} · [open]({link})")
+            if last.error:
+                lines.append(f"**Last post's problems:** {last.error}.")
         else:
             lines.append("**Last post:** none yet")
+        channel = interaction.guild.get_channel(schedule.channel_id) if interaction.guild else None
+        if isinstance(channel, discord.TextChannel):
+            actions = ui.post_actions(thread=schedule.thread, pin=schedule.pin, style=schedule.poll_style)
+            lacking = ui.missing_in(channel, actions)
+            if lacking:
+                lines.append(f"**Permissions:** in {channel.mention} I'm missing {ui.explain_missing(lacking)}.")
         if schedule.last_skip_note:
             lines.append(f"**Skipped:** {schedule.last_skip_note}")
         planned = await self.service.planned(interaction.guild_id)
@@ -262,8 +278,14 @@ class Schedule(commands.Cog):
         tz = ZoneInfo(schedule.timezone)
         due = parse_local_datetime(when, tz, self.service.clock.now())
         channel = guild.get_channel(schedule.channel_id)
-        if event and not guild.me.guild_permissions.manage_events:
-            raise UserError("I'm missing Manage Events, so I can't create the scheduled event.")
+        if event:
+            # R1: Create Events (1 << 44) since 2026-02-23, checked on the server (external events).
+            lacking = perms.missing(guild.me.guild_permissions.value, ["event"])
+            if lacking:
+                raise UserError(
+                    f"I'm missing {ui.explain_missing(lacking)} in this server, so I can't create the event. "
+                    "Grant it to my role, or plan without `event`."
+                )
         await interaction.response.defer(ephemeral=True, thinking=True)
         debate = await self.service.plan(guild.id, prompt_key=prompt, when=due)
         text = f"Planned for {when_text(due, tz)} in <#{schedule.channel_id}>."
@@ -280,7 +302,9 @@ class Schedule(commands.Cog):
                 )
             except discord.HTTPException as exc:
                 log.warning("event not created in guild %s: %s", guild.id, exc.status)
-                text += " The Discord event couldn't be created (check Manage Events); the debate is planned."
+                text += (
+                    " The Discord event couldn't be created (check my Create Events permission); the debate is planned."
+                )
             else:
                 await self.service.set_event(debate.id, created.id)
                 text += " A Discord event was created too."
@@ -306,7 +330,7 @@ class Schedule(commands.Cog):
                 pass  # somebody deleted the event already
             except discord.HTTPException as exc:
                 log.warning("event %s not deleted in guild %s: %s", debate.event_id, guild.id, exc.status)
-                text += " I couldn't delete its Discord event (check Manage Events); please delete it by hand."
+                text += " I couldn't delete its Discord event (check my Create Events permission); delete it by hand."
             else:
                 text += " Its Discord event is deleted too."
         await interaction.followup.send(text, ephemeral=True)

@@ -11,7 +11,7 @@ from typing import Any
 class FaultRule:
     """One injected fault. ``remaining`` counts down; ``None`` means forever."""
 
-    kind: str  # "rate_limit" | "server_error" | "forbidden" | "not_found"
+    kind: str  # "rate_limit" | "server_error" | "forbidden" | "not_found" | "slow_answer"
     route_substring: str | None
     remaining: int | None
     params: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +66,11 @@ class Faults:
     def not_found(self, route_substring: str | None, code: int = 10003, count: int | None = None) -> FaultRule:
         """404 with ``code`` (default 10003 Unknown Channel); forever unless ``count`` is given."""
         return self._add("not_found", route_substring, count, code=code)
+
+    def slow_answer(self, route_substring: str | None, seconds: float, count: int = 1) -> FaultRule:
+        """Perform the next ``count`` matching requests at once, then hold their answers ``seconds``:
+        Discord has created the message while the client still waits (kill the client meanwhile)."""
+        return self._add("slow_answer", route_substring, count, seconds=seconds)
 
     def latency(self, seconds: float) -> None:
         """Delay every REST answer by ``seconds``."""

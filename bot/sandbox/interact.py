@@ -93,7 +93,13 @@ class InteractionsMixin(_Base):
         raise LookupError(f"command {name!r} was never synced (synced: {synced})")
 
     def _resolve_value(
-        self: Sandbox, opt: dict[str, Any], value: Any, guild_id: int, channel_id: int, resolved: dict[str, Any]
+        self: Sandbox,
+        opt: dict[str, Any],
+        value: Any,
+        guild_id: int,
+        channel_id: int,
+        resolved: dict[str, Any],
+        user_id: int,
     ) -> Any:
         otype = opt["type"]
         if otype == 3:
@@ -127,7 +133,11 @@ class InteractionsMixin(_Base):
                 for k in ("id", "name", "type", "parent_id", "thread_metadata", "flags")
                 if k in ch.data
             }
-            entry["permissions"] = str(self.permissions_for(guild_id, self.bot_user_id, oid))
+            # I4: a resolved channel's `permissions` are the INVOKING member's, the bot's own are in
+            # `app_permissions` (Channel object, "computed permissions for the invoking user in the channel";
+            # Interaction Resolved Data, discord-api-docs). A bot reading `permissions` as its own is wrong.
+            entry["permissions"] = str(self.permissions_for(guild_id, user_id, oid))
+            entry["app_permissions"] = str(self.permissions_for(guild_id, self.bot_user_id, oid))
             entry["guild_id"] = str(guild_id)
             resolved.setdefault("channels", {})[str(oid)] = entry
             return str(oid)
@@ -156,6 +166,8 @@ class InteractionsMixin(_Base):
         name: str,
         options: dict[str, Any] | None,
         focused: str | None = None,
+        *,
+        user_id: int,
     ) -> dict[str, Any]:
         parts = name.split()
         cmd = self._find_app_command(guild_id, parts[0])
@@ -179,7 +191,7 @@ class InteractionsMixin(_Base):
             if key == focused:
                 leaf.append({"name": key, "type": opt["type"], "value": str(value), "focused": True})
                 continue
-            value = self._resolve_value(opt, value, guild_id, channel_id, resolved)
+            value = self._resolve_value(opt, value, guild_id, channel_id, resolved, user_id)
             choices = opt.get("choices")
             if choices and value not in [c["value"] for c in choices]:
                 raise ValueError(f"{value!r} is not one of the choices of {key!r}")
@@ -216,7 +228,7 @@ class InteractionsMixin(_Base):
         ``LookupError`` if the command or option was never synced, ``ValueError`` for a missing
         required option or a value outside the choices.
         """
-        data = self._build_command_data(int(guild_id), int(channel_id), name, options)
+        data = self._build_command_data(int(guild_id), int(channel_id), name, options, user_id=int(user_id))
         return await self._send_interaction(2, guild_id, channel_id, user_id, data)
 
     async def autocomplete(
@@ -230,7 +242,9 @@ class InteractionsMixin(_Base):
         timeout: float = 5.0,
     ) -> list[dict[str, Any]]:
         """Send an autocomplete interaction (type 4); return the choices of the type 8 callback."""
-        data = self._build_command_data(int(guild_id), int(channel_id), name, options, focused=focused)
+        data = self._build_command_data(
+            int(guild_id), int(channel_id), name, options, focused=focused, user_id=int(user_id)
+        )
         ix = await self._send_interaction(4, guild_id, channel_id, user_id, data)
         resp = await ix.response(timeout)
         return list((resp.get("data") or {}).get("choices") or [])
@@ -300,7 +314,7 @@ class InteractionsMixin(_Base):
             resolved: dict[str, Any] = {}
             kind = {5: 6, 6: 8, 7: 7}.get(ctype, 9)
             for x in values:
-                self._resolve_value({"type": kind, "name": custom_id}, x, gid, int(channel_id), resolved)
+                self._resolve_value({"type": kind, "name": custom_id}, x, gid, int(channel_id), resolved, int(user_id))
             data["resolved"] = resolved
         return await self._send_interaction(3, gid, channel_id, user_id, data, message=msg)
 

@@ -13,12 +13,16 @@ from ._util import DiscordHTTPError, forbidden, iso, not_found
 from .server import (
     API_PREFIX,
     ATTACH,
-    EVENTS,
+    CREATE_EVENTS,
+    EMBED,
     FILES_KEY,
     HISTORY,
     JSON_KEY,
+    MANAGE_EVENTS,
     MANAGE_MESSAGES,
+    MAX_PINS,
     PIN_MESSAGES,
+    POLLS,
     PRIVATE_THREADS,
     PUBLIC_THREADS,
     SEND,
@@ -482,7 +486,10 @@ class _Handlers:
         is_thread = ch.data["type"] in (10, 11, 12)
         body = request[JSON_KEY] or {}
         files = request[FILES_KEY]
-        need = VIEW | (SEND_THREADS if is_thread else SEND) | (ATTACH if files else 0)
+        # P1: a poll needs SEND_POLLS (1 << 49); M4: a file needs ATTACH_FILES (Permissions table,
+        # developers/topics/permissions in discord-api-docs).
+        need = VIEW | (SEND_THREADS if is_thread else SEND)
+        need |= (ATTACH if files else 0) | (POLLS if body.get("poll") else 0)
         sb._rest_channel(ch.id, need)
         if is_thread and ch.data["thread_metadata"].get("locked"):
             raise forbidden(50083, "Thread is archived")
@@ -512,10 +519,18 @@ class _Handlers:
                     },
                 )
         msg = sb._new_message(ch, body, files, author=sb.bot_user)
+        self._drop_embeds_without_embed_links(ch, msg)
         if nonce is not None and body.get("enforce_nonce"):
             sb._nonces[(ch.id, str(nonce))] = (sb.clock.now(), int(msg["id"]))
         sb._store_message(ch, msg)
         return _json(msg)
+
+    def _drop_embeds_without_embed_links(self, ch: ChannelRecord, msg: dict[str, Any]) -> None:
+        """M4: embeds render only with EMBED_LINKS (Permissions table). Discord still takes the message, so
+        the post arrives without them: as strict as a member would see it."""
+        sb = self.sb
+        if msg.get("embeds") and not sb.permissions_for(ch.guild_id, sb.bot_user_id, ch.id) & EMBED:
+            msg["embeds"] = []
 
     async def get_message(self, request: web.Request) -> web.Response:
         ch = self.sb._rest_channel(request.match_info["channel_id"], VIEW | HISTORY)
@@ -530,7 +545,12 @@ class _Handlers:
             if set(body) - {"flags"}:
                 raise forbidden(50005)
             sb._rest_channel(ch.id, VIEW | MANAGE_MESSAGES)
-        return _json(sb._edit_message(msg, body, request[FILES_KEY]))
+        if request[FILES_KEY]:
+            # M4: an edit that uploads a file needs ATTACH_FILES like a new message does.
+            sb._rest_channel(ch.id, VIEW | ATTACH)
+        edited = sb._edit_message(msg, body, request[FILES_KEY])
+        self._drop_embeds_without_embed_links(ch, edited)
+        return _json(edited)
 
     async def delete_message(self, request: web.Request) -> web.Response:
         sb = self.sb
@@ -543,19 +563,17 @@ class _Handlers:
 
     # --------------------------------------------------------------- pins
     def _pin_channel(self, request: web.Request) -> ChannelRecord:
-        sb = self.sb
-        ch = sb._rest_channel(request.match_info["channel_id"])
-        perms = sb.permissions_for(ch.guild_id, sb.bot_user_id, ch.id)
-        if not perms & (MANAGE_MESSAGES | PIN_MESSAGES):
-            raise forbidden(50013)
-        return ch
+        # M3: Pin Message / Unpin Message "Requires the PIN_MESSAGES permission"; since 2026-02-23
+        # MANAGE_MESSAGES alone no longer grants it (change log 2025-11-24, PR #8002; Pin Message).
+        return self.sb._rest_channel(request.match_info["channel_id"], VIEW | PIN_MESSAGES)
 
     async def pin(self, request: web.Request) -> web.Response:
         sb = self.sb
         ch = self._pin_channel(request)
         msg = sb._rest_message(ch, request.match_info["message_id"])
-        if len(ch.pins) >= 250 and int(msg["id"]) not in ch.pins:
-            raise DiscordHTTPError(400, 30003, "Maximum number of pins reached (250)")
+        if len(ch.pins) >= MAX_PINS and int(msg["id"]) not in ch.pins:
+            # JSON error 30003 "Maximum number of pins reached for the channel (250)" (opcodes-and-status-codes).
+            raise DiscordHTTPError(400, 30003, "Maximum number of pins reached for the channel (250)")
         ch.pins[int(msg["id"])] = iso()
         msg["pinned"] = True
         ch.data["last_pin_timestamp"] = ch.pins[int(msg["id"])]
@@ -579,16 +597,22 @@ class _Handlers:
         sb._dispatch_sync("MESSAGE_UPDATE", msg)
         return _no_content()
 
+    def _readable_pins(self, ch: ChannelRecord) -> list[int]:
+        # Get Channel Pins: "Requires the VIEW_CHANNEL permission. If the user is missing the
+        # READ_MESSAGE_HISTORY permission in the channel, then no pins will be returned."
+        sb = self.sb
+        if not sb.permissions_for(ch.guild_id, sb.bot_user_id, ch.id) & HISTORY:
+            return []
+        return [m for m in reversed(ch.pins) if m in ch.messages]
+
     async def pins_old(self, request: web.Request) -> web.Response:
-        ch = self.sb._rest_channel(request.match_info["channel_id"], VIEW | HISTORY)
-        return _json([ch.messages[m] for m in reversed(ch.pins) if m in ch.messages])
+        ch = self.sb._rest_channel(request.match_info["channel_id"], VIEW)
+        return _json([ch.messages[m] for m in self._readable_pins(ch)][:50])
 
     async def pins_new(self, request: web.Request) -> web.Response:
-        ch = self.sb._rest_channel(request.match_info["channel_id"], VIEW | HISTORY)
-        limit = int(request.query.get("limit", 50))
-        items = [
-            {"pinned_at": ts, "message": ch.messages[m]} for m, ts in reversed(ch.pins.items()) if m in ch.messages
-        ]
+        ch = self.sb._rest_channel(request.match_info["channel_id"], VIEW)
+        limit = max(1, min(50, int(request.query.get("limit", 50))))
+        items = [{"pinned_at": ch.pins[m], "message": ch.messages[m]} for m in self._readable_pins(ch)]
         if "before" in request.query:
             before = dt.datetime.fromisoformat(request.query["before"])
             items = [i for i in items if dt.datetime.fromisoformat(i["pinned_at"]) < before]
@@ -740,6 +764,15 @@ class _Handlers:
             raise not_found(10070)
         return g, ev
 
+    def _may_change_event(self, g: Any, ev: dict[str, Any]) -> None:
+        """Modify/Delete: "If the event was created by the current user, either CREATE_EVENTS or
+        MANAGE_EVENTS. Otherwise, MANAGE_EVENTS" (Guild Scheduled Event Permissions Requirements)."""
+        sb = self.sb
+        perms = sb.permissions_for(g.id, sb.bot_user_id)
+        own = ev.get("creator_id") == str(sb.bot_user_id)
+        if not perms & (MANAGE_EVENTS | (CREATE_EVENTS if own else 0)):
+            raise forbidden(50013)
+
     async def get_event(self, request: web.Request) -> web.Response:
         return _json(self._event(request)[1])
 
@@ -776,7 +809,10 @@ class _Handlers:
     async def create_event(self, request: web.Request) -> web.Response:
         sb = self.sb
         g = sb._rest_guild(request.match_info["guild_id"])
-        if not sb.permissions_for(g.id, sb.bot_user_id) & EVENTS:
+        # R1: creating a scheduled event needs CREATE_EVENTS (1 << 44); since 2026-02-23 MANAGE_EVENTS
+        # alone is refused (change log 2025-11-20, PR #7991). External events check guild-level
+        # permissions (Guild Scheduled Event Permissions Requirements).
+        if not sb.permissions_for(g.id, sb.bot_user_id) & CREATE_EVENTS:
             raise forbidden(50013)
         body = request[JSON_KEY] or {}
         self._validate_event(body)
@@ -805,7 +841,8 @@ class _Handlers:
         return _json(ev)
 
     async def patch_event(self, request: web.Request) -> web.Response:
-        _g, ev = self._event(request)
+        g, ev = self._event(request)
+        self._may_change_event(g, ev)
         body = request[JSON_KEY] or {}
         for key in (
             "name",
@@ -823,6 +860,7 @@ class _Handlers:
 
     async def delete_event(self, request: web.Request) -> web.Response:
         g, ev = self._event(request)
+        self._may_change_event(g, ev)
         del g.scheduled_events[int(ev["id"])]
         self.sb._dispatch_sync("GUILD_SCHEDULED_EVENT_DELETE", ev)
         return _no_content()

@@ -47,7 +47,11 @@ PIN_MESSAGES = P(pin_messages=True).value
 ATTACH = P(attach_files=True).value
 PUBLIC_THREADS = P(create_public_threads=True).value
 PRIVATE_THREADS = P(create_private_threads=True).value
-EVENTS = P(manage_events=True).value | P(create_events=True).value
+EMBED = P(embed_links=True).value
+MAX_PINS = 250  # per channel (JSON error 30003)
+POLLS = P(send_polls=True).value
+CREATE_EVENTS = P(create_events=True).value
+MANAGE_EVENTS = P(manage_events=True).value
 
 DEFAULT_EVERYONE = P(
     view_channel=True,
@@ -80,6 +84,7 @@ DEFAULT_BOT = P(
     mention_everyone=True,
     manage_messages=True,
     pin_messages=True,
+    send_polls=True,
     manage_events=True,
     create_events=True,
     use_application_commands=True,
@@ -1369,6 +1374,10 @@ class Sandbox(InteractionsMixin):
                 response = await handler(request)
                 if fault is not None and fault.kind == "server_error":
                     response = self._server_error(fault.params["status"])
+                elif fault is not None and fault.kind == "slow_answer":
+                    rec.status = response.status  # done on the server's side; the answer is held
+                    self._bump()
+                    await asyncio.sleep(fault.params["seconds"])
         except DiscordHTTPError as exc:
             response = _json(exc.body, exc.status)
         except web.HTTPNotFound:

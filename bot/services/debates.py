@@ -8,8 +8,11 @@ schedule's next slot. Its handler:
    ``catch_up_minutes`` late, otherwise skipped with a note `/schedule status` shows;
 3. in ONE transaction inserts the debate row (the unique (guild, kind, slot_date) key makes a second
    post for that local day impossible; a retry finds the pending row and reuses its nonce) and its poll;
-4. sends the message with that nonce (``enforce_nonce``: Discord returns the first message instead of
-   creating a second one), attaches the message to the poll, opens the thread, pins;
+4. records that the send begins (committed first), then sends the message with that nonce. Discord's
+   ``enforce_nonce`` returns the first message instead of a second one only for a few minutes, so a
+   retry (a restart, a backed-off job) first looks for the earlier post in the channel's recent history
+   (the bot's own message carrying this poll) and adopts it; then attaches the message to the poll,
+   opens the thread, pins;
 5. marks the debate posted and arms the next slot, in one transaction.
 
 403 (missing permission) and 404 (channel deleted) block the schedule with a reason that names the
@@ -19,6 +22,7 @@ raises, so the scheduler retries with backoff; the stored nonce makes the retry 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -30,6 +34,8 @@ from zoneinfo import ZoneInfo
 
 import discord
 
+from bot import reconcile as reconcile_order
+from bot.domain import permissions as perms
 from bot.domain import rotation
 from bot.domain.errors import NotFound, UserError
 from bot.domain.essay import Essay, load_essay
@@ -41,11 +47,13 @@ from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import packs as pack_store
+from bot.storage import reconcile as reconcile_store
 from bot.storage import schedules as schedule_store
 from bot.storage.debates import Debate
 from bot.storage.jobs import Job
 from bot.storage.schedules import POST_KIND, Schedule, post_key
 from bot.ui import debates as ui
+from bot.ui import polls as poll_ui
 
 if TYPE_CHECKING:
     from bot.app import CommonGround
@@ -56,6 +64,9 @@ log = logging.getLogger(__name__)
 PLAN_KIND = "debate-plan"
 THREAD_ARCHIVE_MINUTES = 1440
 THREAD_ALREADY_CREATED = 160004  # Discord: "A thread has already been created for this message"
+MAX_PINS_REACHED = 30003  # Discord: "Maximum number of pins reached for the channel (250)"
+# How many recent messages a retried send reads to find its earlier post (one history request).
+EARLIER_POST_SCAN = 100
 
 
 def plan_key(debate_id: int) -> str:
@@ -102,6 +113,7 @@ class PostOptions:
 class Delivered:
     message_id: int
     thread_id: int | None = None
+    notes: tuple[str, ...] = ()  # what went wrong around the post (no pin, no thread), for /schedule status
 
 
 Deliver = Callable[[Debate, Prompt | None, PostOptions, int | None], Awaitable[Delivered]]
@@ -190,6 +202,7 @@ class DebateService:
         self.catalog = Catalog(self.essay, builtin or load_builtin_pack(self.essay))
         self.deliver: Deliver = deliver or self._deliver_discord
         self.posts = 0  # delivered posts, for tests and benchmarks
+        self._send_locks: dict[int, asyncio.Lock] = {}
 
     @property
     def polls(self) -> Any:
@@ -219,12 +232,30 @@ class DebateService:
         )
         return slot.due_utc
 
-    async def reconcile(self, scope: ShardScope | None = None) -> int:
-        """Arm every active schedule of ``scope``'s servers (default: all) whose post job is missing;
-        idempotent, bulk. Returns how many."""
+    async def reconcile_step(self, guild_id: int | None) -> None:
+        """Reconciliation step: post jobs of active schedules, and the jobs of pending planned debates."""
+        scope = self._scope(guild_id)
+        await self.reconcile(guild_id, scope=scope)
+        async with self.db.read() as conn:
+            planned = await reconcile_store.planned_without_job(conn, guild_id, scope=scope)
+        for debate_id, gid, due_at in planned:
+            await self.scheduler.schedule(
+                PLAN_KIND, plan_key(debate_id), due_at, {"debate_id": debate_id}, guild_id=gid
+            )
+        if planned:
+            log.info("reconcile: re-armed %d planned debates", len(planned))
+        await self.resume_interrupted(guild_id, scope=scope)
+
+    def _scope(self, guild_id: int | None) -> ShardScope | None:
+        """A full run covers this process's shards only; a one-server run names its server."""
+        return getattr(self.bot, "scope", None) if guild_id is None else None
+
+    async def reconcile(self, guild_id: int | None = None, *, scope: ShardScope | None = None) -> int:
+        """Arm every active schedule (of one server, or all of ``scope``'s servers) whose post job is
+        missing; idempotent, bulk. Returns how many."""
         now = self.clock.now()
         async with self.db.read() as conn:
-            missing = await schedule_store.active_without_job(conn, scope)
+            missing = await schedule_store.active_without_job(conn, guild_id, scope=scope)
         if not missing:
             return 0
         # Slots depend only on (time, zone, days): servers sharing them share one computation.
@@ -367,17 +398,43 @@ class DebateService:
             poll_id = await self._ensure_poll(conn, debate, prompt, options)
         delivered = await self._deliver_or_block(debate, prompt, options, poll_id)
         async with self.db.write() as conn:
-            await self._record(conn, debate, delivered)
+            if delivered is not None:
+                await self._record(conn, debate, delivered)
             await self.arm(conn, schedule, after=max(self.clock.now(), slot.due_utc))
 
     async def _record(self, conn: AsyncConnection, debate: Debate, delivered: Delivered) -> None:
         now = self.clock.now()
-        await debate_store.mark_posted(conn, debate.id, message_id=delivered.message_id, at=now)
+        note = "; ".join(delivered.notes) or None
+        await debate_store.mark_posted(conn, debate.id, message_id=delivered.message_id, at=now, note=note)
         await debate_store.set_extras(conn, debate.id, thread_id=delivered.thread_id)
         await schedule_store.mark_posted(conn, debate.guild_id, at=now)
         self.posts += 1
 
     async def _deliver_or_block(
+        self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
+    ) -> Delivered | None:
+        """Deliver once: None if another run (a job and ``/schedule post-now``) posted it meanwhile.
+
+        The start of the first send is committed before it leaves, so a later attempt knows the post
+        may already exist (``debate.send_started_at``) and looks for it before sending again."""
+        lock = self._send_locks.setdefault(debate.id, asyncio.Lock())
+        try:
+            async with lock:
+                async with self.db.read() as conn:
+                    current = await debate_store.get(conn, debate.id)
+                if current is not None:
+                    if current.status == "posted":
+                        return None
+                    debate = current
+                if debate.send_started_at is None:
+                    async with self.db.write() as conn:
+                        await debate_store.mark_send_started(conn, debate.id, at=self.clock.now())
+                return await self._deliver_blocking(debate, prompt, options, poll_id)
+        finally:
+            if not lock.locked() and self._send_locks.get(debate.id) is lock:
+                del self._send_locks[debate.id]
+
+    async def _deliver_blocking(
         self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
     ) -> Delivered:
         try:
@@ -473,7 +530,7 @@ class DebateService:
             return
         await self._post_existing(debate, PostOptions.of(schedule, debate.channel_id))
 
-    async def _post_existing(self, debate: Debate, options: PostOptions) -> Delivered:
+    async def _post_existing(self, debate: Debate, options: PostOptions) -> None:
         async with self.db.write() as conn:
             prompt = await self.catalog.find(conn, debate.guild_id, debate.prompt_key)
             if prompt is None:
@@ -481,18 +538,47 @@ class DebateService:
                 raise PermanentJobError(f"debate {debate.id}: prompt {debate.prompt_key} is gone")
             poll_id = await self._ensure_poll(conn, debate, prompt, options)
         delivered = await self._deliver_or_block(debate, prompt, options, poll_id)
-        async with self.db.write() as conn:
-            await self._record(conn, debate, delivered)
-        return delivered
+        if delivered is not None:
+            async with self.db.write() as conn:
+                await self._record(conn, debate, delivered)
+
+    async def resume_interrupted(self, guild_id: int | None = None, *, scope: ShardScope | None = None) -> int:
+        """Arm, due now, every ``/schedule post-now`` whose send began but was never recorded (the bot
+        died or Discord failed mid-send): its job finds the post if Discord has it, or sends it. Scheduled
+        and planned debates keep their own job until they are recorded. Returns how many."""
+        async with self.db.read() as conn:
+            stuck = await debate_store.interrupted(conn, kind="manual", guild_id=guild_id, scope=scope)
+        now = self.clock.now()
+        for debate in stuck:
+            await self.scheduler.schedule(
+                PLAN_KIND, plan_key(debate.id), now, {"debate_id": debate.id}, guild_id=debate.guild_id
+            )
+        if stuck:
+            log.info("resuming %d interrupted post-now sends", len(stuck))
+        return len(stuck)
 
     async def post_now(self, guild_id: int, prompt_key: str | None = None) -> Debate:
-        """Post a debate now (``/schedule post-now``); Blocked/PermanentJobError say why it could not."""
-        now = self.clock.now()
-        async with self.db.write() as conn:
-            schedule, debate = await self._one_off(
-                conn, guild_id, kind="manual", due_at=now, prompt_key=prompt_key, why="the post goes to its channel"
-            )
-        await self._post_existing(debate, PostOptions.of(schedule, schedule.channel_id))
+        """Post a debate now (``/schedule post-now``); Blocked/PermanentJobError say why it could not.
+
+        An earlier post-now of this server whose send began but was never recorded is finished first
+        instead (found on Discord and adopted, or sent): a moderator's retry never makes a second post."""
+        async with self.db.read() as conn:
+            stuck = await debate_store.interrupted(conn, kind="manual", guild_id=guild_id)
+            schedule = await schedule_store.get(conn, guild_id)
+        if stuck and schedule is not None:
+            debate = stuck[0]
+        else:
+            now = self.clock.now()
+            async with self.db.write() as conn:
+                schedule, debate = await self._one_off(
+                    conn,
+                    guild_id,
+                    kind="manual",
+                    due_at=now,
+                    prompt_key=prompt_key,
+                    why="the post goes to its channel",
+                )
+        await self._post_existing(debate, PostOptions.of(schedule, debate.channel_id))
         async with self.db.read() as conn:
             found = await debate_store.get(conn, debate.id)
         assert found is not None
@@ -717,10 +803,84 @@ class DebateService:
         self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
     ) -> Delivered:
         channel = await self._channel(debate)
-        missing = ui.missing_permissions(channel, thread=False, pin=False)
-        if missing:
+        # What the post itself needs (the poll style decides Send Polls); the thread, the pin and the chart
+        # are extras: the debate goes out without them and /schedule status says what was missing.
+        required = ui.post_actions(thread=False, pin=False, style=options.poll_style, chart=False)
+        lacking = ui.missing_in(channel, required)
+        if lacking:
             # Known from the gateway's cache: no request that is sure to fail.
-            raise Blocked(f"missing {ui.join_names(missing)} in #{channel.name}")
+            raise Blocked(f"missing {ui.join_names(perms.names(lacking))} in #{channel.name}")
+        message = None
+        if debate.send_started_at is not None:
+            # A retry: the earlier send may have reached Discord, and past its nonce window (minutes)
+            # sending again would make a second post. Look for it first.
+            message = await self._earlier_post(channel, debate, prompt, poll_id)
+        if message is None:
+            message = await self._send(channel, debate, prompt, options, poll_id, required)
+        if poll_id is not None and self.polls is not None:
+            await self.polls.attach_message(poll_id, message.id)
+        notes: list[str] = []
+        thread_id = None
+        if options.thread:
+            lacking = ui.missing_in(channel, ["thread"])
+            try:
+                thread = await message.create_thread(
+                    name=ui.thread_name(debate), auto_archive_duration=THREAD_ARCHIVE_MINUTES
+                )
+                thread_id = thread.id
+            except discord.HTTPException as exc:
+                if exc.code == THREAD_ALREADY_CREATED:
+                    # An earlier attempt of this post made it before dying; a thread started from a message
+                    # has the message's id, so we know it without another request.
+                    thread_id = message.id
+                else:
+                    # A permission lost since setup: the debate stands without its thread, not worth a repost.
+                    log.warning("guild %s: no thread for debate %s (%s)", debate.guild_id, debate.id, exc.status)
+                    what = ui.join_names(perms.names(lacking)) if lacking else f"Discord error {exc.code}"
+                    notes.append(f"no thread: missing {what} in #{channel.name}" if lacking else f"no thread: {what}")
+        if options.pin and not message.pinned:
+            note = await self._pin(channel, message, debate)
+            if note:
+                notes.append(note)
+        return Delivered(message.id, thread_id, tuple(notes))
+
+    async def _earlier_post(
+        self, channel: discord.TextChannel, debate: Debate, prompt: Prompt | None, poll_id: int | None
+    ) -> discord.Message | None:
+        """The bot's own post of this debate among the channel's recent messages, if Discord has it."""
+        assert self.bot is not None and self.bot.user is not None
+        me = self.bot.user.id
+        passage = None if poll_id is not None else ui.debate_embed(debate, self.essay.title, dilemma=prompt).description
+        try:
+            async for message in channel.history(limit=EARLIER_POST_SCAN):
+                if message.author.id != me:
+                    continue
+                if poll_id is not None and poll_ui.carries_poll(message, poll_id):
+                    return message
+                if passage is not None and message.embeds and message.embeds[0].description == passage:
+                    return message
+        except discord.Forbidden as exc:
+            # Without Read Message History the nonce is all that guards a retry (minutes only).
+            log.warning(
+                "guild %s: cannot read #%s's history to find debate %s's earlier post (%s)",
+                debate.guild_id,
+                channel.name,
+                debate.id,
+                exc.code,
+            )
+            return None
+        log.info("guild %s: debate %s's earlier send left no post; sending it", debate.guild_id, debate.id)
+        return None
+
+    async def _send(
+        self,
+        channel: discord.TextChannel,
+        debate: Debate,
+        prompt: Prompt | None,
+        options: PostOptions,
+        poll_id: int | None,
+        required: list[str],
+    ) -> discord.Message:
         parts: dict[str, Any] = {"view": None, "poll": None, "embed": None}
         if poll_id is not None and self.polls is not None:
             parts = await self.polls.message_parts(poll_id)
@@ -740,37 +900,47 @@ class DebateService:
         else:
             kwargs["allowed_mentions"] = discord.AllowedMentions.none()
         try:
-            # discord.py 2.7 sends enforce_nonce=True with every nonce: a retry returns the first message.
+            # discord.py 2.7 sends enforce_nonce=True with every nonce: within a few minutes a retry gets the
+            # first message back; later ones rely on the history lookup above (M2).
             message = await channel.send(**kwargs)
         except discord.Forbidden as exc:
-            missing = ui.missing_permissions(channel, thread=False, pin=False)
-            what = ui.join_names(missing) if missing else "permission to post (Send Messages, Embed Links)"
+            lacking = ui.missing_in(channel, required)
+            what = ui.join_names(perms.names(lacking)) if lacking else "a permission Discord did not name"
             raise Blocked(f"missing {what} in #{channel.name} (Discord error {exc.code})") from exc
         except discord.NotFound as exc:
             raise Blocked(f"the channel #{channel.name} no longer exists (Discord error {exc.code})") from exc
-        if poll_id is not None and self.polls is not None:
-            await self.polls.attach_message(poll_id, message.id)
-        thread_id = None
-        if options.thread:
+        return message
+
+    async def _pin(self, channel: discord.TextChannel, message: discord.Message, debate: Debate) -> str | None:
+        """Pin today's post and unpin the previous debate post (so the channel never reaches Discord's
+        250 pins because of us); returns what went wrong, for /schedule status, or None."""
+        where = f"#{channel.name}"
+        lacking = ui.missing_in(channel, ["pin"])
+        if lacking:
+            return f"not pinned: missing {ui.join_names(perms.names(lacking))} in {where}"
+        async with self.db.read() as conn:
+            previous = await debate_store.latest_posted(conn, debate.guild_id)
+        if previous is not None and previous.message_id not in (None, message.id):
+            old = self.bot.get_partial_messageable(previous.channel_id, guild_id=debate.guild_id)
             try:
-                thread = await message.create_thread(
-                    name=ui.thread_name(debate), auto_archive_duration=THREAD_ARCHIVE_MINUTES
+                await old.get_partial_message(previous.message_id).unpin(reason="Common Ground: a newer debate")
+            except discord.NotFound:
+                pass  # deleted, or its channel is gone
+            except discord.HTTPException as exc:
+                log.warning("guild %s: could not unpin debate %s (%s)", debate.guild_id, previous.id, exc.status)
+        try:
+            await message.pin(reason="Common Ground daily debate")
+        except discord.HTTPException as exc:
+            log.warning("guild %s: could not pin debate %s (%s)", debate.guild_id, debate.id, exc.status)
+            if exc.code == MAX_PINS_REACHED:
+                return (
+                    f"not pinned: {where} already has 250 pinned messages, Discord's maximum; "
+                    "unpin some to let the daily post be pinned"
                 )
-                thread_id = thread.id
-            except discord.HTTPException as exc:
-                if exc.code == THREAD_ALREADY_CREATED:
-                    # An earlier attempt of this post made it before dying; a thread started from a message
-                    # has the message's id, so we know it without another request.
-                    thread_id = message.id
-                else:
-                    # A permission lost since setup: the debate stands without its thread, not worth a repost.
-                    log.warning("guild %s: no thread for debate %s (%s)", debate.guild_id, debate.id, exc.status)
-        if options.pin:
-            try:
-                await message.pin(reason="Common Ground daily debate")
-            except discord.HTTPException as exc:
-                log.warning("guild %s: could not pin debate %s (%s)", debate.guild_id, debate.id, exc.status)
-        return Delivered(message.id, thread_id)
+            if isinstance(exc, discord.Forbidden):
+                return f"not pinned: missing Pin Messages in {where} (Discord error {exc.code})"
+            return f"not pinned: Discord error {exc.status}"
+        return None
 
 
 def _window(window: timedelta) -> str:
@@ -789,18 +959,5 @@ def get_service(bot: CommonGround) -> DebateService:
         service.register()
         bot.services["debates"] = service
 
-        async def on_reconcile() -> None:
-            try:
-                await service.reconcile(bot.scope)
-            except Exception:
-                log.exception("debate reconciliation failed")
-
-        async def on_reconcile_shard(shard_id: int) -> None:
-            try:
-                await service.reconcile(bot.scope.only([shard_id]))
-            except Exception:
-                log.exception("debate reconciliation of shard %s failed", shard_id)
-
-        bot.add_listener(on_reconcile, "on_reconcile")
-        bot.add_listener(on_reconcile_shard, "on_reconcile_shard")
+        bot.reconciler.add_step("schedules", service.reconcile_step, order=reconcile_order.SCHEDULES)
     return service

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.domain import permissions as perms
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
@@ -28,6 +30,7 @@ from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
+from bot.storage import reconcile as reconcile_store
 from bot.storage.polls import Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
 from bot.ui import debates as debate_ui
 from bot.ui import polls as ui
@@ -44,8 +47,15 @@ ACK_DEADLINE = 1.5  # seconds before we defer: Discord's deadline for the first 
 # are ready together; their tokens last 15 minutes, so they queue here rather than crowd out the first
 # answers and defers of new clicks, which have Discord's 3 seconds.
 FOLLOWUP_CONCURRENCY = 16
+# Message ids known not to be our native polls (members' own polls: Discord sends their votes too, P4),
+# most recent first out; bounded so a busy server cannot grow it without limit.
+NOT_OURS_CACHE = 4096
 LIVE_INTERVAL = 5.0  # at most one live-count edit per poll per this many seconds
 PUBLISH_RETRY_AFTER = 60  # seconds: the durable fallback for a result edit that failed
+UNREADABLE_NOTE = (
+    "I couldn't read this native poll any more (I lack View Channel or Read Message History here), "
+    "so these are the votes I had recorded before that."
+)
 POLL_ALREADY_EXPIRED = 520001  # Discord: End Poll on a poll that has already ended
 STORE_FAILED = "I couldn't record your vote just now (a storage problem on our side). Please try again in a minute."
 
@@ -104,6 +114,8 @@ class PollService:
         self._live_last: dict[int, float] = {}
         self._close_locks: dict[int, asyncio.Lock] = {}
         self._native_by_message: dict[int, int] = {}
+        self._not_ours: OrderedDict[int, None] = OrderedDict()
+        self._lookups: dict[int, asyncio.Future[int | None]] = {}
         self.live_edits = 0  # counted for tests and benchmarks
 
     async def shutdown(self) -> None:
@@ -164,6 +176,8 @@ class PollService:
         async with self.db.write() as conn:
             await store.set_message(conn, poll_id, message_id)
         self._native_by_message.pop(message_id, None)
+        # A vote may have come in before the message was attached; it is ours from now on.
+        self._not_ours.pop(message_id, None)
 
     async def close(self, poll_id: int, *, reason: str = "deadline") -> None:
         """Close the poll (idempotent), then edit its message to the result and tell the debate thread."""
@@ -172,11 +186,12 @@ class PollService:
             poll = await self._get_or_none(poll_id)
             if poll is None or poll.status != "open":
                 return
+            note = None
             if poll.style == "native" and poll.message_id is not None:
-                await self._finalize_native(poll)
+                note = await self._finalize_native(poll)
             now = self.clock.now()
             async with self.db.write() as conn:
-                closed = await store.close(conn, poll_id, now=now)
+                closed = await store.close(conn, poll_id, now=now, note=note)
                 if closed is None:
                     return
                 await job_store.cancel(conn, close_key(poll_id))
@@ -334,12 +349,36 @@ class PollService:
     async def _native_poll_id(self, message_id: int) -> int | None:
         if message_id in self._native_by_message:
             return self._native_by_message[message_id]
-        async with self.db.read() as conn:
-            poll = await store.by_message(conn, message_id)
-        if poll is None or poll.style != "native":
+        if message_id in self._not_ours:
+            self._not_ours.move_to_end(message_id)
             return None
-        self._native_by_message[message_id] = poll.id
-        return poll.id
+        # Votes come in bursts: concurrent events of one message share a single read.
+        pending = self._lookups.get(message_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._lookups[message_id] = future
+        try:
+            async with self.db.read() as conn:
+                poll = await store.by_message(conn, message_id)
+            poll_id = poll.id if poll is not None and poll.style == "native" else None
+            if poll_id is None:
+                self._not_ours[message_id] = None
+                if len(self._not_ours) > NOT_OURS_CACHE:
+                    self._not_ours.popitem(last=False)
+            else:
+                self._native_by_message[message_id] = poll_id
+            future.set_result(poll_id)
+            return poll_id
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters get it, an unawaited future logs nothing
+            raise
+        finally:
+            del self._lookups[message_id]
 
     async def _read_voters(self, message: discord.Message) -> dict[int, int] | None:
         if message.poll is None:
@@ -355,11 +394,15 @@ class PollService:
         channel = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id)
         return await channel.fetch_message(poll.message_id)
 
-    async def _finalize_native(self, poll: store.PollRow) -> None:
+    async def _finalize_native(self, poll: store.PollRow) -> str | None:
         """End the native poll and store its exact voter lists; the final counts are then the recount of
         those rows. Discord's own ``results`` are not used: until ``is_finalized`` they "may not be
         perfectly accurate" (P2), and some answers (End Poll's) omit them, which discord.py reads as zero
-        votes everywhere (P3). A message already gone leaves the stored votes as they are."""
+        votes everywhere (P3). A message already gone leaves the stored votes as they are.
+
+        Returns a note when the poll can no longer be read (403: the bot lost View Channel or Read
+        Message History there): it then closes from the votes stored so far, once, instead of a close
+        job retried forever."""
         try:
             message = await self._fetch_message(poll)
             if message.poll is not None and not message.poll.is_finalised():
@@ -371,11 +414,29 @@ class PollService:
                         raise
             voters = await self._read_voters(message)
         except discord.NotFound:
-            return
+            return None
+        except discord.Forbidden as exc:
+            log.warning("native poll %s can't be read any more (%s); closing it from stored votes", poll.id, exc.code)
+            return UNREADABLE_NOTE
         if voters is None:
-            return
+            return None
         async with self.db.write() as conn:
             await store.sync_voters(conn, poll.id, voters, now=self.clock.now())
+        return None
+
+    async def rearm_closes(self, guild_id: int | None = None) -> int:
+        """Reconciliation step: a close job for every open poll (of one server, or all) that has none, as
+        after the bot left a server and came back; a poll past its time closes at once. Returns how many."""
+        async with self.db.read() as conn:
+            scope = getattr(self.bot, "scope", None) if guild_id is None else None  # a full run: our shards
+            unarmed = await reconcile_store.open_polls_without_close_job(conn, guild_id, scope=scope)
+        for poll_id, gid, closes_at in unarmed:
+            await self.scheduler.schedule(
+                "poll-close", close_key(poll_id), closes_at, {"poll_id": poll_id}, guild_id=gid
+            )
+        if unarmed:
+            log.info("reconcile: re-armed the close of %d open polls", len(unarmed))
+        return len(unarmed)
 
     async def reconcile(self, scope: ShardScope | None = None) -> None:
         """On every ready: re-read the voters of open native polls (votes cast while we were down),
@@ -411,7 +472,9 @@ class PollService:
             return
         counts = {o.idx: o.final_count or 0 for o in poll.options}
         if poll.message_id is not None and poll.status != "deleted":
-            embed, file = await self._result_parts(poll, counts)
+            # M4: an edit that adds a file needs Attach Files; without it the result goes out without its chart
+            # rather than not at all (/schedule status names the missing permission).
+            embed, file = await self._result_parts(poll, counts, chart=self._may_attach(poll.channel_id))
             message = self.bot.get_partial_messageable(poll.channel_id, guild_id=poll.guild_id).get_partial_message(
                 poll.message_id
             )
@@ -458,9 +521,19 @@ class PollService:
 
         return load_essay().title
 
-    async def _result_parts(self, poll: store.PollRow, counts: dict[int, int]):
+    def _may_attach(self, channel_id: int) -> bool:
+        """False when the gateway's cache says the bot lacks Attach Files there (unknown: try)."""
+        channel = self.bot.get_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        if channel is None or guild is None or guild.me is None:
+            return True
+        return not perms.missing(channel.permissions_for(guild.me).value, ["chart"])
+
+    async def _result_parts(self, poll: store.PollRow, counts: dict[int, int], *, chart: bool = True):
         leaning = poll_leaning(_moments(poll))
         file = None
+        if not chart:
+            return ui.result_embed(poll, counts, leaning, chart=False), None
         try:
             from bot.ui.charts import tally_chart
 

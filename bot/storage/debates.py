@@ -10,7 +10,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.rotation import RotationState
+from bot.domain.shards import ShardScope
 from bot.storage.dialect import insert as insert_for
+from bot.storage.scope import owned
 from bot.storage.tables import debates, poll_options, polls, rotations, votes
 
 
@@ -35,6 +37,7 @@ class Debate:
     error: str | None
     created_at: datetime
     posted_at: datetime | None
+    send_started_at: datetime | None = None
 
 
 _FIELDS = tuple(Debate.__dataclass_fields__)
@@ -113,12 +116,41 @@ async def insert(
 
 
 async def mark_posted(
-    conn: AsyncConnection, debate_id: int, *, message_id: int, at: datetime, channel_id: int | None = None
+    conn: AsyncConnection,
+    debate_id: int,
+    *,
+    message_id: int,
+    at: datetime,
+    channel_id: int | None = None,
+    note: str | None = None,
 ) -> None:
-    values: dict = {"message_id": message_id, "status": "posted", "posted_at": at, "error": None}
+    """Posted; ``note`` keeps what went wrong around the post (not pinned, no thread) for /schedule status."""
+    values: dict = {"message_id": message_id, "status": "posted", "posted_at": at, "error": note and note[:500]}
     if channel_id is not None:
         values["channel_id"] = channel_id
     await conn.execute(update(debates).where(debates.c.id == debate_id).values(**values))
+
+
+async def mark_send_started(conn: AsyncConnection, debate_id: int, *, at: datetime) -> None:
+    """Record that a send of this debate begins (committed before the request leaves)."""
+    await conn.execute(
+        update(debates).where(debates.c.id == debate_id, debates.c.send_started_at.is_(None)).values(send_started_at=at)
+    )
+
+
+async def interrupted(
+    conn: AsyncConnection, *, kind: str, guild_id: int | None = None, scope: ShardScope | None = None
+) -> list[Debate]:
+    """Debates of ``kind`` still pending whose send began: the post may be on Discord already."""
+    query = select(debates).where(
+        debates.c.kind == kind,
+        debates.c.status == "pending",
+        debates.c.send_started_at.is_not(None),
+        owned(debates.c.guild_id, scope),
+    )
+    if guild_id is not None:
+        query = query.where(debates.c.guild_id == guild_id)
+    return [_row(r) for r in await conn.execute(query.order_by(debates.c.id))]
 
 
 async def set_extras(

@@ -70,6 +70,7 @@ class PollRow:
     final_total: float | None
     final_total_sq: float | None
     options: tuple[OptionRow, ...] = ()
+    close_note: str | None = None
 
 
 def _poll_from(row, options: Sequence[OptionRow] = ()) -> PollRow:
@@ -92,6 +93,7 @@ def _poll_from(row, options: Sequence[OptionRow] = ()) -> PollRow:
         row.final_total,
         row.final_total_sq,
         tuple(options),
+        row.close_note,
     )
 
 
@@ -243,7 +245,12 @@ class ClosedPoll:
 
 
 async def close(
-    conn: AsyncConnection, poll_id: int, *, now: datetime, counts: Mapping[int, int] | None = None
+    conn: AsyncConnection,
+    poll_id: int,
+    *,
+    now: datetime,
+    counts: Mapping[int, int] | None = None,
+    note: str | None = None,
 ) -> ClosedPoll | None:
     """Close an open poll inside the caller's transaction; None if it was not open (idempotent).
 
@@ -273,6 +280,7 @@ async def close(
         .values(
             status="closed",
             closed_at=now,
+            close_note=note,
             final_voters=moments.n,
             final_total=moments.total,
             final_total_sq=moments.total_sq,

@@ -161,7 +161,9 @@ class Unarmed(NamedTuple):
     weekdays: int
 
 
-async def active_without_job(conn: AsyncConnection, scope: ShardScope | None = None) -> list[Unarmed]:
+async def active_without_job(
+    conn: AsyncConnection, guild_id: int | None = None, *, scope: ShardScope | None = None
+) -> list[Unarmed]:
     """Active schedules (not paused, not blocked, server not removed) whose post job is missing.
 
     One query: each schedule looks its job up through the unique index on ``jobs.key``; only the
@@ -180,6 +182,8 @@ async def active_without_job(conn: AsyncConnection, scope: ShardScope | None = N
             owned(schedules.c.guild_id, scope),
         )
     )
+    if guild_id is not None:
+        query = query.where(schedules.c.guild_id == guild_id)
     return [Unarmed(*r) for r in await conn.execute(query)]
 
 

@@ -156,6 +156,9 @@ debates = Table(
     Column("error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("posted_at", UTCDateTime, nullable=True),
+    # Set (and committed) before the first send: a debate still pending with it set may already be on
+    # Discord, so a retry looks for that post before sending again (the nonce dedupes for minutes only).
+    Column("send_started_at", UTCDateTime, nullable=True),
     UniqueConstraint("guild_id", "kind", "slot_date", name="uq_debates_one_per_slot"),
     CheckConstraint("kind IN ('scheduled', 'planned', 'manual')", name="kind_known"),
     CheckConstraint("status IN ('pending', 'posted', 'failed', 'skipped')", name="status_known"),
@@ -183,6 +186,9 @@ polls = Table(
     Column("final_voters", Integer, nullable=True),
     Column("final_total", Float, nullable=True),
     Column("final_total_sq", Float, nullable=True),
+    # Why the final counts are not what the poll itself showed (e.g. a native poll the bot could no longer
+    # read closed from the votes it had stored); shown with the result.
+    Column("close_note", Text, nullable=True),
     CheckConstraint("style IN ('buttons', 'native')", name="style_known"),
     CheckConstraint("status IN ('open', 'closed', 'deleted')", name="status_known"),
 )

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.domain import permissions as perms
+
 if TYPE_CHECKING:
     from bot.domain.packs import Prompt
     from bot.storage.debates import Debate, ResultLine
@@ -27,17 +29,6 @@ THREAD_NAME_MAX = 100
 
 APPROVE_TEMPLATE = r"suggest:approve:(?P<id>[0-9]+)"
 REJECT_TEMPLATE = r"suggest:reject:(?P<id>[0-9]+)"
-
-PERMISSION_NAMES = {
-    "view_channel": "View Channel",
-    "send_messages": "Send Messages",
-    "embed_links": "Embed Links",
-    "create_public_threads": "Create Public Threads",
-    "manage_messages": "Manage Messages",
-    "pin_messages": "Pin Messages",
-    "manage_events": "Manage Events",
-    "mention_everyone": "Mention @everyone, @here and All Roles",
-}
 
 
 def safe(text: str) -> str:
@@ -58,30 +49,37 @@ def source_line(essay_title: str, paragraph: int) -> str:
     return f"{essay_title}, ¶{paragraph}"
 
 
-def missing_permissions(channel: Any, *, thread: bool, pin: bool, event: bool = False) -> list[str]:
-    """Names of permissions the bot lacks in ``channel`` for a post with these options."""
-    perms = channel.permissions_for(channel.guild.me)
-    needed = ["view_channel", "send_messages", "embed_links"]
+def post_actions(*, thread: bool, pin: bool, style: str = "buttons", chart: bool = True) -> list[str]:
+    """The actions (rows of bot.domain.permissions.ACTIONS) a daily post with these options performs."""
+    actions = ["post"]
+    if chart:
+        actions.append("chart")
+    if style == "native":
+        actions.append("native-poll")
     if thread:
-        needed.append("create_public_threads")
-    missing = [PERMISSION_NAMES[p] for p in needed if not getattr(perms, p)]
-    # Discord (and discord.py) deny what depends on View Channel / Send Messages when those are denied:
-    # name the root cause only.
-    if PERMISSION_NAMES["view_channel"] in missing:
-        return [PERMISSION_NAMES["view_channel"]]
-    if PERMISSION_NAMES["send_messages"] in missing:
-        return [PERMISSION_NAMES["send_messages"]]
-    if pin and not (perms.manage_messages or getattr(perms, "pin_messages", False)):
-        missing.append(PERMISSION_NAMES["manage_messages"])
-    if event and not perms.manage_events:
-        missing.append(PERMISSION_NAMES["manage_events"])
-    return missing
+        actions += ["thread", "summary"]
+    if pin:
+        actions.append("pin")
+    return actions
+
+
+def missing_in(channel: Any, actions: Sequence[str]) -> list[perms.Permission]:
+    """What the bot lacks in ``channel`` (from the gateway's cache) for ``actions``, root cause first."""
+    return perms.missing(channel.permissions_for(channel.guild.me).value, actions)
+
+
+def missing_permissions(channel: Any, *, thread: bool, pin: bool, style: str = "buttons") -> list[str]:
+    """Names of permissions the bot lacks in ``channel`` for a daily post with these options."""
+    return perms.names(missing_in(channel, post_actions(thread=thread, pin=pin, style=style)))
+
+
+def explain_missing(lacking: Sequence[perms.Permission]) -> str:
+    """``**Send Polls** (post Discord's native polls) and **Pin Messages** (…)``: what to grant and why."""
+    return perms.join_names([f"**{p.name}** ({p.why})" for p in lacking])
 
 
 def join_names(names: Sequence[str]) -> str:
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
+    return perms.join_names(names)
 
 
 def thread_name(debate: Debate) -> str:

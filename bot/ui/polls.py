@@ -136,6 +136,18 @@ def dilemma_embed(poll: PollRow) -> discord.Embed:
     return embed
 
 
+def carries_poll(message: discord.Message, poll_id: int) -> bool:
+    """Whether ``message`` is a post of poll ``poll_id``: its vote buttons (``poll:vote:<id>:…``) or its
+    embed's footer (``Poll <id> · …``, native polls too). History carries no nonce to match on."""
+    prefix = f"poll:vote:{poll_id}:"
+    for row in message.components:
+        for item in getattr(row, "children", ()):
+            if (getattr(item, "custom_id", None) or "").startswith(prefix):
+                return True
+    footer = f"Poll {poll_id} ·"
+    return any((embed.footer.text or "").startswith(footer) for embed in message.embeds)
+
+
 def live_embed(poll: PollRow, counts: dict[int, int]) -> discord.Embed:
     embed = dilemma_embed(poll)
     total = sum(counts.values())
@@ -164,6 +176,8 @@ def result_embed(poll: PollRow, counts: dict[int, int], leaning: Leaning, *, cha
     embed = discord.Embed(title=f"Results · {status}", description=safe(poll.question), colour=COLOUR)
     embed.add_field(name=f"{total} voter{'s' if total != 1 else ''}", value=_count_lines(poll, counts), inline=False)
     embed.add_field(name="Leaning", value=leaning.describe()[:1024], inline=False)
+    if poll.close_note:
+        embed.add_field(name="Note", value=safe(poll.close_note)[:1024], inline=False)
     if chart:
         embed.set_image(url=f"attachment://{chart_name(poll.id)}")
     if poll.closed_at is not None:

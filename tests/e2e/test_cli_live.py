@@ -89,3 +89,26 @@ async def test_run_serves_then_stops_cleanly_on_sigterm(tmp_path):
             assert conn.execute("SELECT count(*) FROM guilds").fetchone()[0] == 1
         finally:
             conn.close()
+
+
+async def test_sync_clear_removes_a_guild_copy_and_leaves_the_global_commands(tmp_path):
+    async with Sandbox() as sb:
+        guild = sb.create_guild("Sync")
+        env = _env(sb, tmp_path / "db.sqlite")
+        for args in (("sync",), ("sync", "--guild", str(guild.id))):
+            proc = await _commonground(*args, env=env)
+            _out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, err.decode()
+        assert sb.commands(guild.id) and sb.commands(), "a guild copy beside the global commands: duplicates"
+        global_ids = {c["id"] for c in sb.commands()}
+        proc = await _commonground("sync", "--guild", str(guild.id), "--clear", env=env)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        assert sb.commands(guild.id) == []
+        assert {c["id"] for c in sb.commands()} == global_ids, "the global commands are untouched"
+        assert f"server {guild.id}" in out.decode() and "removed" in out.decode()
+        # --clear without --guild would wipe the global commands: refused with a clear line.
+        proc = await _commonground("sync", "--clear", env=env)
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 2 and "--guild" in err.decode()
+        assert {c["id"] for c in sb.commands()} == global_ids

@@ -139,3 +139,108 @@ async def test_leaning_failure_after_a_public_defer_is_answered_privately(tmp_pa
         await h.sandbox.wait_for(private_answer, timeout=10)
         await h.sandbox.wait_for(lambda: ix.original is None, timeout=10)  # the loading message is gone
         assert "went wrong" not in _public_bot_texts(h)
+
+
+async def test_post_now_retried_past_the_nonce_window_adopts_the_earlier_post(tmp_path):
+    """Discord created the post but answered 502 every time (discord.py's retries reuse the nonce and get
+    it back deduped, then give up): the moderator hears it failed. Retried 20 minutes later, past the
+    nonce window, the bot finds its earlier post instead of making a second one."""
+    async with Harness(tmp_path, members=2) as h:
+        reply = await h.reply(h.mod, "schedule setup", {"channel": h.channel.id, "time": "18:00", "timezone": "UTC"})
+        assert "Next post" in reply["data"]["content"]
+        h.sandbox.faults.server_error("POST /channels/{channel_id}/messages", count=10, status=502)
+        first = await h.slash(h.mod, "schedule post-now")
+        await h.sandbox.wait_for(lambda: first.followups, timeout=30)
+        assert "try again" in first.followups[0]["content"]
+        h.sandbox.faults.clear()
+        assert len(h.posts()) == 1  # Discord has it
+
+        await h.advance(timedelta(minutes=20))
+        retry = await h.slash(h.mod, "schedule post-now")
+        await h.sandbox.wait_for(lambda: retry.followups, timeout=15)
+        posts = h.posts()
+        assert len(posts) == 1, [p["id"] for p in posts]
+        assert f"/{posts[0]['id']}" in retry.followups[0]["content"]
+        async with h.db.read() as conn:
+            rows = (await conn.exec_driver_sql("SELECT status, message_id FROM debates")).all()
+            poll_message = (await conn.exec_driver_sql("SELECT message_id FROM polls")).scalar_one()
+        assert rows == [("posted", int(posts[0]["id"]))] and poll_message == int(posts[0]["id"])
+        assert [int(t["id"]) for t in h.sandbox.threads(h.channel.id)] == [int(posts[0]["id"])]
+
+
+async def test_native_poll_the_bot_can_no_longer_read_closes_from_stored_votes(tmp_path):
+    async with Harness(tmp_path, members=3) as h:
+        post, poll_id = await _daily_post(h, "native")
+        message_id = int(post["id"])
+        a, b, c = h.members
+        h.sandbox.poll_vote(h.channel.id, message_id, a.id, 1)
+        h.sandbox.poll_vote(h.channel.id, message_id, b.id, 2)
+        await eventually(lambda: _stored(h, poll_id, 2), timeout=10)
+        # A moderator takes Read Message History away: the poll and its voters can't be read any more.
+        history = 1 << 16
+        h.sandbox.set_channel_permissions(h.channel.id, deny_bot=history)
+        h.sandbox.poll_vote(h.channel.id, message_id, c.id, 2, dispatch=False)  # lost, and now unreadable
+        await h.advance(timedelta(hours=1))
+        poll = await _poll(h, poll_id)
+        assert poll.status == "closed"
+        assert [o.final_count for o in poll.options][:2] == [1, 1]  # the votes it had stored
+        async with h.db.read() as conn:
+            jobs = (await conn.exec_driver_sql("SELECT key FROM jobs WHERE key LIKE 'poll-%'")).scalars().all()
+        assert jobs == []  # no close retried hourly forever
+        result = _embeds(h, post)[-1]
+        assert result["title"].startswith("Results") and "couldn't read" in str(result), result
+        # /debate results says so too.
+        ix = await h.slash(h.members[0], "debate results", {"poll": str(poll_id)})
+        await h.sandbox.wait_for(lambda: ix.original and ix.original.get("embeds"), timeout=10)
+        assert "couldn't read" in str(ix.original["embeds"])
+
+
+async def _stored(h: Harness, poll_id: int, n: int) -> bool:
+    async with h.db.read() as conn:
+        return (await conn.exec_driver_sql(f"SELECT count(*) FROM votes WHERE poll_id = {poll_id}")).scalar() == n
+
+
+async def test_votes_on_members_own_polls_do_not_read_the_database_each_time(tmp_path, monkeypatch):
+    """GUILD_MESSAGE_POLLS delivers votes for every poll in the server (P4): a member's own poll must not
+    cost a database read per vote."""
+    async with Harness(tmp_path, members=12) as h:
+        service = h.bot.services["polls"]
+        lookups = 0
+        handled = 0
+        by_message = store.by_message
+        native_vote = service.native_vote
+
+        async def counted_lookup(*args, **kwargs):
+            nonlocal lookups
+            lookups += 1
+            return await by_message(*args, **kwargs)
+
+        async def counted_vote(**kwargs):
+            nonlocal handled
+            try:
+                return await native_vote(**kwargs)
+            finally:
+                handled += 1
+
+        monkeypatch.setattr(store, "by_message", counted_lookup)
+        monkeypatch.setattr(service, "native_vote", counted_vote)
+        own = h.sandbox.user_message(
+            h.channel.id,
+            h.members[0].id,
+            "",
+            poll={
+                "question": {"text": "Pizza or pasta on Friday?"},
+                "answers": [{"poll_media": {"text": "Pizza"}}, {"poll_media": {"text": "Pasta"}}],
+                "duration": 24,
+            },
+        )
+        for i, member in enumerate(h.members):
+            h.sandbox.poll_vote(h.channel.id, int(own["id"]), member.id, 1 + i % 2)
+        await eventually(lambda: _at_least(lambda: handled, len(h.members)), timeout=10)
+        assert lookups == 1
+        async with h.db.read() as conn:
+            assert (await conn.exec_driver_sql("SELECT count(*) FROM votes")).scalar() == 0
+
+
+async def _at_least(value, n: int) -> bool:
+    return value() >= n

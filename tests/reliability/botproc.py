@@ -1,4 +1,5 @@
-"""`commonground run`, with one difference: a FakeClock fixed at ``RELIABILITY_NOW`` (ISO 8601).
+"""`commonground run`, with two differences: a FakeClock fixed at ``RELIABILITY_NOW`` (ISO 8601), and
+discord.py's wait for more servers after READY shortened to the sandbox's (it sends them all at once).
 
 F1b starts the real bot as a subprocess "just before" and "after" a scheduled slot without waiting
 for the wall clock to get there. Everything else is what ``bot.__main__.cmd_run`` does: settings from
@@ -16,6 +17,7 @@ import sys
 from datetime import datetime
 
 from bot.config import configure_logging, load_settings
+from bot.demo import SANDBOX_GUILD_READY_TIMEOUT
 from bot.domain.clock import FakeClock
 from bot.runtime import run_bot
 from bot.storage.database import Database
@@ -32,7 +34,7 @@ async def main() -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_bot(settings, db, stop=stop, clock=clock)
+        await run_bot(settings, db, stop=stop, clock=clock, guild_ready_timeout=SANDBOX_GUILD_READY_TIMEOUT)
     finally:
         await db.close()
     return 0

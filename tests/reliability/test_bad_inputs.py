@@ -34,6 +34,15 @@ from tests.reliability.support import (
 TRIED: dict[str, int] = {}
 
 
+@pytest.fixture(autouse=True)
+def tried(summary):
+    """How many bad inputs each test tried, by kind: asserted by the test, one summary line each."""
+    TRIED.clear()
+    yield TRIED
+    for kind, n in TRIED.items():
+        summary(f"bad inputs: {kind}", "bad-input", tried=n)
+
+
 @pytest.fixture
 async def h(tmp_path):
     async with world(tmp_path) as (harness, _):
@@ -131,6 +140,7 @@ async def test_poll_create_limits_at_and_one_past(h, summary):
             assert diff(before, await dump(h.db)) == {}, (name, text)
             assert not text.startswith("Poll #"), (name, text)
     await check_database(h.db)
+    assert dict(TRIED) == {"limits": len(LIMITS)}
 
 
 # -- unicode, mentions, markdown, SQL ------------------------------------------------------------------
@@ -156,6 +166,7 @@ async def test_poll_create_refuses_unsafe_unicode(h, summary):
         assert "can't be used" in text or "one line" in text, (name, text)
         assert diff(before, await dump(h.db)) == {}, name
     await check_database(h.db)
+    assert dict(TRIED) == {"unicode": len(NASTY_REFUSED)}
 
 
 SQL = "Robert'); DROP TABLE votes;-- \" % _ \\ ; /* */"
@@ -214,6 +225,7 @@ async def test_schedule_setup_bad_times_and_zones(h, summary):
         assert "Next post" not in text, (time, timezone, text)
         assert diff(before, await dump(h.db)) == {}, (time, timezone)
     assert mention_violations(h.sandbox) == []
+    assert dict(TRIED) == {"schedule": len(SCHEDULE_INPUTS)}
 
 
 # -- votes ---------------------------------------------------------------------------------------------
@@ -345,6 +357,7 @@ async def test_moderator_commands_from_a_member_are_refused(h, summary):
         await refused(h, ix, "Manage Server")
         assert diff(before, await dump(h.db)) == {}, command
         count("permissions")
+    assert dict(TRIED) == {"permissions": len(MODERATOR_COMMANDS)}
 
 
 # -- packs through /pack upload --------------------------------------------------------------------
@@ -370,8 +383,4 @@ async def test_pack_upload_refuses_and_stores_nothing(h, summary):
         assert "added" not in text and "updated" not in text, (name, text)
         assert diff(before, await dump(h.db)) == {}, name
         count("packs")
-
-
-def test_zz_bad_inputs_summary(summary):
-    """One line for the whole bad-input suite (runs last in this file)."""
-    summary("bad inputs (all kinds)", "bad-input", tried=sum(TRIED.values()), **TRIED)
+    assert dict(TRIED) == {"packs": len(PACKS)}

@@ -223,7 +223,8 @@ def hold_write_lock(path: str, seconds: float, held: threading.Event, released: 
         released.set()
 
 
-async def run_f6(tmp_path, summary, *, clicks: int, lock_seconds: float, case: str) -> None:
+async def run_f6(tmp_path, summary, *, clicks: int, lock_seconds: float, case: str, timing: bool = True) -> None:
+    """``timing``: also hold the first vote after the lock to its 2 s recovery bar (wall clock)."""
     async with world(tmp_path) as (h, _):
         sb = h.sandbox
         crowd = [sb.add_member(h.guild.id, f"f6-{i}") for i in range(clicks + 1)]
@@ -273,11 +274,18 @@ async def run_f6(tmp_path, summary, *, clicks: int, lock_seconds: float, case: s
         assert all(c.ephemeral for c in results)
         assert other == [], [c.text for c in other][:3]
         assert lost == 0 and double == 0 and false_failure == []
-        assert probe.acked and recovery < 2.0
+        assert probe.acked
+        if timing:
+            assert recovery < 2.0, recovery
 
 
 async def test_f6_write_lock_held_during_clicks_fast(tmp_path, summary):
-    await run_f6(tmp_path, summary, clicks=300, lock_seconds=6.0, case="F6 write lock 6 s, 300 clicks")
+    await run_f6(tmp_path, summary, clicks=300, lock_seconds=6.0, case="F6 write lock 6 s, 300 clicks", timing=False)
+
+
+@pytest.mark.timing
+async def test_f6_recovers_within_2s_of_the_lock(tmp_path, summary):
+    await run_f6(tmp_path, summary, clicks=300, lock_seconds=6.0, case="F6 write lock 6 s, recovery bar")
 
 
 @pytest.mark.soak

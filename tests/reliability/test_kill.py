@@ -215,10 +215,48 @@ async def debates(h) -> list[tuple]:
         return (await conn.exec_driver_sql("SELECT slot_date, status, message_id FROM debates")).all()
 
 
+async def the_post_works(h, post: dict) -> None:
+    """The adopted post is live: the debate row names it (and its thread), its buttons take votes, and
+    ``/debate today`` links it."""
+    sb = h.sandbox
+    async with h.db.read() as conn:
+        row = (await conn.exec_driver_sql("SELECT status, message_id, thread_id FROM debates")).one()
+        poll_id, message_id = (await conn.exec_driver_sql("SELECT id, message_id FROM polls")).one()
+    assert row[0] == "posted" and row[1] == int(post["id"]) and message_id == int(post["id"])
+    threads = sb.threads(h.channel.id)
+    assert len(threads) == 1 and row[2] == int(threads[0]["id"])
+    voted = await click(sb, h.channel.id, int(post["id"]), poll_id, 0, h.members[1].id, timeout=10)
+    assert voted.acked, voted.text
+    today = await h.reply(h.members[0], "debate today", timeout=10)
+    assert f"/{post['id']}" in today["data"]["content"], today
+
+
+async def kill_mid_request(h, log: Path, now: datetime, route: str, action=None) -> None:
+    """Start the bot at ``now`` and SIGKILL it the moment Discord has done what ``route`` asked (the
+    message or the thread exists) but before the bot hears the answer."""
+    sb = h.sandbox
+    rule = sb.faults.slow_answer(route, seconds=30)
+    first = BotProcess(h, log, now=now)
+    mark = len(sb.requests)
+    await first.start()
+    if action is not None:
+        await action()
+
+    async def done():
+        return rule.fired and any(f"{r.method} {r.route}" == route and r.status for r in sb.requests[mark:])
+
+    await eventually(done, timeout=20, every=0.005)
+    await first.kill()
+    sb.faults.clear()
+
+
 @pytest.mark.parametrize(
     ("kill_at", "restart_after"),
     [
         ("before the slot", timedelta(minutes=30)),
+        # Restarted 1 minute after the kill: within Discord's nonce window (at most 2 minutes).
+        ("POST /channels/{channel_id}/messages", timedelta(minutes=2)),
+        # 20 minutes later: past the window, where a re-sent nonce makes a second message.
         ("POST /channels/{channel_id}/messages", timedelta(minutes=20)),
         ("POST /channels/{channel_id}/messages/{message_id}/threads", timedelta(minutes=20)),
     ],
@@ -228,24 +266,18 @@ async def test_f1b_sigkill_around_a_scheduled_post(tmp_path, summary, kill_at, r
     try:
         sb = h.sandbox
         log = tmp_path / "bot.log"
+        # The sandbox's nonce window runs on the same fake time as the bot processes.
         if kill_at == "before the slot":
+            h.clock.set(SLOT - timedelta(minutes=1))
             first = BotProcess(h, log, now=SLOT - timedelta(minutes=1))
             await first.start()
             await first.kill()
             assert bot_posts(h) == []
         else:
-            # The slot is due as the bot starts; REST answers are slowed so the kill lands mid-request.
-            sb.faults.latency(0.3)
-            first = BotProcess(h, log, now=SLOT + timedelta(minutes=1))
-            mark = len(sb.requests)
-            await first.start()
-
-            async def reached():
-                return any(f"{r.method} {r.route}" == kill_at for r in sb.requests[mark:])
-
-            await eventually(reached, timeout=20, every=0.005)
-            await first.kill()
-            sb.faults.clear()
+            # The slot is due as the bot starts.
+            h.clock.set(SLOT + timedelta(minutes=1))
+            await kill_mid_request(h, log, SLOT + timedelta(minutes=1), kill_at)
+        h.clock.set(SLOT + restart_after)
         second = BotProcess(h, log, now=SLOT + restart_after)
         await second.start()
         try:
@@ -255,6 +287,9 @@ async def test_f1b_sigkill_around_a_scheduled_post(tmp_path, summary, kill_at, r
                 return [r[1] for r in await debates(h)] == ["posted"]
 
             await eventually(recorded, timeout=20)
+            posts = bot_posts(h)
+            if kill_at != "before the slot":
+                await the_post_works(h, posts[0])
         finally:
             await second.stop()
         posts = bot_posts(h)
@@ -263,8 +298,13 @@ async def test_f1b_sigkill_around_a_scheduled_post(tmp_path, summary, kill_at, r
             job = (await conn.exec_driver_sql("SELECT due_at FROM jobs WHERE kind = 'debate-post'")).scalar_one()
         await check_database(h.db)
         where = kill_at if kill_at.startswith("before") else f"mid {kill_at.split('/')[-1]} request"
-        summary(f"F1b SIGKILL {where}", "fault", posts=len(posts), threads=len(sb.threads(h.channel.id)))
-        assert len(posts) == 1
+        summary(
+            f"F1b SIGKILL {where}, restart +{int(restart_after.total_seconds() // 60)} min",
+            "fault",
+            posts=len(posts),
+            threads=len(sb.threads(h.channel.id)),
+        )
+        assert len(posts) == 1, [(p["id"], p["timestamp"]) for p in posts]
         assert rows == [(SLOT.date().isoformat(), "posted", int(posts[0]["id"]))]
         assert str(job).startswith((SLOT + timedelta(days=1)).date().isoformat())  # the next day is armed
         threads = sb.threads(h.channel.id)
@@ -273,6 +313,48 @@ async def test_f1b_sigkill_around_a_scheduled_post(tmp_path, summary, kill_at, r
             async with h.db.read() as conn:
                 thread_id = (await conn.exec_driver_sql("SELECT thread_id FROM debates")).scalar_one()
             assert thread_id == int(threads[0]["id"])
+    finally:
+        await cm.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("restart_after", [timedelta(minutes=1), timedelta(minutes=20)])
+async def test_f1b_sigkill_as_post_now_creates_its_message(tmp_path, summary, restart_after):
+    """``/schedule post-now`` killed the moment Discord creates its message: the restart (within or past
+    the nonce window) finds the post and adopts it: one live post, one thread, working buttons."""
+    cm, h = await scheduled_world(tmp_path)
+    try:
+        sb = h.sandbox
+        log = tmp_path / "bot.log"
+        at = SLOT - timedelta(hours=2)  # 07:00, well before the day's slot
+        h.clock.set(at)
+
+        async def post_now():
+            await h.slash(h.mod, "schedule post-now")
+
+        await kill_mid_request(h, log, at, "POST /channels/{channel_id}/messages", post_now)
+        assert len(bot_posts(h)) == 1  # Discord has it; the bot died before hearing so
+        h.clock.set(at + restart_after)
+        second = BotProcess(h, log, now=at + restart_after)
+        await second.start()
+        try:
+
+            async def recorded():
+                return [r[1] for r in await debates(h)] == ["posted"]
+
+            await eventually(recorded, timeout=20)
+            await the_post_works(h, bot_posts(h)[0])
+        finally:
+            await second.stop()
+        await check_database(h.db)
+        posts = bot_posts(h)
+        summary(
+            f"F1b SIGKILL mid post-now, restart +{int(restart_after.total_seconds() // 60)} min",
+            "fault",
+            posts=len(posts),
+            threads=len(sb.threads(h.channel.id)),
+        )
+        assert len(posts) == 1, [p["id"] for p in posts]
+        assert len(sb.threads(h.channel.id)) == 1
     finally:
         await cm.__aexit__(None, None, None)
 

@@ -25,7 +25,11 @@ from tests.reliability.support import (
 LIVE_INTERVAL = 5.0
 
 
-async def run_l1(tmp_path, summary, *, servers: int, members: int, case: str, concurrency: int = 50) -> None:
+async def run_l1(
+    tmp_path, summary, *, servers: int, members: int, case: str, concurrency: int = 50, timing: bool = True
+) -> None:
+    """``timing``: also hold the reply p99 to its 1 s bar (wall clock: only on a quiet machine). Every
+    click must be answered within Discord's deadline either way, or it is not acknowledged."""
     async with world(tmp_path, servers=servers, members=members) as (h, extra):
         async with h.db.write() as conn:
             for s in extra:
@@ -76,13 +80,20 @@ async def run_l1(tmp_path, summary, *, servers: int, members: int, case: str, co
         assert all(c.ephemeral for c in clicks)
         assert stored == expected
         assert lost == 0 and double == 0
-        assert max(lat) < DEADLINE and p99(lat) <= 1.0, p99(lat)
+        assert max(lat) < DEADLINE, max(lat)
+        if timing:
+            assert p99(lat) <= 1.0, p99(lat)
         assert set(edits) == set(message_of)  # every poll showed live counts
         assert closest >= LIVE_INTERVAL - 0.05, closest
 
 
 async def test_l1_votes_across_servers_fast(tmp_path, summary):
-    await run_l1(tmp_path, summary, servers=10, members=30, case="L1 300 votes/10 servers")
+    await run_l1(tmp_path, summary, servers=10, members=30, case="L1 300 votes/10 servers", timing=False)
+
+
+@pytest.mark.timing
+async def test_l1_votes_across_servers_p99_under_1s(tmp_path, summary):
+    await run_l1(tmp_path, summary, servers=10, members=30, case="L1 300 votes/10 servers, p99 bar")
 
 
 @pytest.mark.soak

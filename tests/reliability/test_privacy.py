@@ -5,11 +5,13 @@ and the vote state machine of ``tests/storage/test_votes_state.py`` extended wit
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import timedelta
+from typing import ClassVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import precondition, rule
+from hypothesis.stateful import precondition, rule, run_state_machine_as_test
 
 from bot.storage import packs as pack_store
 from bot.storage import privacy as privacy_store
@@ -121,8 +123,19 @@ async def test_forget_me_leaves_no_row_naming_the_member(tmp_path, summary):
 class ForgetPurgeMachine(PollMachine):
     """Adds /privacy forget-me and the purge of a server 30 days after removal to the storage machine."""
 
+    RUNS: ClassVar[Counter[str]] = Counter()  # examples run and forget/purge steps taken, for the test's figures
+
     @rule(user=USERS)
     def forget(self, user: int) -> None:
+        self._forget(user)
+
+    @precondition(lambda self: self.votes)
+    @rule(data=st.data())
+    def forget_a_voter(self, data) -> None:
+        """Forget a member who holds a vote (members drawn at random seldom do)."""
+        self._forget(data.draw(st.sampled_from(sorted({user for _poll, user in self.votes})), label="voter"))
+
+    def _forget(self, user: int) -> None:
         async def go():
             async with self.db.write() as conn:
                 return await privacy_store.forget_member(conn, user)
@@ -130,6 +143,8 @@ class ForgetPurgeMachine(PollMachine):
         forgotten = self.run(go())
         mine = [k for k in self.votes if k[1] == user]
         assert forgotten.votes == len(mine)
+        self.RUNS["forget"] += 1
+        self.RUNS["forgotten votes"] += forgotten.votes
         for key in mine:
             del self.votes[key]
 
@@ -151,6 +166,8 @@ class ForgetPurgeMachine(PollMachine):
 
         assert self.run(go()) == 0
         gone = {pid for pid, p in self.polls.items() if p["guild"] == guild}
+        self.RUNS["purge"] += 1
+        self.RUNS["purged polls"] += len(gone)
         for pid in gone:
             del self.polls[pid]
             self.finals.pop(pid, None)
@@ -163,20 +180,23 @@ class ForgetPurgeMachine(PollMachine):
 
         try:
             assert self.run(integrity()) == "ok"
+            self.RUNS["examples"] += 1
         finally:
             super().teardown()
 
 
-ForgetPurgeMachine.TestCase.settings = settings(
+FORGET_PURGE = settings(
     max_examples=8, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-TestForgetPurgeMachine = ForgetPurgeMachine.TestCase
 
 
-def test_state_machine_summary(summary):
-    summary(
-        "state machine (+forget, purge)",
-        "security",
-        examples=ForgetPurgeMachine.TestCase.settings.max_examples,
-        steps=ForgetPurgeMachine.TestCase.settings.stateful_step_count,
-    )
+def test_forget_purge_state_machine(summary):
+    """The machine's runs, with figures that can fail: every example ended with integrity_check ok,
+    and forget and purge each ran and removed something."""
+    ForgetPurgeMachine.RUNS.clear()
+    run_state_machine_as_test(ForgetPurgeMachine, settings=FORGET_PURGE)
+    runs = ForgetPurgeMachine.RUNS
+    summary("state machine (+forget, purge)", "security", steps=FORGET_PURGE.stateful_step_count, **runs)
+    assert runs["examples"] >= FORGET_PURGE.max_examples, runs
+    assert runs["forget"] > 0 and runs["forgotten votes"] > 0, runs
+    assert runs["purge"] > 0 and runs["purged polls"] > 0, runs

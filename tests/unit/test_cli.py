@@ -161,3 +161,33 @@ def test_prompts_check_knows_the_dilemmas_schema(tmp_path):
     result = run("prompts", "check", str(bad))
     assert result.returncode == 1
     assert f"{bad}:13: prompt first-prompt: dilemmas[1].setting: unknown setting 'beach'" in result.stdout
+
+
+def test_invite_url_asks_for_exactly_the_chosen_features(tmp_path):
+    import base64
+
+    from bot.domain.permissions import invite_permissions
+
+    token = base64.b64encode(b"1234567890123456789").decode().rstrip("=") + ".GaBcDe.secret"
+    result = run("invite-url", "--features", "pin,events", env={"DISCORD_TOKEN": token})
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip()
+    assert url.startswith("https://discord.com/oauth2/authorize?client_id=1234567890123456789&")
+    assert f"permissions={invite_permissions({'pin', 'events'})}&" in url
+    assert url.endswith("scope=bot+applications.commands")
+    assert "secret" not in result.stdout + result.stderr
+    plain = run("invite-url", "--client-id", "42424242424242424")
+    assert f"client_id=42424242424242424&permissions={invite_permissions()}&" in plain.stdout
+    for args, fragment in ((("--features", "pins"),), "unknown feature pins"), ((), "no client id"):
+        bad = run("invite-url", *[a for pair in args for a in pair])
+        assert bad.returncode == 2 and fragment in bad.stderr
+
+
+def test_invite_url_regenerates_the_readme_list(tmp_path):
+    readme = tmp_path / "README.md"
+    original = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = original.index("   - **View Channel**"), original.index("   <!-- /permissions -->")
+    readme.write_text(original[:start] + "   - **Manage Messages**: stale\n" + original[end:], encoding="utf-8")
+    result = run("invite-url", "--update-readme", str(readme))
+    assert result.returncode == 0 and "updated" in result.stdout
+    assert readme.read_text(encoding="utf-8") == original

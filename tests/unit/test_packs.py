@@ -451,11 +451,19 @@ def test_alias_bomb_is_refused_fast() -> None:
         lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 9)}]")
     data = ("\n".join(lines) + "\n").encode()
     assert len(data) < 1000
-    start = time.perf_counter()
     problem = only(data)
-    assert time.perf_counter() - start < 0.2
     assert "anchors (&a) are not allowed" in problem.message
     assert problem.line == 1
+
+
+@pytest.mark.timing
+def test_alias_bomb_is_refused_in_under_200_ms() -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i, name in enumerate("bcdefghi"):
+        lines.append(f"{name}: &{name} [{','.join(['*' + 'abcdefghi'[i]] * 9)}]")
+    start = time.perf_counter()
+    only(("\n".join(lines) + "\n").encode())
+    assert time.perf_counter() - start < 0.2
 
 
 def test_any_anchor_is_refused() -> None:
@@ -828,10 +836,18 @@ def test_check_files_refuses_a_huge_file_without_reading_it(tmp_path: Path) -> N
     huge = tmp_path / "huge.yaml"
     with huge.open("wb") as f:
         f.truncate(2 * 1024**3)  # sparse: 2 GiB that would take seconds to read
-    start = time.perf_counter()
     [problem] = check_files([huge], ESSAY)
-    assert time.perf_counter() - start < 0.5
     assert "at most 256 KiB" in problem.message
+
+
+@pytest.mark.timing
+def test_check_files_refuses_a_huge_file_in_under_half_a_second(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as f:
+        f.truncate(2 * 1024**3)
+    start = time.perf_counter()
+    check_files([huge], ESSAY)
+    assert time.perf_counter() - start < 0.5
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")

@@ -404,7 +404,7 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("parser", "text", "fix"), BAD_INPUTS, ids=lambda v: repr(v)[:30])
+@pytest.mark.parametrize(("parser", "text", "fix"), BAD_INPUTS, ids=lambda v: getattr(v, "__name__", repr(v)[:30]))
 def test_bad_input_is_refused_naming_the_value_and_the_fix(parser, text, fix):
     with pytest.raises(ScheduleInputError) as caught:
         parser(text)
@@ -500,6 +500,7 @@ def test_timezone_choices_ranks_city_prefix_first_then_substring():
     assert timezone_choices("x" * 300) == []
 
 
+@pytest.mark.timing
 def test_timezone_choices_is_fast():
     timezone_choices("warm up the cache")
     started = perf.perf_counter()
