@@ -17,7 +17,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.errors import UserError
 from bot.domain.packs import PackError
 from bot.domain.schedule import ScheduleInputError
-from bot.domain.shards import ShardScope
+from bot.domain.shards import ShardScope, rest_share
 from bot.metrics import Metrics, OpsServer
 from bot.metrics import attach as attach_metrics
 from bot.reconcile import Reconciler
@@ -234,12 +234,16 @@ class CommonGround(commands.AutoShardedBot):
                 f"Discord allows {remaining} more session starts today and this process needs {wanted}; "
                 f"the limit resets in {hours:.1f} h (starting anyway would get the token reset)."
             )
+        share = rest_share(self.settings.rest_budget, self.scope, shared_proxy=self.settings.behind_rest_proxy)
         log.info(
-            "connecting %s (max_concurrency %d, %d session starts left)",
+            "connecting %s (max_concurrency %d, %d session starts left); REST share %s",
             self.scope.describe(),
             self.identify_pacer.max_concurrency,
             remaining,
+            "none (a shared REST proxy keeps the budget)" if share is None else f"{share:.1f} requests/s",
         )
+        if self.metrics is not None:
+            self.metrics.rest_share.set(-1 if share is None else share)
         await super().launch_shards()
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:

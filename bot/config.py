@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.domain.shards import MAX_SHARD_COUNT, ShardScope, ShardSpecError, parse_shards
+from bot.domain.shards import MAX_SHARD_COUNT, ShardScope, ShardSpecError, parse_shards, rest_share
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
@@ -51,6 +51,9 @@ class Settings:
     # Port of the Prometheus metrics, /healthz and /readyz endpoint (None: not served).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Requests per second the whole bot may spend on Discord's REST API, all processes together
+    # (Discord's global limit is 50 per bot, L1; the default leaves headroom).
+    rest_budget: float = 45.0
 
     @property
     def scope(self) -> ShardScope:
@@ -61,6 +64,12 @@ class Settings:
     def is_cluster(self) -> bool:
         """True when other processes hold the other shards."""
         return not self.scope.everything
+
+    @property
+    def rest_share(self) -> float | None:
+        """This process's REST requests per second: its shards' part of ``rest_budget``, or None
+        behind a shared REST proxy (the proxy keeps the whole bot under the limit)."""
+        return rest_share(self.rest_budget, self.scope, shared_proxy=self.behind_rest_proxy)
 
     @property
     def behind_rest_proxy(self) -> bool:
@@ -100,6 +109,7 @@ _ENV_KEYS = {
     "COMMONGROUND_SHARD_COUNT": "shard_count",
     "COMMONGROUND_METRICS_PORT": "metrics_port",
     "COMMONGROUND_METRICS_HOST": "metrics_host",
+    "COMMONGROUND_REST_BUDGET": "rest_budget",
 }
 _YAML_KEYS = {f.name for f in fields(Settings)} - {"token"}
 
@@ -221,6 +231,17 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: Path | None
     if "metrics_port" in raw:
         # 0 picks a free port (tests); the log line names it.
         values["metrics_port"] = _validate_int("COMMONGROUND_METRICS_PORT", raw["metrics_port"], 0, 65535)
+    if "rest_budget" in raw:
+        try:
+            budget = float(raw["rest_budget"])
+        except (TypeError, ValueError):
+            budget = -1.0
+        if not 1.0 <= budget <= 50.0:
+            raise ConfigError(
+                f"COMMONGROUND_REST_BUDGET={raw['rest_budget']!r} must be a number of requests per second from 1 to 50 "
+                "(Discord's global limit is 50 per bot, across all its processes)."
+            )
+        values["rest_budget"] = budget
     if "metrics_host" in raw:
         values["metrics_host"] = str(raw["metrics_host"]).strip() or "127.0.0.1"
     return Settings(**values)

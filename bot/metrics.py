@@ -86,6 +86,11 @@ class Metrics:
         )
         self.servers = Gauge("commonground_servers", "Servers per shard", ["shard"], registry=r)
         self.shards_ready = Gauge("commonground_shards_ready", "Shards of this process connected", registry=r)
+        self.rest_share = Gauge(
+            "commonground_rest_share_per_second",
+            "This process's share of the bot's REST budget (-1: a shared REST proxy holds it)",
+            registry=r,
+        )
 
     def vote_answered(self, outcome: str, seconds: float) -> None:
         self.votes.labels(outcome).inc()

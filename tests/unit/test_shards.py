@@ -94,3 +94,21 @@ def test_cluster_settings():
     assert not load_settings(env={"COMMONGROUND_SHARD_COUNT": "16"}).is_cluster
     assert load_settings(env={"DISCORD_API_BASE": "http://rest-proxy:8080/api/v10"}).behind_rest_proxy
     assert not load_settings(env={}).behind_rest_proxy
+
+
+def test_a_clusters_rest_share_follows_its_shards_and_the_proxy():
+    s = load_settings(env={"COMMONGROUND_SHARDS": "0-3", "COMMONGROUND_SHARD_COUNT": "16"})
+    assert s.rest_share == pytest.approx(45.0 / 4)
+    assert load_settings(env={}).rest_share == 45.0
+    proxied = load_settings(
+        env={
+            "COMMONGROUND_SHARDS": "0-3",
+            "COMMONGROUND_SHARD_COUNT": "16",
+            "COMMONGROUND_REST_BUDGET": "40",
+            "DISCORD_API_BASE": "http://twilight-http-proxy:3000/api/v10",
+        }
+    )
+    assert proxied.rest_budget == 40.0 and proxied.rest_share is None
+    for bad in ("0", "51", "fast"):
+        with pytest.raises(ConfigError, match="COMMONGROUND_REST_BUDGET"):
+            load_settings(env={"COMMONGROUND_REST_BUDGET": bad})
