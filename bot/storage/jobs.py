@@ -68,6 +68,13 @@ async def cancel(conn: AsyncConnection, key: str) -> bool:
     return (await conn.execute(delete(jobs).where(jobs.c.key == key))).rowcount > 0
 
 
+async def cancel_keys(conn: AsyncConnection, keys: list[str]) -> int:
+    """Delete the jobs with these keys (those that exist); returns how many."""
+    if not keys:
+        return 0
+    return (await conn.execute(delete(jobs).where(jobs.c.key.in_(keys)))).rowcount
+
+
 async def cancel_for_guild(conn: AsyncConnection, guild_id: int, *, except_kinds: tuple[str, ...] = ()) -> int:
     query = delete(jobs).where(jobs.c.guild_id == guild_id)
     if except_kinds:
