@@ -150,7 +150,9 @@ class IdentifyPacer:
             loop = asyncio.get_running_loop()
             last = self._last.get(bucket)
             if last is not None:
-                delay = last + self.interval - loop.time()
+                # The hook returns before discord.py sends the IDENTIFY; a loaded loop can delay one send
+                # more than the next, so keep a margin rather than meet Discord's interval to the millisecond.
+                delay = last + self.interval * 1.1 + 0.1 - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
             self._last[bucket] = loop.time()
