@@ -8,15 +8,15 @@ ENV PATH=/opt/venv/bin:$PATH
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY prompts ./prompts
+# prompts/ is package data of bot.prompts (pyproject.toml): the wheel carries the essay and the pack.
 # asyncpg too: clusters share one PostgreSQL (deploy/compose.yaml).
-RUN pip install ".[postgres]" && cp -r prompts /opt/prompts
+RUN pip install ".[postgres]"
 
 # Stage 2: the runtime image: no compiler, no sources, a non-root user, data on a volume.
 FROM python:3.11-slim
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 COMMONGROUND_PROMPTS=/opt/prompts
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 RUN useradd --create-home --uid 10001 commonground
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /opt/prompts /opt/prompts
 WORKDIR /app
 RUN mkdir -p /app/data && chown commonground:commonground /app/data
 USER commonground

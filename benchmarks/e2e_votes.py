@@ -145,7 +145,7 @@ async def start_bot(tmp: Path, token: str, api_base: str, gateway_url: str):
 
 
 async def post(bot, guild_id: int, channel_id: int) -> tuple[int, int]:
-    service = bot.services["polls"]
+    service = bot.polls
     poll_id = await service.post(
         bot.get_partial_messageable(channel_id, guild_id=guild_id),
         guild_id=guild_id,
@@ -214,7 +214,7 @@ async def vote_rows(db, poll_id: int, stats: dict) -> bool:
 
 
 async def check_and_report(bot, db, poll_id: int, stats: dict, rate: float) -> None:
-    writer = bot.services["polls"].writer
+    writer = bot.polls.writer
     rows_ok = await vote_rows(db, poll_id, stats)
     report(stats, rows_ok, (await db.self_check()).integrity, (writer.batches, writer.committed), rate)
 

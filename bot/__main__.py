@@ -63,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive_int, default=60, help="simulated days of debates (default 60)")
     demo.add_argument("--out", type=Path, default=Path("data/demo"), help="where charts are written (data/demo)")
     demo.add_argument("--seed", type=int, default=7, help="random seed for the simulated members")
+    demo.add_argument(
+        "--realistic",
+        action="store_true",
+        help="Discord as a busy bot meets it: 80 ms ± 40 ms latency each way, the host clock 2 s fast, "
+        "real per-route and global (50/s) rate limits",
+    )
+    demo.add_argument(
+        "--web", action="store_true", help="then leave the website running on 127.0.0.1 (screenshots in OUT/web)"
+    )
+    demo.add_argument("--web-port", type=int, default=0, help="the website's port with --web (default: a free one)")
+    demo.add_argument(
+        "--web-screenshots-only", action="store_true", help="with --web: write the screenshots, then exit"
+    )
     sub.add_parser(
         "migrate",
         help="apply database migrations and exit",
@@ -338,10 +351,18 @@ def cmd_prompts_check(paths: Sequence[Path]) -> int:
     return 0
 
 
-async def cmd_demo(settings: Settings, days: int, out: Path, seed: int) -> int:
+async def cmd_demo(
+    settings: Settings, days: int, out: Path, seed: int, realistic: bool = False, args: argparse.Namespace | None = None
+) -> int:
+    if args is not None and args.web:
+        from bot.demo_web import run_web_demo
+
+        return await run_web_demo(
+            settings, days=days, out=out, seed=seed, port=args.web_port, wait=not args.web_screenshots_only
+        )
     from bot.demo import run_demo
 
-    return await run_demo(settings, days=days, out=out, seed=seed)
+    return await run_demo(settings, days=days, out=out, seed=seed, realistic=realistic)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -357,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return asyncio.run(cmd_run(settings))
         if args.command == "demo":
-            return asyncio.run(cmd_demo(settings, args.days, args.out, args.seed))
+            return asyncio.run(cmd_demo(settings, args.days, args.out, args.seed, args.realistic, args))
         if args.command == "migrate":
             return asyncio.run(cmd_migrate(settings))
         if args.command == "backup":

@@ -22,6 +22,8 @@ from bot.metrics import Metrics, OpsServer
 from bot.metrics import attach as attach_metrics
 from bot.reconcile import Reconciler
 from bot.scheduler import Scheduler
+from bot.services.debates import DebateService
+from bot.services.polls import PollService
 
 if TYPE_CHECKING:
     from bot.storage.database import Database
@@ -38,6 +40,7 @@ EXTENSIONS: tuple[str, ...] = (
     "bot.cogs.debate",
     "bot.cogs.leaning",
     "bot.cogs.privacy",
+    "bot.cogs.web",  # the website (only served when COMMONGROUND_WEB is set) and /web publish
 )
 
 
@@ -176,7 +179,8 @@ class CommonGround(commands.AutoShardedBot):
         db: Database,
         clock: Clock | None = None,
         extensions: Sequence[str] = EXTENSIONS,
-        services: dict[str, Any] | None = None,
+        polls: PollService | None = None,
+        debates: DebateService | None = None,
         guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT,
     ) -> None:
         intents = discord.Intents.none()
@@ -203,9 +207,13 @@ class CommonGround(commands.AutoShardedBot):
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self._extension_names = tuple(extensions)
-        # Services shared by cogs, buttons and scheduled jobs, built by the features' extensions.
-        self.services: dict[str, Any] = dict(services or {})
         self.scheduler = Scheduler(db, self.clock, scope=settings.scope)
+        # The services cogs, buttons and scheduled jobs share: typed attributes built here (or injected),
+        # before any extension loads, so no extension depends on another having loaded first.
+        self.polls: PollService = polls or PollService(self)
+        self.debates: DebateService = debates or DebateService(
+            db, self.clock, self.scheduler, polls=self.polls, bot=self
+        )
         # Extensions add their reconciliation steps while loading (servers, schedules, poll closes, voters).
         self.reconciler = Reconciler()
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from sqlalchemy.engine import make_url
@@ -77,6 +78,22 @@ class Settings:
         process) then keeps the bot under Discord's global limit, so no process holds a share."""
         return make_url_host(self.api_base) not in ("discord.com", "discordapp.com")
 
+    # The website (bot/web): served by this process when `web` ("host:port") is set, reachable at
+    # `web_url` (the public base URL, also the OAuth2 redirect's base). Log in with Discord needs the
+    # application's OAuth2 client id and secret (the secret only from the environment, like the token).
+    web: str | None = None
+    web_url: str | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def web_address(self) -> tuple[str, int] | None:
+        """``(host, port)`` the website binds, or None when it is off."""
+        if self.web is None:
+            return None
+        host, _, port = self.web.rpartition(":")
+        return host.strip("[]"), int(port)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -110,8 +127,12 @@ _ENV_KEYS = {
     "COMMONGROUND_METRICS_PORT": "metrics_port",
     "COMMONGROUND_METRICS_HOST": "metrics_host",
     "COMMONGROUND_REST_BUDGET": "rest_budget",
+    "COMMONGROUND_WEB": "web",
+    "COMMONGROUND_WEB_URL": "web_url",
+    "DISCORD_CLIENT_ID": "oauth_client_id",
+    "DISCORD_CLIENT_SECRET": "oauth_client_secret",
 }
-_YAML_KEYS = {f.name for f in fields(Settings)} - {"token"}
+_YAML_KEYS = {f.name for f in fields(Settings)} - {"token", "oauth_client_secret"}
 
 
 def _read_yaml(path: Path) -> Mapping[str, Any]:
@@ -129,6 +150,10 @@ def _read_yaml(path: Path) -> Mapping[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"--config {path}: the top level must be a mapping of keys, like config.example.yaml.")
+    if "oauth_client_secret" in data:
+        raise ConfigError(
+            f"--config {path}: the OAuth2 client secret does not belong in a file; set DISCORD_CLIENT_SECRET."
+        )
     if "token" in data or "discord_token" in data:
         raise ConfigError(
             f"--config {path}: the token does not belong in a file; set the DISCORD_TOKEN environment variable."
@@ -244,7 +269,48 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: Path | None
         values["rest_budget"] = budget
     if "metrics_host" in raw:
         values["metrics_host"] = str(raw["metrics_host"]).strip() or "127.0.0.1"
+    values.update(_validate_web(raw))
     return Settings(**values)
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _validate_web(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """COMMONGROUND_WEB=host:port with its public URL and OAuth2 client: all or nothing, each checked."""
+    if raw.get("web") in (None, ""):
+        return {}
+    web = str(raw["web"]).strip()
+    host, sep, port = web.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535 or any(c.isspace() for c in web):
+        raise ConfigError(f"COMMONGROUND_WEB={web!r} is not host:port; use e.g. 127.0.0.1:8080 (port 1-65535).")
+    url = str(raw.get("web_url") or "").strip()
+    if not url:
+        raise ConfigError(
+            "COMMONGROUND_WEB is set but COMMONGROUND_WEB_URL is not: set the site's public base URL, "
+            "e.g. https://debates.example.org"
+        )
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname or parsed.query or parsed.fragment:
+        raise ConfigError(
+            f"COMMONGROUND_WEB_URL={url!r} is not a base URL; use e.g. https://debates.example.org (no ? or #)."
+        )
+    if parsed.scheme == "http" and parsed.netloc.rsplit(":", 1)[0] not in _LOOPBACK:
+        raise ConfigError(
+            f"COMMONGROUND_WEB_URL={url!r} must use https:// (session cookies are Secure); "
+            "plain http:// is only allowed on 127.0.0.1 or localhost."
+        )
+    client_id = str(raw.get("oauth_client_id") or "").strip()
+    if not client_id.isdigit():
+        raise ConfigError(
+            "COMMONGROUND_WEB needs DISCORD_CLIENT_ID: the application id from the developer portal's OAuth2 page."
+        )
+    secret = str(raw.get("oauth_client_secret") or "").strip()
+    if not secret or any(c.isspace() for c in secret):
+        raise ConfigError(
+            "COMMONGROUND_WEB needs DISCORD_CLIENT_SECRET (in the environment): the OAuth2 client secret."
+        )
+    return {"web": web, "web_url": url.rstrip("/"), "oauth_client_id": client_id, "oauth_client_secret": secret}
 
 
 # Loggers that are never allowed below a level, whatever LOG_LEVEL says:

@@ -25,6 +25,7 @@ from bot.domain.clock import FakeClock
 from bot.domain.packs import THEMES
 from bot.domain.schedule import describe_relative
 from bot.runtime import build_bot
+from bot.sandbox.conditions import Conditions
 from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
 
@@ -203,19 +204,23 @@ class Transcript:
 
 
 class Demo:
-    def __init__(self, settings: Settings, *, days: int, out: Path, seed: int) -> None:
+    def __init__(
+        self, settings: Settings, *, days: int, out: Path, seed: int, conditions: Conditions | None = None
+    ) -> None:
         self.base_settings = settings
         self.days = days
         self.out = out
         self.rng = random.Random(seed)
         self.clock = FakeClock(START)
-        self.sandbox = Sandbox(clock=self.clock)
+        self.conditions = conditions or Conditions()
+        self.sandbox = Sandbox(clock=self.clock, conditions=self.conditions)
         self.t = Transcript(self.clock, self.sandbox)
         self.bot: CommonGround | None = None
         self.db: Database | None = None
         self.task: asyncio.Task[None] | None = None
         self.saved: list[Path] = []
         self.stats = {"posts": 0, "clicks": 0, "changes": 0, "answered": 0}
+        self.extra_settings: dict[str, Any] = {}  # `demo --web` adds the website's settings
 
     async def __aenter__(self) -> Demo:
         await self.sandbox.start()
@@ -235,16 +240,21 @@ class Demo:
             database_url=f"sqlite+aiosqlite:///{self.out / 'demo.db'}",
             api_base=sb.api_base,
             gateway_url=sb.gateway_url,
+            **self.extra_settings,
         )
         self.db = await Database.open(settings.database_url)
         self.bot = build_bot(settings, self.db, clock=self.clock, guild_ready_timeout=SANDBOX_GUILD_READY_TIMEOUT)
         self.task = asyncio.create_task(self.bot.start(settings.token), name="bot")
-        await asyncio.wait_for(self.bot.wait_until_ready(), 15)
-        await asyncio.wait_for(self.bot.tree.sync(), 15)
-        await asyncio.wait_for(self.bot.scheduler.drain(), 15)
+        patience = 15 if self.conditions.latency is None else 30  # every frame and call pays its trips
+        await asyncio.wait_for(self.bot.wait_until_ready(), patience)
+        await asyncio.wait_for(self.bot.tree.sync(), patience)
+        await asyncio.wait_for(self.bot.scheduler.drain(), patience)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # Let the last answers finish their trip (with --realistic they take ~160 ms) before closing.
+        with contextlib.suppress(TimeoutError):
+            await self.sandbox.wait_for(lambda: self.sandbox.in_flight == 0, timeout=10)
         if self.bot is not None:
             await self.bot.close()
         if self.task is not None:
@@ -300,6 +310,9 @@ class Demo:
     async def click(self, member, message: dict[str, Any], button: dict[str, Any]) -> dict[str, Any]:
         ix = await self.sandbox.click(self.channel.id, int(message["id"]), button["custom_id"], member.id)
         reply = await ix.response(timeout=5)
+        if reply.get("type") == 5:  # deferred (slow network, skewed clocks): the answer comes as a follow-up
+            data = await self.sandbox.wait_for(lambda: _answer_of(ix), timeout=30)
+            reply = {"type": 4, "data": {**data, "flags": (reply.get("data") or {}).get("flags", 0)}}
         self.stats["clicks"] += 1
         return reply
 
@@ -310,6 +323,14 @@ class Demo:
         first = self.members[self.personas[0].name]
         t.say("=== Common Ground demo: a local Discord sandbox and the real bot, no token needed ===")
         t.say(f"server: {self.guild.name} · channel: #{self.channel.name} · {len(self.members)} members + a moderator")
+        c = self.conditions
+        if c.latency is not None or c.skew or c.rate_limits:
+            mean, jitter = c.latency or (0.0, 0.0)
+            t.say(
+                f"conditions: {mean * 1000:.0f} ms ± {jitter * 1000:.0f} ms each way · Discord's clock "
+                f"{c.skew:+.1f} s from the host's · rate limits {'on' if c.rate_limits else 'off'} "
+                f"(global {c.global_limit}/s)"
+            )
         await self.slash(first, "about")
         help_reply = await self.slash(first, "help", show=False)
         n_lines = sum(f["value"].count("\n") + 1 for f in help_reply["data"]["embeds"][0]["fields"])
@@ -350,6 +371,13 @@ class Demo:
             f"{self.days} days · {self.stats['posts']} debates posted · {self.stats['clicks']} button clicks "
             f"({self.stats['changes']} changed their mind) · {self.stats['answered']} commands answered"
         )
+        if self.conditions.rate_limits:
+            lim = self.sandbox.limits
+            t.say(
+                f"rate limits: {lim.route_429s} per-route and {lim.global_429s} global 429s · "
+                f"{lim.invalid_total} invalid requests (ban at {self.conditions.invalid_limit} in "
+                f"{self.conditions.invalid_window / 60:.0f} min) · {len(self.sandbox.requests)} requests"
+            )
         t.say("files written:")
         for path in self.saved:
             t.say(f"  {path}")
@@ -412,7 +440,8 @@ class Demo:
         return [-1.0 + 2.0 * i / (n - 1) for i in range(n)] if n > 1 else [0.0]
 
 
-async def run_demo(settings: Settings, *, days: int, out: Path, seed: int) -> int:
-    async with Demo(settings, days=days, out=out, seed=seed) as demo:
+async def run_demo(settings: Settings, *, days: int, out: Path, seed: int, realistic: bool = False) -> int:
+    conditions = Conditions.realistic(seed=seed) if realistic else None
+    async with Demo(settings, days=days, out=out, seed=seed, conditions=conditions) as demo:
         await demo.run()
     return 0

@@ -2,9 +2,12 @@
 
 The dispatcher sleeps until the earliest due job (woken early when an earlier job is added, or, with a
 :class:`~bot.domain.clock.FakeClock`, whenever a test moves time). It never polls every server.
-A job is deleted only after its handler returns; a handler that raises is retried with backoff, so
-handlers must be idempotent. A handler that raises :class:`PermanentJobError` is not retried: it has
-recorded why (for example, a schedule blocked by a missing permission).
+A job is deleted only after its handler returns; a handler that raises is retried with backoff and
+jitter, so handlers must be idempotent. After ``PARK_AFTER`` failures in a row the job is parked: kept
+with its last error (moderators see it in ``/schedule status``), logged at ERROR and counted in
+:attr:`Scheduler.metrics`, never run again until it is re-armed. A handler that raises
+:class:`PermanentJobError` is not retried: it has recorded why (for example, a schedule blocked by a
+missing permission).
 
 Past one process, a scheduler runs only the jobs of the servers on its own shards (``scope``; jobs of
 no server only where shard 0 is held), and claims each job with a lease before running it: two
@@ -19,8 +22,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import secrets
 import socket
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +34,7 @@ from bot.domain.clock import Clock
 from bot.domain.shards import ShardScope
 from bot.storage import jobs as job_store
 from bot.storage.database import Database
-from bot.storage.jobs import Job
+from bot.storage.jobs import PARK_AFTER, Job
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +80,15 @@ class PermanentJobError(Exception):
 
 
 def backoff(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min … capped at one hour."""
+    """The longest wait after ``attempts`` failures: 30 s, 1 min, 2 min … capped at one hour."""
     return timedelta(seconds=min(30 * 2**attempts, 3600))
+
+
+def retry_delay(attempts: int, rng: random.Random) -> timedelta:
+    """Between half of :func:`backoff` and all of it ("equal jitter"): jobs that failed together, say
+    every server's post in one Discord outage, do not all retry in the same second."""
+    ceiling = backoff(attempts)
+    return ceiling / 2 + ceiling / 2 * rng.random()
 
 
 class Scheduler:
@@ -85,6 +97,7 @@ class Scheduler:
         db: Database,
         clock: Clock,
         *,
+        rng: random.Random | None = None,
         scope: ShardScope | None = None,
         owner: str | None = None,
         wall_clock: Callable[[], datetime] | None = None,
@@ -97,6 +110,10 @@ class Scheduler:
         self._dead_owners: tuple[str, ...] = ()
         self._renewer: asyncio.Task[None] | None = None
         self.runs = 0  # handlers started by this scheduler (for tests and metrics)
+        self.rng = rng or random.Random()
+        # Counters for operators: "retried" and "parked" jobs since start. Exposed as plain numbers so a
+        # metrics endpoint (Prometheus text, later) can read them: see :meth:`metric_values`.
+        self.metrics: Counter[str] = Counter()
         self.handlers: dict[str, Handler] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -264,6 +281,36 @@ class Scheduler:
             elif not started:
                 return
 
+    def metric_values(self) -> dict[str, int]:
+        """The counters under the names a Prometheus endpoint would publish."""
+        return {
+            "commonground_job_retries_total": self.metrics["retried"],
+            "commonground_jobs_parked_total": self.metrics["parked"],
+        }
+
+    async def _failed(self, job: Job, exc: Exception) -> None:
+        attempt = job.attempts + 1
+        if attempt >= PARK_AFTER:
+            log.error(
+                "job %s (%s, guild %s) parked after %d failed attempts; last error: %r. It stays parked, "
+                "shown in /schedule status, until it is re-armed.",
+                job.key,
+                job.kind,
+                job.guild_id,
+                attempt,
+                exc,
+                exc_info=exc,
+            )
+            self.metrics["parked"] += 1
+            async with self.db.write() as conn:
+                await job_store.park(conn, job, error=repr(exc))
+            return
+        delay = retry_delay(job.attempts, self.rng)
+        log.warning("job %s failed (attempt %d), retrying in %s", job.key, attempt, delay, exc_info=exc)
+        self.metrics["retried"] += 1
+        async with self.db.write() as conn:
+            await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc))
+
     async def _run(self, job: Job) -> None:
         settled = False
         try:
@@ -289,12 +336,8 @@ class Scheduler:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    delay = backoff(job.attempts)
-                    log.warning(
-                        "job %s failed (attempt %d), retrying in %s", job.key, job.attempts + 1, delay, exc_info=exc
-                    )
+                    await self._failed(job, exc)
                     async with self.db.write() as conn:
-                        await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc))
                         await job_store.release(conn, job.id, owner=self.owner)
                 else:
                     async with self.db.write() as conn:

@@ -11,6 +11,7 @@ Everything waits with a timeout; nothing sleeps to let things settle.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,12 @@ from bot.domain.clock import FakeClock
 from bot.runtime import build_bot
 from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
+
+# Import every extension (and with them matplotlib, scikit-learn, ...) when the harness is imported, at
+# collection: a bot's first start in a test process would otherwise spend seconds of its 10-second
+# readiness budget importing them, and fail on a loaded machine for a reason that is not the bot's.
+for _extension in EXTENSIONS:
+    importlib.import_module(_extension)
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday morning, before the first DST change of 2026
 MOD_PERMISSIONS = discord.Permissions(manage_guild=True, manage_messages=True).value
@@ -42,10 +49,9 @@ class Harness:
         members: int = 3,
         sandbox: Sandbox | None = None,
         sandbox_options: dict[str, Any] | None = None,
-        settings_options: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
         bot_permissions: int | None = None,
     ) -> None:
-        self.settings_options = dict(settings_options or {})
         self.tmp_path = tmp_path
         self.extensions = tuple(extensions)
         self.clock = FakeClock(now)
@@ -57,6 +63,7 @@ class Harness:
             sandbox.use_clock(self.clock)
         self._own_sandbox = sandbox is None
         self.member_count = members
+        self.settings_overrides = dict(settings or {})
         # None: the sandbox's default bot; an integer: the bot's role holds exactly that (e.g. an invite's).
         self.bot_permissions = bot_permissions
         self.db: Database | None = None
@@ -82,7 +89,7 @@ class Harness:
             database_url=f"sqlite+aiosqlite:///{self.tmp_path}/e2e.db",
             api_base=sb.api_base,
             gateway_url=sb.gateway_url,
-            **self.settings_options,
+            **self.settings_overrides,
         )
         self.db = await Database.open(self.settings.database_url)
         await self.start_bot()
@@ -138,8 +145,10 @@ class Harness:
         bot = self.bot
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while bot.reconciler.full_runs_done < 1 or any(
-            t.get_name() == "discord.py: on_reconcile" and not t.done() for t in asyncio.all_tasks()
+        while (
+            bot.reconciler.full_runs_done < 1
+            or bot.reconciler.busy  # a READY's run, or one server's (a GUILD_CREATE after READY)
+            or any(t.get_name() == "discord.py: on_reconcile" and not t.done() for t in asyncio.all_tasks())
         ):
             if loop.time() > deadline:
                 raise TimeoutError(f"reconciliation did not finish within {timeout}s")
@@ -169,9 +178,25 @@ class Harness:
         return await self.sandbox.slash(self.guild.id, (channel or self.channel).id, member.id, name, options or {})
 
     async def reply(self, member, name: str, options: dict[str, Any] | None = None, *, timeout: float = 5) -> dict:
-        """A slash command's first callback, e.g. ``{"type": 4, "data": {"content": ...}}``."""
+        """A slash command's answer as the member sees it, e.g. ``{"type": 4, "data": {"content": ...}}``.
+
+        A command whose work ran past its answer budget defers privately (a loaded machine, a busy writer);
+        its answer is then the follow-up, returned in the same shape with ``"deferred": True``."""
         interaction = await self.slash(member, name, options)
-        return await interaction.response(timeout=timeout)
+        first = await interaction.response(timeout=timeout)
+        if first["type"] != 5:
+            return first
+
+        def answered() -> dict | None:
+            if interaction.followups:
+                return interaction.followups[0]
+            original = interaction.original or {}
+            if not (original.get("flags") or 0) & 128 and (original.get("content") or original.get("embeds")):
+                return original
+            return None
+
+        message = await self.sandbox.wait_for(answered, timeout=max(timeout, 10))
+        return {"type": 4, "data": message, "deferred": True}
 
     async def advance(self, delta: timedelta, *, timeout: float = 20) -> None:
         """Move the fake clock and run every job that became due (and what they make due now)."""

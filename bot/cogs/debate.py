@@ -28,10 +28,9 @@ PROMPTS_PAGE = 4
 
 
 async def poll_autocomplete(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
-    polls = interaction.client.services.get("polls")
-    if polls is None or interaction.guild_id is None:
+    if interaction.guild_id is None:
         return []
-    found = await polls.autocomplete(interaction.guild_id, current, status=None)
+    found = await interaction.client.polls.autocomplete(interaction.guild_id, current, status=None)
     return [app_commands.Choice(name=label, value=str(poll_id)) for label, poll_id in found][:25]
 
 
@@ -83,17 +82,46 @@ class Debate(commands.Cog):
 
     @debate.command(name="prompts", description="Browse the prompts of this server's active packs.")
     async def prompts(self, interaction: Interaction) -> None:
-        assert interaction.guild_id is not None
-        items = await self.service.active_prompts(interaction.guild_id)
+        guild_id = interaction.guild_id
+        assert guild_id is not None
+        items = await self.service.active_prompts(guild_id)
         pages = max(math.ceil(len(items) / PROMPTS_PAGE), 1)
         title = self.service.essay.title
 
         async def render(page: int) -> discord.Embed:
+            skipped, sensitive_on = await self.service.prompt_flags(guild_id)
             chunk = items[page * PROMPTS_PAGE : (page + 1) * PROMPTS_PAGE]
-            return ui.prompts_embed(chunk, title, page=page, pages=pages, total=len(items))
+            return ui.prompts_embed(
+                chunk, title, page=page, pages=pages, total=len(items), skipped=skipped, sensitive_on=sensitive_on
+            )
+
+        async def choices(page: int) -> list[tuple[str, str, bool]]:
+            skipped, _ = await self.service.prompt_flags(guild_id)
+            chunk = items[page * PROMPTS_PAGE : (page + 1) * PROMPTS_PAGE]
+            return [(key, f"¶{p.paragraph} {' '.join(p.question.split())}", key in skipped) for _, key, p in chunk]
+
+        async def toggle(press: discord.Interaction, key: str) -> None:
+            # The select is shown to moderators only; the click is checked again all the same.
+            if not press.permissions.manage_guild:
+                await press.response.send_message(
+                    "You need the **Manage Server** permission to skip prompts.", ephemeral=True
+                )
+                return
+            if key == "-":
+                await press.response.send_message("There is no prompt on this page to skip.", ephemeral=True)
+                return
+            skipped, _ = await self.service.prompt_flags(guild_id)
+            if key in skipped:
+                await self.service.unskip_prompt(guild_id, key)
+            else:
+                await self.service.skip_prompt(guild_id, key)
 
         kwargs: dict[str, Any] = {"embed": await render(0), "ephemeral": True}
-        if pages > 1:
+        if interaction.permissions.manage_guild and items:
+            view = ui.PromptsPager(interaction.user.id, pages, render, choices, toggle)
+            await view.refresh()
+            kwargs["view"] = view
+        elif pages > 1:
             kwargs["view"] = ui.Pager(interaction.user.id, pages, render)
         await interaction.response.send_message(**kwargs)
 
@@ -109,6 +137,9 @@ class Debate(commands.Cog):
 
     async def _submit(self, interaction: discord.Interaction, fields: dict[str, Any]) -> None:
         assert interaction.guild_id is not None
+        # Answer first (privately: every reply below is the member's own), then the database and REST work,
+        # which a busy writer or a slow Discord can stretch past the 3-second deadline.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         suggestion_id, channel_id, body = await self.service.suggest(interaction.guild_id, interaction.user.id, fields)
         channel = self.bot.get_channel(channel_id)
         if not isinstance(channel, discord.TextChannel):
@@ -123,18 +154,14 @@ class Debate(commands.Cog):
             log.warning("suggestion %s not delivered to review channel in guild %s", suggestion_id, channel.guild.id)
             raise UserError("I couldn't post in the review channel; a moderator should check my permissions.") from exc
         await self.service.set_review_message(suggestion_id, message.id)
-        await interaction.response.send_message(
-            "Thanks! Your suggestion went to the moderators for review.", ephemeral=True
-        )
+        await interaction.followup.send("Thanks! Your suggestion went to the moderators for review.", ephemeral=True)
 
     @debate.command(name="results", description="A poll's results (the latest by default).")
     @app_commands.describe(poll="The poll (default: the latest)")
     @app_commands.autocomplete(poll=poll_autocomplete)
     async def results(self, interaction: Interaction, poll: str | None = None) -> None:
         assert interaction.guild_id is not None
-        polls = self.bot.services.get("polls")
-        if polls is None:
-            raise UserError("Poll results aren't available on this bot.")
+        polls = self.bot.polls
         if poll is None:
             poll_id = await polls.latest_poll_id(interaction.guild_id, closed_only=True)
             if poll_id is None:

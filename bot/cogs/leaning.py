@@ -19,7 +19,7 @@ from discord.ext import commands
 
 from bot.domain.errors import UserError
 from bot.domain.groups import MIN_GROUP, opinion_groups
-from bot.domain.leaning import unifying_and_divisive
+from bot.domain.leaning import placement_checks, unifying_and_divisive
 from bot.domain.packs import THEMES
 from bot.storage import leaning as store
 from bot.ui import charts
@@ -258,7 +258,18 @@ class Leaning(
 
     @app_commands.command(name="methodology", description="How every number here is computed, and what it is not.")
     async def methodology(self, interaction: discord.Interaction[CommonGround]) -> None:
-        await interaction.response.send_message(embed=ui.methodology_embed(), ephemeral=True)
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            await interaction.response.send_message(embed=ui.methodology_embed(), ephemeral=True)
+            return
+        # Moderators also see which options' voters disagree with their placement (reads every vote).
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.bot.db.read() as conn:
+            data = await store.placement_data(conn, interaction.guild_id)
+        checks = await asyncio.to_thread(placement_checks, data.votes)
+        method = ui.methodology_embed()
+        budget = ui.TOTAL_MAX - len(method) - 10  # one message's embeds share 6,000 characters
+        placement = ui.placement_embed(checks, data.labels, data.questions, budget=budget)
+        await interaction.followup.send(embeds=[method, placement], ephemeral=True)
 
 
 async def setup(bot: CommonGround) -> None:

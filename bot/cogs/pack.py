@@ -1,4 +1,5 @@
-"""/pack (moderators): upload a server's own prompt pack, list, enable, disable and remove packs."""
+"""/pack (moderators): upload a server's own prompt pack, list, enable, disable and remove packs; skip
+or restore single prompts; include prompts marked sensitive."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.checks import ModeratorGroup
+from bot.cogs.checks import ModeratorGroup, reply_private, within_deadline
 from bot.domain.errors import UserError
 from bot.domain.packs import MAX_PACK_BYTES, PackError
 from bot.services.debates import get_service
@@ -49,6 +50,47 @@ async def pack_autocomplete(interaction: Interaction, current: str) -> list[app_
             continue
         state = "on" if info.enabled else "off"
         out.append(app_commands.Choice(name=ui.cut(f"{info.name} ({info.slug}, {state})", 100), value=info.slug))
+    return out[:25]
+
+
+def _prompt_choice(key: str, prompt, *, note: str = "") -> app_commands.Choice[str]:
+    label = f"{note}¶{prompt.paragraph} {prompt.theme}: {' '.join(prompt.question.split())}"
+    return app_commands.Choice(name=ui.cut(label, 100), value=key)
+
+
+async def skip_autocomplete(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The active prompts not skipped yet (the command re-validates whatever is sent)."""
+    if interaction.guild_id is None:
+        return []
+    service = get_service(interaction.client)
+    skipped, _ = await service.prompt_flags(interaction.guild_id)
+    query = current.casefold().strip()
+    out = []
+    for _pack, key, prompt in await service.active_prompts(interaction.guild_id):
+        if key in skipped or len(key) > 100:
+            continue
+        if query and query not in key.casefold() and query not in prompt.question.casefold():
+            continue
+        out.append(_prompt_choice(key, prompt, note="sensitive · " if prompt.sensitive else ""))
+        if len(out) == 25:
+            break
+    return out
+
+
+async def unskip_autocomplete(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The server's skipped prompts."""
+    if interaction.guild_id is None:
+        return []
+    service = get_service(interaction.client)
+    skipped, _ = await service.prompt_flags(interaction.guild_id)
+    prompts = {key: prompt for _pack, key, prompt in await service.active_prompts(interaction.guild_id)}
+    query = current.casefold().strip()
+    out = []
+    for key in sorted(skipped):
+        if len(key) > 100 or (query and query not in key.casefold()):
+            continue
+        prompt = prompts.get(key)
+        out.append(_prompt_choice(key, prompt) if prompt else app_commands.Choice(name=ui.cut(key, 100), value=key))
     return out[:25]
 
 
@@ -97,24 +139,55 @@ class Pack(commands.Cog):
     @app_commands.autocomplete(pack=pack_autocomplete)
     async def enable(self, interaction: Interaction, pack: str) -> None:
         assert interaction.guild_id is not None
-        info = await self.service.set_pack_enabled(interaction.guild_id, pack, True)
-        await interaction.response.send_message(f"`{info.slug}` is on.", ephemeral=True)
+        info = await within_deadline(interaction, self.service.set_pack_enabled(interaction.guild_id, pack, True))
+        await reply_private(interaction, f"`{info.slug}` is on.")
 
     @pack.command(name="disable", description="Stop using a pack's prompts (the built-in one too).")
     @app_commands.describe(pack="The pack")
     @app_commands.autocomplete(pack=pack_autocomplete)
     async def disable(self, interaction: Interaction, pack: str) -> None:
         assert interaction.guild_id is not None
-        info = await self.service.set_pack_enabled(interaction.guild_id, pack, False)
-        await interaction.response.send_message(f"`{info.slug}` is off.", ephemeral=True)
+        info = await within_deadline(interaction, self.service.set_pack_enabled(interaction.guild_id, pack, False))
+        await reply_private(interaction, f"`{info.slug}` is off.")
 
     @pack.command(name="remove", description="Delete one of this server's packs (not the built-in one).")
     @app_commands.describe(pack="The pack")
     @app_commands.autocomplete(pack=pack_autocomplete)
     async def remove(self, interaction: Interaction, pack: str) -> None:
         assert interaction.guild_id is not None
-        await self.service.remove_pack(interaction.guild_id, pack)
-        await interaction.response.send_message(f"`{ui.cut(pack, 64)}` removed.", ephemeral=True)
+        await within_deadline(interaction, self.service.remove_pack(interaction.guild_id, pack))
+        await reply_private(interaction, f"`{ui.cut(pack, 64)}` removed.")
+
+    @pack.command(name="skip-prompt", description="Take one prompt out of this server's rotation.")
+    @app_commands.describe(prompt="The prompt (pick from the list, or type its pack/id)")
+    @app_commands.autocomplete(prompt=skip_autocomplete)
+    async def skip_prompt(self, interaction: Interaction, prompt: str) -> None:
+        assert interaction.guild_id is not None
+        key = prompt.strip()
+        changed = await self.service.skip_prompt(interaction.guild_id, key)
+        text = f"`{ui.cut(key, 140)}` is skipped here" if changed else f"`{ui.cut(key, 140)}` was already skipped"
+        await interaction.response.send_message(
+            text + ": the rotation won't post it. `/pack unskip-prompt` brings it back.", ephemeral=True
+        )
+
+    @pack.command(name="unskip-prompt", description="Put a skipped prompt back into this server's rotation.")
+    @app_commands.describe(prompt="A skipped prompt (pick from the list)")
+    @app_commands.autocomplete(prompt=unskip_autocomplete)
+    async def unskip_prompt(self, interaction: Interaction, prompt: str) -> None:
+        assert interaction.guild_id is not None
+        key = prompt.strip()
+        changed = await self.service.unskip_prompt(interaction.guild_id, key)
+        text = f"`{ui.cut(key, 140)}` is back in the rotation." if changed else f"`{ui.cut(key, 140)}` wasn't skipped."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @pack.command(name="sensitive-prompts", description="Include prompts their pack marks as sensitive.")
+    @app_commands.describe(include="Yes: sensitive prompts join the rotation. No (the default): they are left out")
+    async def sensitive_prompts(self, interaction: Interaction, include: bool) -> None:
+        assert interaction.guild_id is not None
+        count = await self.service.set_sensitive(interaction.guild_id, include)
+        held = f"The active packs hold {count} prompt{'s' if count != 1 else ''} marked sensitive."
+        verb = "now join the rotation" if include else "are left out of the rotation"
+        await interaction.response.send_message(f"Sensitive prompts {verb}. {held}", ephemeral=True)
 
 
 async def setup(bot: CommonGround) -> None:

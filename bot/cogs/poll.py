@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import reconcile
-from bot.cogs.checks import ModeratorGroup
+from bot.cogs.checks import ModeratorGroup, reply_private, within_deadline
 from bot.domain import permissions as perms
 from bot.domain.errors import NotFound, UserError
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, Option
@@ -316,19 +316,23 @@ class Poll(commands.Cog):
             values["vote_min_days"] = min_days
         if live_counts is not None:
             values["show_live_counts"] = live_counts
-        async with self.bot.db.write() as conn:
-            await guild_store.ensure(conn, guild_id, now=self.bot.clock.now())
-            if values:
-                await guild_store.update_settings(conn, guild_id, **values)
-            if live_counts is not None:
-                await poll_store.set_live_counts(conn, guild_id, live_counts)
-            current = await guild_store.get(conn, guild_id)
+
+        async def save() -> guild_store.GuildSettings | None:
+            async with self.bot.db.write() as conn:
+                await guild_store.ensure(conn, guild_id, now=self.bot.clock.now())
+                if values:
+                    await guild_store.update_settings(conn, guild_id, **values)
+                if live_counts is not None:
+                    await poll_store.set_live_counts(conn, guild_id, live_counts)
+                return await guild_store.get(conn, guild_id)
+
+        current = await within_deadline(interaction, save())
         assert current is not None
         role = f"<@&{current.vote_role_id}>" if current.vote_role_id else "anyone"
         days = f"{current.vote_min_days} days in the server" if current.vote_min_days else "no minimum time"
         live = "shown while open" if current.show_live_counts else "hidden until the poll closes"
         head = "Saved. " if values else ""
-        await interaction.response.send_message(f"{head}Who may vote: {role}, {days}. Counts: {live}.", ephemeral=True)
+        await reply_private(interaction, f"{head}Who may vote: {role}, {days}. Counts: {live}.")
 
     @poll.command(name="export", description="This server's poll results as a CSV file (totals only, no user ids).")
     async def export(self, interaction: discord.Interaction[CommonGround]) -> None:
@@ -396,8 +400,7 @@ class Poll(commands.Cog):
 
 
 async def setup(bot: CommonGround) -> None:
-    service = PollService(bot)
-    bot.services["polls"] = service
+    service = bot.polls
     bot.add_dynamic_items(VoteButton, WithdrawButton)
     bot.scheduler.register("poll-close", service.run_close_job)
     bot.scheduler.register("poll-publish", service.run_publish_job)

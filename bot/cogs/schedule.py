@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.checks import ModeratorGroup
+from bot.cogs.checks import ModeratorGroup, reply_private, within_deadline
 from bot.domain import permissions as perms
 from bot.domain.errors import UserError
 from bot.domain.schedule import (
@@ -24,6 +24,7 @@ from bot.domain.schedule import (
 )
 from bot.scheduler import PermanentJobError
 from bot.services.debates import Blocked, get_service
+from bot.services.schedule_checks import check_setup
 from bot.storage.schedules import days_to_mask
 from bot.ui import debates as ui
 
@@ -130,38 +131,31 @@ class Schedule(commands.Cog):
         tz = parse_timezone(timezone)
         chosen = parse_days(days)
         guild = interaction.guild
-        # Everything a post with these options will do, checked against the bot's own permissions there.
-        lacking = ui.missing_in(channel, ui.post_actions(thread=thread, pin=pin, style=poll_style))
-        if ping_role is not None:
-            if ping_role.is_default():
-                raise UserError("Pick a role to ping, not @everyone.")
-            if not ping_role.mentionable:
-                lacking += [p for p in ui.missing_in(channel, ["ping"]) if p not in lacking]
-        if lacking:
-            hint = f" (or make {ping_role.name} mentionable)" if ping_role and not ping_role.mentionable else ""
-            raise UserError(
-                f"I can't post there yet: in {channel.mention} I'm missing {ui.explain_missing(lacking)}.{hint} "
-                "Grant them to my role or in the channel's permissions, then run this again."
-            )
-        if review_channel is not None:
-            lacking = ui.missing_in(review_channel, ["post"])
-            if lacking:
-                raise UserError(
-                    f"I'm missing {ui.explain_missing(lacking)} in {review_channel.mention} (review channel)."
-                )
-        _schedule, due = await self.service.setup(
-            guild.id,
-            channel_id=channel.id,
-            post_time=f"{at:%H:%M}",
-            timezone=tz.key,
-            weekdays=days_to_mask(chosen),
-            ping_role_id=ping_role.id if ping_role else None,
+        check_setup(
+            guild,
+            channel,
             thread=thread,
             pin=pin,
-            poll_hours=poll_hours,
             poll_style=poll_style,
-            review_channel_id=review_channel.id if review_channel else None,
-            catch_up_minutes=catch_up_hours * 60,
+            ping_role=ping_role,
+            review_channel=review_channel,
+        )
+        _schedule, due = await within_deadline(
+            interaction,
+            self.service.setup(
+                guild.id,
+                channel_id=channel.id,
+                post_time=f"{at:%H:%M}",
+                timezone=tz.key,
+                weekdays=days_to_mask(chosen),
+                ping_role_id=ping_role.id if ping_role else None,
+                thread=thread,
+                pin=pin,
+                poll_hours=poll_hours,
+                poll_style=poll_style,
+                review_channel_id=review_channel.id if review_channel else None,
+                catch_up_minutes=catch_up_hours * 60,
+            ),
         )
         extras = [f"poll {poll_hours} h ({poll_style})", f"missed posts caught up within {catch_up_hours} h"]
         if ping_role is not None:
@@ -171,10 +165,10 @@ class Schedule(commands.Cog):
             extras.append("pinned")
         if review_channel is not None:
             extras.append(f"suggestions reviewed in {review_channel.mention}")
-        await interaction.response.send_message(
+        await reply_private(
+            interaction,
             f"Debates in {channel.mention} at {at:%H:%M} {tz.key}, {format_days(chosen)}; {', '.join(extras)}.\n"
             f"Next post: {when_text(due, tz)}.",
-            ephemeral=True,
         )
 
     @schedule.command(name="status", description="The schedule, the next and last post, and any problem.")
@@ -210,6 +204,8 @@ class Schedule(commands.Cog):
                 lines.append(f"**Permissions:** in {channel.mention} I'm missing {ui.explain_missing(lacking)}.")
         if schedule.last_skip_note:
             lines.append(f"**Skipped:** {schedule.last_skip_note}")
+        for job, error in await self.service.parked_jobs(interaction.guild_id):
+            lines.append(ui.parked_job_text(job.kind, job.attempts, error))
         planned = await self.service.planned(interaction.guild_id)
         for debate in planned[:5]:
             question = ui.cut(" ".join(debate.question.split()), 80)
@@ -221,29 +217,22 @@ class Schedule(commands.Cog):
     @schedule.command(name="pause", description="Stop posting until /schedule resume.")
     async def pause(self, interaction: Interaction) -> None:
         assert interaction.guild_id is not None
-        await self.service.pause(interaction.guild_id)
-        await interaction.response.send_message("Paused: no debate is posted until `/schedule resume`.", ephemeral=True)
+        await within_deadline(interaction, self.service.pause(interaction.guild_id))
+        await reply_private(interaction, "Paused: no debate is posted until `/schedule resume`.")
 
     @schedule.command(name="resume", description="Start posting again (also clears a blocked schedule).")
     async def resume(self, interaction: Interaction) -> None:
         assert interaction.guild_id is not None
-        due = await self.service.resume(interaction.guild_id)
-        schedule, _, _ = await self.service.status(interaction.guild_id)
-        assert schedule is not None
-        await interaction.response.send_message(
-            f"Resumed. Next post: {when_text(due, ZoneInfo(schedule.timezone))}.", ephemeral=True
-        )
+        due = await within_deadline(interaction, self.service.resume(interaction.guild_id))
+        tz = await self.service.timezone(interaction.guild_id)
+        await reply_private(interaction, f"Resumed. Next post: {when_text(due, tz)}.")
 
     @schedule.command(name="skip", description="Skip the next scheduled debate.")
     async def skip(self, interaction: Interaction) -> None:
         assert interaction.guild_id is not None
-        skipped, due = await self.service.skip(interaction.guild_id)
-        schedule, _, _ = await self.service.status(interaction.guild_id)
-        assert schedule is not None
-        await interaction.response.send_message(
-            f"The debate of {skipped} is skipped. Next post: {when_text(due, ZoneInfo(schedule.timezone))}.",
-            ephemeral=True,
-        )
+        skipped, due = await within_deadline(interaction, self.service.skip(interaction.guild_id))
+        tz = await self.service.timezone(interaction.guild_id)
+        await reply_private(interaction, f"The debate of {skipped} is skipped. Next post: {when_text(due, tz)}.")
 
     @schedule.command(name="post-now", description="Post a debate now (the next in rotation, or one you pick).")
     @app_commands.describe(prompt="A prompt from the active packs (default: the next in rotation)")

@@ -6,14 +6,22 @@ per line. Paragraphs are numbered from 1, as moderators and the packs refer to t
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
-# prompts/ lives at the repository root (DESIGN.md §3), found from here with `pip install -e .`;
-# an installed copy elsewhere (the Docker image) names it with COMMONGROUND_PROMPTS.
-PROMPTS_DIR = Path(os.environ.get("COMMONGROUND_PROMPTS") or Path(__file__).resolve().parents[2] / "prompts")
+
+def _prompts_dir() -> Path:
+    """The folder of the package ``bot.prompts``: the repository's prompts/ in a checkout (pyproject.toml
+    maps the package there), ``bot/prompts`` inside an installed wheel."""
+    found = files("bot.prompts")
+    if not isinstance(found, Path):  # pip installs wheels unpacked; a zipped copy would need as_file()
+        raise RuntimeError(f"bot.prompts must be installed as files, not {type(found).__name__}")
+    return found
+
+
+PROMPTS_DIR = _prompts_dir()
 ESSAY_PATH = PROMPTS_DIR / "essay.txt"
 
 # A sentence ends at . ! or ? (optionally followed by a closing quote or bracket) before whitespace

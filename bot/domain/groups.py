@@ -40,6 +40,7 @@ import math
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -131,7 +132,9 @@ def matrix_from_votes(
     return matrix, list(members), list(polls)
 
 
-def _empty(reason: str, considered: int, excluded: int, coords=(), member_labels=None, **kw) -> GroupsResult:
+def _empty(
+    reason: str, considered: int, excluded: int, coords: Any = (), member_labels: Any = None, **kw: Any
+) -> GroupsResult:
     return GroupsResult(
         groups=[],
         consensus=[],
@@ -329,12 +332,13 @@ def opinion_groups(
 
     consensus, divisive = [], []
     for p in poll_keys:
-        means = [g.poll_means[p] for g in groups]
-        if any(m is None for m in means):
+        found = [g.poll_means[p] for g in groups]
+        values = [m for m in found if m is not None]
+        if len(values) < len(found):
             continue
-        spread = max(means) - min(means)
-        contrast = PollContrast(p, tuple(float(m) for m in means), float(spread))
-        if spread <= CONSENSUS_TOLERANCE and _same_side(means):
+        spread = max(values) - min(values)
+        contrast = PollContrast(p, tuple(float(m) for m in values), float(spread))
+        if spread <= CONSENSUS_TOLERANCE and _same_side(values):
             consensus.append(contrast)
         elif spread >= DIVISIVE_MIN_SPREAD:
             divisive.append(contrast)

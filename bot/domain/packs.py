@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -172,6 +172,16 @@ class Prompt:
     def dilemma_by_id(self, dilemma_id: str | None) -> Dilemma | None:
         """The dilemma with this id, or None."""
         return next((d for d in self.dilemmas if d.id == dilemma_id), None)
+
+    def using(self, dilemma_id: str | None) -> Prompt:
+        """This prompt with ``dilemma_id`` first, so ``.dilemma`` is the one a debate chose.
+
+        An unknown id (None for old debates, or a dilemma since removed from the pack) keeps the order.
+        """
+        chosen = self.dilemma_by_id(dilemma_id)
+        if chosen is None or chosen is self.dilemmas[0]:
+            return self
+        return replace(self, dilemmas=(chosen, *(d for d in self.dilemmas if d is not chosen)))
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,36 @@ predict it. The order ranks every prompt key by a hash of ``"<guild>:<cycle>:<ke
 shuffling the current list, so adding or removing a pack mid-cycle does not reshuffle the prompts
 already queued: new prompts simply take their place in this cycle's order, and prompts of a removed
 pack drop out. A cycle ends when every *currently active* prompt has been used.
+
+Dilemmas: a prompt may carry several. Each time a prompt comes round again in a server it uses the
+dilemma that server has seen least often for that prompt (ties broken in a seeded per-server order,
+never the one it saw last while another is as fresh), so every dilemma is shown before any repeats,
+and one added to a pack later is shown the next time its prompt comes up.
+
+Option order: the options of a debate poll are shown either from the individual to the community
+(the axis order) or reversed, so that across a series neither end is always first (first-option bias
+would otherwise push every leaning the same way). Within each consecutive pair of a server's polls
+exactly one is reversed; a seeded coin decides which, so regulars cannot learn the pattern.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Pick", "RotationState", "cycle_order", "pick_next", "record_use"]
+__all__ = [
+    "Pick",
+    "RotationState",
+    "axis_order",
+    "cycle_order",
+    "display_order",
+    "pick_dilemma",
+    "pick_next",
+    "record_use",
+    "reversed_for",
+]
 
 
 @dataclass(frozen=True)
@@ -68,3 +89,53 @@ def record_use(state: RotationState, key: str) -> RotationState:
         # Already used this cycle: a deliberate repeat. Keep it last so a new cycle will not open with it.
         return RotationState(state.cycle, (*(k for k in state.used if k != key), key))
     return RotationState(state.cycle, (*state.used, key))
+
+
+# -- dilemmas -----------------------------------------------------------------------------------------
+
+
+def _dilemma_rank(guild_id: int, prompt_key: str, dilemma_id: str) -> bytes:
+    return hashlib.blake2b(f"{guild_id}:{prompt_key}:{dilemma_id}".encode(), digest_size=16).digest()
+
+
+def pick_dilemma(guild_id: int, prompt_key: str, dilemma_ids: Sequence[str], used: Sequence[str]) -> str:
+    """The dilemma to show the next time ``prompt_key`` comes up in this server.
+
+    ``dilemma_ids``: the prompt's dilemmas now (in pack order); ``used``: the dilemma ids this server's
+    earlier debates of the prompt used, oldest first (ids no longer in the pack are ignored). The
+    least-used dilemma wins; ties go by a seeded per-server order, avoiding the one used last.
+    """
+    if not dilemma_ids:
+        raise ValueError("a prompt has at least one dilemma")
+    uses = Counter(d for d in used if d in dilemma_ids)
+    last = next((d for d in reversed(used) if d in dilemma_ids), None)
+    fewest = min(uses.get(d, 0) for d in dilemma_ids)
+    fresh = [d for d in dilemma_ids if uses.get(d, 0) == fewest]
+    if len(fresh) > 1 and last in fresh:
+        fresh.remove(last)
+    return min(fresh, key=lambda d: (_dilemma_rank(guild_id, prompt_key, d), d))
+
+
+# -- option order -------------------------------------------------------------------------------------
+
+
+def reversed_for(guild_id: int, ordinal: int) -> bool:
+    """Whether the server's ``ordinal``-th varied poll (0-based) shows its options reversed.
+
+    Exactly one poll of each pair (0-1, 2-3, ...) is reversed; a seeded coin per pair picks which.
+    """
+    if ordinal < 0:
+        raise ValueError("ordinal must be >= 0")
+    pair = hashlib.blake2b(f"{guild_id}:order:{ordinal // 2}".encode(), digest_size=1).digest()[0] & 1
+    return (ordinal % 2) != pair
+
+
+def axis_order(positions: Sequence[float]) -> list[int]:
+    """Option indices from the individual to the community: by position, ties in their given order."""
+    return sorted(range(len(positions)), key=lambda i: (positions[i], i))
+
+
+def display_order(positions: Sequence[float], *, reverse: bool) -> list[int]:
+    """The order to show options in: the axis order, or that order reversed."""
+    order = axis_order(positions)
+    return order[::-1] if reverse else order

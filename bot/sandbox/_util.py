@@ -5,20 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 DISCORD_EPOCH_MS = 1420070400000
 
 
 class SnowflakeFactory:
-    """Strictly increasing, time-based snowflakes (so ids sort like Discord's)."""
+    """Strictly increasing, time-based snowflakes (so ids sort like Discord's), on ``wall`` (epoch
+    seconds; Discord's clock, which may be offset from the host's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
         self._last = 0
         self._inc = itertools.count()
+        self._wall = wall
 
     def __call__(self) -> int:
-        ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        ms = int(self._wall() * 1000) - DISCORD_EPOCH_MS
         value = (ms << 22) | (next(self._inc) & 0xFFF)
         if value <= self._last:
             value = self._last + 1

@@ -45,9 +45,15 @@ class Faults:
         count: int = 1,
         retry_after: float = 0.05,
         global_: bool = False,
+        scope: str = "user",
     ) -> FaultRule:
-        """Answer the next ``count`` matching requests with 429 (Discord's body and X-RateLimit-* headers)."""
-        return self._add("rate_limit", route_substring, count, retry_after=retry_after, global_=global_)
+        """Answer the next ``count`` matching requests with 429 (Discord's body and X-RateLimit-* headers).
+
+        ``scope="shared"``: a per-resource limit other users also spend (``X-RateLimit-Scope: shared``,
+        "The resource is being rate limited."); Discord does not count those as invalid requests."""
+        if scope not in ("user", "shared"):
+            raise ValueError(f"scope is 'user' or 'shared' (global_=True for global), not {scope!r}")
+        return self._add("rate_limit", route_substring, count, retry_after=retry_after, global_=global_, scope=scope)
 
     def server_error(
         self, route_substring: str | None, count: int = 1, status: int = 502, after_effect: bool = True

@@ -448,7 +448,7 @@ class _Handlers:
                 if key in body:
                     meta[key] = body[key]
                     if key == "archived":
-                        meta["archive_timestamp"] = iso()
+                        meta["archive_timestamp"] = iso(sb.clocks.now())
         sb._dispatch_sync("THREAD_UPDATE" if is_thread else "CHANNEL_UPDATE", ch.data, guild_id=ch.guild_id)
         return _json(ch.data)
 
@@ -499,7 +499,7 @@ class _Handlers:
             # enforce_nonce the nonce is "checked for uniqueness in the past few minutes"; after that a
             # retry creates a second message. Measured on the sandbox clock, so tests move it like time.
             hit = sb._nonces.get((ch.id, str(nonce)))
-            age = (sb.clock.now() - hit[0]).total_seconds() if hit is not None else None
+            age = (sb.discord_now() - hit[0]).total_seconds() if hit is not None else None
             if hit is not None and age is not None and age < sb.nonce_window and hit[1] in ch.messages:
                 return _json(ch.messages[hit[1]])
         v.validate_message(body, n_files=len(files))
@@ -521,7 +521,7 @@ class _Handlers:
         msg = sb._new_message(ch, body, files, author=sb.bot_user)
         self._drop_embeds_without_embed_links(ch, msg)
         if nonce is not None and body.get("enforce_nonce"):
-            sb._nonces[(ch.id, str(nonce))] = (sb.clock.now(), int(msg["id"]))
+            sb._nonces[(ch.id, str(nonce))] = (sb.discord_now(), int(msg["id"]))
         sb._store_message(ch, msg)
         return _json(msg)
 
@@ -574,7 +574,7 @@ class _Handlers:
         if len(ch.pins) >= MAX_PINS and int(msg["id"]) not in ch.pins:
             # JSON error 30003 "Maximum number of pins reached for the channel (250)" (opcodes-and-status-codes).
             raise DiscordHTTPError(400, 30003, "Maximum number of pins reached for the channel (250)")
-        ch.pins[int(msg["id"])] = iso()
+        ch.pins[int(msg["id"])] = iso(sb.clocks.now())
         msg["pinned"] = True
         ch.data["last_pin_timestamp"] = ch.pins[int(msg["id"])]
         sb._dispatch_sync(
@@ -630,7 +630,7 @@ class _Handlers:
         if archive not in (60, 1440, 4320, 10080):
             errors.add(("auto_archive_duration",), "BASE_TYPE_CHOICES", "Value must be one of {60, 1440, 4320, 10080}.")
         errors.raise_if_any()
-        now = iso()
+        now = iso(sb.clocks.now())
         data = {
             "id": str(tid),
             "type": ttype,
@@ -793,7 +793,7 @@ class _Handlers:
             errors.add(("scheduled_start_time",), "DATE_TIME_TYPE_PARSE", "Could not parse date")
         if start is None:
             errors.add(("scheduled_start_time",), "BASE_TYPE_REQUIRED", "This field is required")
-        elif start_dt is not None and start_dt < dt.datetime.now(dt.UTC):
+        elif start_dt is not None and start_dt < self.sb.clocks.now():
             errors.add(
                 ("scheduled_start_time",), "GUILD_SCHEDULED_EVENT_SCHEDULE_PAST", "Cannot schedule event in the past."
             )

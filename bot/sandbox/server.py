@@ -9,8 +9,10 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import email.utils
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -23,8 +25,11 @@ from aiohttp import web
 
 from . import validation as v
 from ._util import DiscordHTTPError, SnowflakeFactory, forbidden, iso, not_found
+from .conditions import Clocks, Conditions
 from .faults import Faults
 from .interact import InteractionsMixin
+from .oauth import OAuth
+from .ratelimits import RateLimits, Refusal
 from .records import ChannelRecord, GuildRecord, Interaction, MemberRecord, RequestRecord, RoleRecord
 
 log = logging.getLogger(__name__)
@@ -70,24 +75,21 @@ DEFAULT_EVERYONE = P(
     connect=True,
     speak=True,
 ).value
+# The bot's managed role: exactly what the README's invite asks for with every feature
+# (`commonground invite-url --features native-polls,pin,events,ping`), no more, so a test passes only if a
+# bot invited as documented would work (tests/contract/test_sandbox_facts_permissions.py keeps them equal).
 DEFAULT_BOT = P(
     view_channel=True,
     send_messages=True,
-    send_messages_in_threads=True,
-    create_public_threads=True,
-    create_private_threads=True,
-    manage_threads=True,
     embed_links=True,
     attach_files=True,
-    add_reactions=True,
     read_message_history=True,
-    mention_everyone=True,
-    manage_messages=True,
-    pin_messages=True,
+    create_public_threads=True,
+    send_messages_in_threads=True,
     send_polls=True,
-    manage_events=True,
+    pin_messages=True,
     create_events=True,
-    use_application_commands=True,
+    mention_everyone=True,
 ).value
 
 # intents
@@ -195,23 +197,33 @@ class _Session:
 
 
 class _Conn:
-    def __init__(self, ws: web.WebSocketResponse, compress: str | None) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, compress: str | None, delay: Callable[[], float] | None = None
+    ) -> None:
         self.ws = ws
         self.zlib = zlib.compressobj() if compress == "zlib-stream" else None
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        # (when it may be written, frame); frames keep their order (one TCP stream), each after its latency
+        self.queue: asyncio.Queue[tuple[float, dict[str, Any] | None]] = asyncio.Queue()
+        self._delay = delay
         self.session: _Session | None = None
         self.writer: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
 
-    def send(self, payload: dict[str, Any]) -> None:
-        self.queue.put_nowait(payload)
+    def send(self, payload: dict[str, Any] | None) -> None:
+        delay = self._delay() if self._delay is not None and payload is not None else 0.0
+        self.queue.put_nowait((time.monotonic() + delay, payload))
 
     async def write_loop(self) -> None:
         while True:
-            payload = await self.queue.get()
+            due, payload = await self.queue.get()
             try:
                 if payload is None or self.ws.closed:
                     return
+                wait = due - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    if self.ws.closed:
+                        return
                 raw = json.dumps(payload)
                 if self.zlib is not None:
                     data = self.zlib.compress(raw.encode()) + self.zlib.flush(zlib.Z_SYNC_FLUSH)
@@ -251,13 +263,17 @@ class Sandbox(InteractionsMixin):
         privileged_intents: bool = False,
         bot_name: str = "Common Ground",
         clock: Any = None,
+        conditions: Conditions | None = None,
         max_concurrency: int = 1,
         identify_interval: float = 5.0,
         session_start_total: int = 1000,
     ) -> None:
         self.host = host
         self.port = port
-        self._snow = SnowflakeFactory()
+        self.conditions = conditions or Conditions()
+        self.clocks = Clocks(self.conditions)
+        self.limits = RateLimits(self.conditions, self.clocks)
+        self._snow = SnowflakeFactory(self.clocks.wall)
         self.application_id = self._snow()
         self.bot_user_id = self.application_id
         self.token = token or f"sandbox.{secrets.token_urlsafe(24)}"
@@ -279,6 +295,7 @@ class Sandbox(InteractionsMixin):
         self.rejected_identifies: list[tuple[list[int] | None, str]] = []  # (shard, why)
         self.faults = Faults()
         self.requests: list[RequestRecord] = []
+        self.in_flight = 0  # REST requests received and not yet answered (latency included)
         self.gateway_events: list[tuple[str, dict[str, Any]]] = []  # (event name, data) as dispatched
         self.identify_count = 0
         self.resume_count = 0
@@ -306,12 +323,14 @@ class Sandbox(InteractionsMixin):
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.bot_user = self._make_user(self.bot_user_id, bot_name, bot=True)
+        self.oauth = OAuth(self)  # /oauth2/authorize, /oauth2/token, /users/@me(/guilds) with Bearer tokens
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Start serving; afterwards ``api_base`` and ``gateway_url`` are valid."""
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         self._add_routes(app)
+        self.oauth.install(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -355,6 +374,19 @@ class Sandbox(InteractionsMixin):
         discord.http.Route.BASE = self.api_base
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
 
+    # ------------------------------------------------------------------ conditions
+    def set_conditions(self, conditions: Conditions) -> None:
+        """Switch latency, skew and rate limits now (e.g. mid-soak). Bucket and invalid-request counts
+        carry over; the latency sampler restarts from the new seed."""
+        self.conditions = conditions
+        self.clocks.use(conditions)
+        self.limits.conditions = conditions
+
+    def lift_ban(self) -> None:
+        """End an invalid-request ban now (Discord lifts it after a while)."""
+        self.limits.lift_ban()
+        self._bump()
+
     # ------------------------------------------------------------------ time
     def use_clock(self, clock: Any) -> None:
         """Measure the nonce window and native polls (expiry, final tally) on ``clock`` (``now()``).
@@ -368,13 +400,18 @@ class Sandbox(InteractionsMixin):
         if hasattr(clock, "add_listener"):
             clock.add_listener(self._on_clock)
 
+    def discord_now(self) -> dt.datetime:
+        """Discord's clock on the sandbox clock: ``clock.now()`` plus the conditions' skew. Native polls
+        expire and the nonce window runs on it."""
+        return self.clock.now() + dt.timedelta(seconds=self.clocks.skew)
+
     def _on_clock(self, _now: Any) -> None:
         self.tick()
 
     def tick(self) -> None:
         """Run what the sandbox clock has made due: native polls past their expiry end (not yet
         finalised), and ended polls whose background tally is done are finalised (P2)."""
-        now = self.clock.now()
+        now = self.discord_now()
         for mid, (cid, expiry) in list(self._poll_expiry.items()):
             if expiry <= now:
                 self._end_poll(cid, mid, at=expiry)
@@ -393,7 +430,7 @@ class Sandbox(InteractionsMixin):
         msg = ch.messages.get(message_id) if ch else None
         if msg is None:
             return None
-        ended = at or self.clock.now()
+        ended = at or self.discord_now()
         self._update_counts(msg)
         msg["poll"]["expiry"] = iso(ended)
         msg["poll"]["results"]["is_finalized"] = False
@@ -570,7 +607,7 @@ class Sandbox(InteractionsMixin):
         gid = guild_id if guild_id is not None else self._snow()
         owner_id = self._snow()
         owner = self._make_user(owner_id, owner_name)
-        now = iso()
+        now = iso(self.clocks.now())
         g = GuildRecord(id=gid, name=name, owner_id=owner_id, joined_at=now, locale=locale)
         g.roles[gid] = self._role_dict(gid, "@everyone", everyone_permissions, 0)
         bot_role = self._snow()
@@ -600,7 +637,7 @@ class Sandbox(InteractionsMixin):
         """The bot is added back: a fresh GUILD_CREATE."""
         g = self.guilds[guild_id]
         g.bot_present = True
-        g.joined_at = iso()
+        g.joined_at = iso(self.clocks.now())
         self._dispatch_sync("GUILD_CREATE", None, guild=g)
         self._bump()
 
@@ -671,7 +708,7 @@ class Sandbox(InteractionsMixin):
         g = self._guild(guild_id)
         uid = user_id or self._snow()
         user = self.users.get(uid) or self._make_user(uid, name)
-        data = self._member_dict(user, [int(r) for r in roles or []], iso(joined_at))
+        data = self._member_dict(user, [int(r) for r in roles or []], iso(joined_at or self.clocks.now()))
         g.members[uid] = data
         self._dispatch_sync("GUILD_MEMBER_ADD", {**data, "guild_id": str(g.id)})
         self._bump()
@@ -924,7 +961,7 @@ class Sandbox(InteractionsMixin):
                 {"answer_id": i + 1, "poll_media": dict(a.get("poll_media") or {})}
                 for i, a in enumerate(poll["answers"])
             ],
-            "expiry": iso(self.clock.now() + dt.timedelta(hours=hours)),
+            "expiry": iso(self.discord_now() + dt.timedelta(hours=hours)),
             "allow_multiselect": bool(poll.get("allow_multiselect", False)),
             "layout_type": poll.get("layout_type", 1),
             "results": {"is_finalized": False, "answer_counts": []},
@@ -948,7 +985,7 @@ class Sandbox(InteractionsMixin):
             "guild_id": str(ch.guild_id),
             "author": author,
             "content": payload.get("content") or "",
-            "timestamp": iso(),
+            "timestamp": iso(self.clocks.now()),
             "edited_timestamp": None,
             "tts": bool(payload.get("tts", False)),
             "attachments": self._make_attachments(payload.get("attachments"), files, []),
@@ -970,7 +1007,7 @@ class Sandbox(InteractionsMixin):
         if payload.get("poll"):
             msg["poll"] = self._build_poll(payload["poll"])
             self.poll_votes[mid] = {a["answer_id"]: [] for a in msg["poll"]["answers"]}
-            expiry = self.clock.now() + dt.timedelta(hours=payload["poll"].get("duration", 24))
+            expiry = self.discord_now() + dt.timedelta(hours=payload["poll"].get("duration", 24))
             self._poll_expiry[mid] = (ch.id, expiry)
         if payload.get("message_reference"):
             ref = payload["message_reference"]
@@ -1027,7 +1064,7 @@ class Sandbox(InteractionsMixin):
                 specs = [{"id": a["id"]} for a in msg["attachments"]]
             msg["attachments"] = self._make_attachments(specs, files, msg["attachments"])
         msg["flags"] &= ~128  # no longer "loading" after an edit
-        msg["edited_timestamp"] = iso()
+        msg["edited_timestamp"] = iso(self.clocks.now())
         if int(msg["id"]) not in self._ephemeral:
             self._dispatch_sync("MESSAGE_UPDATE", msg)
         self._bump()
@@ -1173,7 +1210,7 @@ class Sandbox(InteractionsMixin):
         if compress not in (None, "zlib-stream"):
             await ws.close(code=4000, message=b"sandbox supports zlib-stream only")
             return ws
-        conn = _Conn(ws, compress)
+        conn = _Conn(ws, compress, lambda: self.clocks.delay())
         self._conns.add(conn)
         self.connect_count += 1
         conn.writer = asyncio.create_task(conn.write_loop())
@@ -1192,7 +1229,7 @@ class Sandbox(InteractionsMixin):
             self._conns.discard(conn)
             if conn.session is not None and conn.session.conn is conn:
                 conn.session.conn = None
-            conn.queue.put_nowait(None)
+            conn.send(None)
             with contextlib.suppress(Exception):
                 await conn.writer
             conn.closed.set()
@@ -1334,12 +1371,29 @@ class Sandbox(InteractionsMixin):
         path = request.path
         if not path.startswith(API_PREFIX):
             return await handler(request)
+        self.in_flight += 1
+        try:
+            return await self._serve(request, handler, path)
+        finally:
+            self.in_flight -= 1
+            self._bump()
+
+    async def _serve(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        path: str,
+    ) -> web.StreamResponse:
         rel = path[len(API_PREFIX) :]
         info = request.match_info
         resource = info.route.resource if info.route is not None else None
         route = resource.canonical[len(API_PREFIX) :] if resource is not None else rel
         body_json, files = await self._read_body(request)
         request[JSON_KEY], request[FILES_KEY] = body_json, files
+        # The request's trip to Discord: from here on Discord has it (limits and deadlines count from now).
+        going = self.clocks.delay()
+        if going:
+            await asyncio.sleep(going)
         headers = {k: val for k, val in request.headers.items() if k.lower() != "authorization"}
         rec = RequestRecord(
             method=request.method,
@@ -1354,30 +1408,44 @@ class Sandbox(InteractionsMixin):
         self.requests.append(rec)
         self.tick()  # with the wall clock, due poll steps run lazily, before any request sees them
         response: web.StreamResponse
+        limit_headers: dict[str, str] = {}
+        scope: str | None = None
         try:
-            if self.faults.latency_seconds:
-                await asyncio.sleep(self.faults.latency_seconds)
-            needs_auth = not (rel.startswith(("/interactions/", "/webhooks/")) or rel in ("/gateway",))
-            if needs_auth and request.headers.get("Authorization") != f"Bot {self.token}":
-                raise DiscordHTTPError(401, 0, "401: Unauthorized")
-            fault = self.faults.pick(request.method, rel, route)
-            rec.fault = fault.kind if fault else None
-            if fault is not None and fault.kind == "rate_limit":
-                response = self._rate_limited(fault.params["retry_after"], fault.params["global_"], route)
-            elif fault is not None and fault.kind == "forbidden":
-                raise forbidden(fault.params["code"])
-            elif fault is not None and fault.kind == "not_found":
-                raise not_found(fault.params["code"])
-            elif fault is not None and fault.kind == "server_error" and not fault.params["after_effect"]:
-                response = self._server_error(fault.params["status"])
+            if self.limits.banned:
+                refusal: Refusal | None = self.limits.ban_refusal()
             else:
-                response = await handler(request)
-                if fault is not None and fault.kind == "server_error":
+                refusal = None
+                if self.faults.latency_seconds:
+                    await asyncio.sleep(self.faults.latency_seconds)
+                needs_auth = not (rel.startswith(("/interactions/", "/webhooks/")) or rel in ("/gateway",))
+                if needs_auth and request.headers.get("Authorization") != f"Bot {self.token}":
+                    raise DiscordHTTPError(401, 0, "401: Unauthorized")
+                if self.conditions.rate_limits:
+                    refusal, limit_headers = self.limits.take(request.method, rel, route, dict(info))
+            if refusal is not None:
+                rec.fault = "banned" if refusal.scope == "ban" else f"ratelimit:{refusal.scope}"
+                response = self._refusal_response(refusal)
+                scope = refusal.scope
+            else:
+                fault = self.faults.pick(request.method, rel, route)
+                rec.fault = fault.kind if fault else None
+                if fault is not None and fault.kind == "rate_limit":
+                    scope = fault.params.get("scope", "user")
+                    response = self._rate_limited(fault.params["retry_after"], fault.params["global_"], route, scope)
+                elif fault is not None and fault.kind == "forbidden":
+                    raise forbidden(fault.params["code"])
+                elif fault is not None and fault.kind == "not_found":
+                    raise not_found(fault.params["code"])
+                elif fault is not None and fault.kind == "server_error" and not fault.params["after_effect"]:
                     response = self._server_error(fault.params["status"])
-                elif fault is not None and fault.kind == "slow_answer":
-                    rec.status = response.status  # done on the server's side; the answer is held
-                    self._bump()
-                    await asyncio.sleep(fault.params["seconds"])
+                else:
+                    response = await handler(request)
+                    if fault is not None and fault.kind == "server_error":
+                        response = self._server_error(fault.params["status"])
+                    elif fault is not None and fault.kind == "slow_answer":
+                        rec.status = response.status  # done on the server's side; the answer is held
+                        self._bump()
+                        await asyncio.sleep(fault.params["seconds"])
         except DiscordHTTPError as exc:
             response = _json(exc.body, exc.status)
         except web.HTTPNotFound:
@@ -1385,29 +1453,47 @@ class Sandbox(InteractionsMixin):
         except web.HTTPMethodNotAllowed:
             response = _json({"message": "405: Method Not Allowed", "code": 0}, 405)
         if response.status != 429:
-            response.headers.update(self._ratelimit_headers(route))
+            response.headers.update(limit_headers or self._ratelimit_headers(route))
+        if scope == "shared":
+            self.limits.shared_429s += 1
+        self.limits.note(response.status, scope)
+        # Discord's clock in the Date header (aiohttp would put the host's).
+        response.headers["Date"] = email.utils.formatdate(self.clocks.wall(), usegmt=True)
         rec.status = response.status
         body = getattr(response, "body", None)
         if isinstance(body, bytes) and body:
             with contextlib.suppress(ValueError):
                 rec.response = json.loads(body)
         self._bump()
+        # The answer's trip back to the client.
+        coming = self.clocks.delay()
+        if coming:
+            await asyncio.sleep(coming)
         return response
 
+    def _refusal_response(self, refusal: Refusal) -> web.Response:
+        if isinstance(refusal.body, str):
+            return web.Response(body=refusal.body.encode(), status=refusal.status, headers=refusal.headers)
+        return _json(refusal.body, refusal.status, refusal.headers)
+
     def _ratelimit_headers(self, route: str) -> dict[str, str]:
+        """Headers of a bucket that never runs out (rate limits off)."""
         return {
             "X-RateLimit-Limit": "50",
             "X-RateLimit-Remaining": "49",
-            "X-RateLimit-Reset": f"{time.time() + 0.05:.3f}",
+            "X-RateLimit-Reset": f"{self.clocks.wall() + 0.05:.3f}",
             "X-RateLimit-Reset-After": "0.05",
             "X-RateLimit-Bucket": format(abs(hash(route)) % (1 << 48), "x"),
             "Via": "1.1 google",
         }
 
-    def _rate_limited(self, retry_after: float, global_: bool, route: str) -> web.Response:
+    def _rate_limited(self, retry_after: float, global_: bool, route: str, scope: str = "user") -> web.Response:
+        """An injected 429 (``faults.rate_limit``): Discord's body and headers for a user, global or shared
+        (per-resource) limit (Rate Limits, "Exceeding A Rate Limit")."""
+        scope = "global" if global_ else scope
         headers = {
-            "Retry-After": str(max(1, round(retry_after))),
-            "X-RateLimit-Scope": "global" if global_ else "user",
+            "Retry-After": str(max(1, math.ceil(retry_after))),
+            "X-RateLimit-Scope": scope,
             "Via": "1.1 google",
         }
         if global_:
@@ -1416,13 +1502,15 @@ class Sandbox(InteractionsMixin):
             headers.update(
                 {
                     "X-RateLimit-Limit": "5",
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+                    # a shared (resource) limit is hit with the bot's own bucket not spent
+                    "X-RateLimit-Remaining": "4" if scope == "shared" else "0",
+                    "X-RateLimit-Reset": f"{self.clocks.wall() + retry_after:.3f}",
                     "X-RateLimit-Reset-After": f"{retry_after:.3f}",
                     "X-RateLimit-Bucket": format(abs(hash(route)) % (1 << 48), "x"),
                 }
             )
-        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": global_}
+        message = "The resource is being rate limited." if scope == "shared" else "You are being rate limited."
+        body = {"message": message, "retry_after": retry_after, "global": global_}
         if not global_:
             body["code"] = 0
         return _json(body, 429, headers)

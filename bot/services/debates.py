@@ -57,6 +57,7 @@ from bot.ui import polls as poll_ui
 
 if TYPE_CHECKING:
     from bot.app import CommonGround
+    from bot.services.polls import PollService
     from bot.storage.database import AsyncConnection
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,11 @@ class Catalog:
             f"{info.slug}/{p.id}": p for info in await self.packs(conn, guild_id) if info.enabled for p in info.prompts
         }
 
+    async def for_debate(self, conn: AsyncConnection, debate: Debate) -> Prompt | None:
+        """The debate's prompt with the dilemma the debate chose (``prompt.dilemma``), or None if gone."""
+        prompt = await self.find(conn, debate.guild_id, debate.prompt_key)
+        return prompt.using(debate.dilemma_id) if prompt is not None else None
+
     async def find(self, conn: AsyncConnection, guild_id: int, key: str) -> Prompt | None:
         """A prompt by key in any of the server's packs, enabled or not."""
         slug, _, prompt_id = key.partition("/")
@@ -187,7 +193,7 @@ class DebateService:
         clock,
         scheduler,
         *,
-        polls: Any = None,
+        polls: PollService | None = None,
         deliver: Deliver | None = None,
         essay: Essay | None = None,
         builtin: Pack | None = None,
@@ -202,13 +208,12 @@ class DebateService:
         self.catalog = Catalog(self.essay, builtin or load_builtin_pack(self.essay))
         self.deliver: Deliver = deliver or self._deliver_discord
         self.posts = 0  # delivered posts, for tests and benchmarks
+        self.wired = False  # job handlers and the reconcile listener registered (get_service)
         self._send_locks: dict[int, asyncio.Lock] = {}
 
     @property
-    def polls(self) -> Any:
-        if self._polls is not None:
-            return self._polls
-        return self.bot.services.get("polls") if self.bot is not None else None
+    def polls(self) -> PollService | None:
+        return self._polls
 
     def register(self) -> None:
         self.scheduler.register(POST_KIND, self.handle_post)
@@ -283,6 +288,7 @@ class DebateService:
         active = await self.catalog.active(conn, guild_id)
         state = await debate_store.rotation(conn, guild_id)
         if prompt_key is not None:
+            # A moderator's explicit choice is honoured even for a skipped or sensitive prompt.
             prompt = active.get(prompt_key)
             if prompt is None:
                 raise NotFound("That prompt isn't in this server's active packs: pick one from the list.")
@@ -290,9 +296,22 @@ class DebateService:
             return prompt_key, prompt
         if not active:
             raise UserError("Every prompt pack is disabled here: enable one with `/pack enable`.")
-        pick = rotation.pick_next(guild_id, state, active.keys())
+        eligible = await self._eligible(conn, guild_id, active)
+        if not eligible:
+            raise UserError(
+                "Every prompt of the active packs is skipped here or marked sensitive: restore one with "
+                "`/pack unskip-prompt`, or include sensitive prompts with `/pack sensitive-prompts`."
+            )
+        pick = rotation.pick_next(guild_id, state, eligible.keys())
         await debate_store.save_rotation(conn, guild_id, pick.state)
         return pick.key, active[pick.key]
+
+    async def _eligible(self, conn: AsyncConnection, guild_id: int, active: dict[str, Prompt]) -> dict[str, Prompt]:
+        """The active prompts the rotation may pick: not skipped, and not sensitive unless opted in."""
+        skipped = await pack_store.skipped_prompts(conn, guild_id)
+        settings = await guild_store.get(conn, guild_id)
+        sensitive_ok = bool(settings and settings.sensitive_prompts)
+        return {k: p for k, p in active.items() if k not in skipped and (sensitive_ok or not p.sensitive)}
 
     async def _new_debate(
         self,
@@ -310,9 +329,12 @@ class DebateService:
         if slot_date is not None:
             existing = await debate_store.get_slot(conn, guild_id, slot_date)
             if existing is not None:
-                prompt = await self.catalog.find(conn, guild_id, existing.prompt_key)
+                prompt = await self.catalog.for_debate(conn, existing)
                 return existing, prompt, False  # type: ignore[return-value]
         key, prompt = await self._choose(conn, guild_id, prompt_key)
+        # A new dilemma each time the prompt comes round again in this server.
+        used = await debate_store.dilemmas_used(conn, guild_id, key)
+        prompt = prompt.using(rotation.pick_dilemma(guild_id, key, [d.id for d in prompt.dilemmas], used))
         debate, created = await debate_store.insert(
             conn,
             guild_id=guild_id,
@@ -320,6 +342,7 @@ class DebateService:
             slot_date=slot_date,
             due_at=due_at,
             prompt_key=key,
+            dilemma_id=prompt.dilemma.id,
             paragraph=prompt.paragraph,
             excerpt=prompt.excerpt,
             question=prompt.question,
@@ -348,6 +371,7 @@ class DebateService:
                 debate_id=debate.id,
                 theme=prompt.theme,
                 prompt_key=debate.prompt_key,
+                vary_order=True,
             )
         return poll_id
 
@@ -532,7 +556,7 @@ class DebateService:
 
     async def _post_existing(self, debate: Debate, options: PostOptions) -> None:
         async with self.db.write() as conn:
-            prompt = await self.catalog.find(conn, debate.guild_id, debate.prompt_key)
+            prompt = await self.catalog.for_debate(conn, debate)
             if prompt is None:
                 await debate_store.mark_status(conn, debate.id, "failed", error="its prompt pack was removed")
                 raise PermanentJobError(f"debate {debate.id}: prompt {debate.prompt_key} is gone")
@@ -601,7 +625,13 @@ class DebateService:
             schedule = await schedule_store.get(conn, guild_id)
             job = await job_store.get(conn, post_key(guild_id))
             last = await debate_store.latest_posted(conn, guild_id)
-        return schedule, (job.due_at if job else None), last
+        armed = job is not None and job.attempts < job_store.PARK_AFTER  # a parked job posts nothing
+        return schedule, (job.due_at if armed else None), last
+
+    async def parked_jobs(self, guild_id: int) -> list[tuple[Job, str]]:
+        """The server's jobs that stopped retrying, with their last error (for /schedule status)."""
+        async with self.db.read() as conn:
+            return await job_store.parked(conn, guild_id)
 
     async def _require(self, conn: AsyncConnection, guild_id: int) -> Schedule:
         schedule = await schedule_store.get(conn, guild_id)
@@ -683,6 +713,46 @@ class DebateService:
     async def pack_infos(self, guild_id: int) -> list[PackInfo]:
         async with self.db.read() as conn:
             return await self.catalog.packs(conn, guild_id)
+
+    async def prompt_key_of(self, conn: AsyncConnection, guild_id: int, key: str) -> str:
+        """``key`` if it names a prompt of one of the server's packs; NotFound otherwise."""
+        if len(key) > 140 or await self.catalog.find(conn, guild_id, key) is None:
+            raise NotFound(
+                "There is no prompt with that id in this server's packs: pick one from the list as you type "
+                "(`/debate prompts` shows them)."
+            )
+        return key
+
+    async def skip_prompt(self, guild_id: int, key: str) -> bool:
+        """Take one prompt out of this server's rotation; False if it was skipped already."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            await guild_store.ensure(conn, guild_id, now=now)
+            return await pack_store.skip_prompt(conn, guild_id, await self.prompt_key_of(conn, guild_id, key), now=now)
+
+    async def unskip_prompt(self, guild_id: int, key: str) -> bool:
+        """Put a skipped prompt back into the rotation; False if it was not skipped."""
+        async with self.db.write() as conn:
+            if await pack_store.unskip_prompt(conn, guild_id, key):
+                return True
+            await self.prompt_key_of(conn, guild_id, key)  # an unknown key is NotFound, not "wasn't skipped"
+            return False
+
+    async def prompt_flags(self, guild_id: int) -> tuple[set[str], bool]:
+        """The server's skipped prompt keys, and whether sensitive prompts join its rotation."""
+        async with self.db.read() as conn:
+            skipped = await pack_store.skipped_prompts(conn, guild_id)
+            settings = await guild_store.get(conn, guild_id)
+        return skipped, bool(settings and settings.sensitive_prompts)
+
+    async def set_sensitive(self, guild_id: int, include: bool) -> int:
+        """Include (or leave out) prompts marked sensitive; returns how many the active packs hold."""
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            await guild_store.ensure(conn, guild_id, now=now)
+            await guild_store.update_settings(conn, guild_id, sensitive_prompts=include)
+            active = await self.catalog.active(conn, guild_id)
+        return sum(1 for p in active.values() if p.sensitive)
 
     async def active_prompts(self, guild_id: int) -> list[tuple[str, str, Prompt]]:
         """``(pack name, key, prompt)`` over the enabled packs, in pack then file order."""
@@ -884,7 +954,14 @@ class DebateService:
         parts: dict[str, Any] = {"view": None, "poll": None, "embed": None}
         if poll_id is not None and self.polls is not None:
             parts = await self.polls.message_parts(poll_id)
-        embeds = [ui.debate_embed(debate, self.essay.title, dilemma=None if parts.get("embed") else prompt)]
+        embeds = [
+            ui.debate_embed(
+                debate,
+                self.essay.title,
+                dilemma=None if parts.get("embed") else prompt,
+                context=prompt.context if prompt is not None else None,
+            )
+        ]
         if parts.get("embed") is not None:
             embeds.append(parts["embed"])
         kwargs: dict[str, Any] = {"embeds": embeds, "nonce": debate.nonce}
@@ -952,12 +1029,12 @@ def _window(window: timedelta) -> str:
 
 
 def get_service(bot: CommonGround) -> DebateService:
-    """The bot's one DebateService, built and wired on first use (each debate extension calls this)."""
-    service = bot.services.get("debates")
-    if service is None:
-        service = DebateService(bot.db, bot.clock, bot.scheduler, bot=bot)
+    """The bot's DebateService, its jobs and reconciliation wired on first use (each debate extension
+    calls this, so the jobs run when any of them is loaded, and only then)."""
+    service = bot.debates
+    if not service.wired:
+        service.wired = True
         service.register()
-        bot.services["debates"] = service
 
         bot.reconciler.add_step("schedules", service.reconcile_step, order=reconcile_order.SCHEDULES)
     return service

@@ -1,6 +1,6 @@
 """Polls as a service: create inside a caller's transaction, record votes, close, show results.
 
-Shared by the poll cog, the daily debate posts (``bot.services["polls"]``) and scheduled jobs.
+Shared by the poll cog, the daily debate posts (``bot.polls``) and scheduled jobs.
 
 Message parts: :meth:`PollService.message_parts` returns the dilemma embed separately (``"embed"``);
 a debate post may show it as its own embed or fold the dilemma into the debate embed and drop it.
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.domain import permissions as perms
+from bot.domain import rotation
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
@@ -113,9 +114,9 @@ class PollService:
         self._followups = asyncio.Semaphore(FOLLOWUP_CONCURRENCY)
         self._live_last: dict[int, float] = {}
         self._close_locks: dict[int, asyncio.Lock] = {}
-        self._native_by_message: dict[int, int] = {}
+        self._native_by_message: dict[int, store.PollRow] = {}
         self._not_ours: OrderedDict[int, None] = OrderedDict()
-        self._lookups: dict[int, asyncio.Future[int | None]] = {}
+        self._lookups: dict[int, asyncio.Future[store.PollRow | None]] = {}
         self.live_edits = 0  # counted for tests and benchmarks
 
     async def shutdown(self) -> None:
@@ -137,14 +138,24 @@ class PollService:
         debate_id: int | None = None,
         theme: str | None = None,
         prompt_key: str | None = None,
+        vary_order: bool = False,
     ) -> int:
-        """Insert the poll and its options in the caller's transaction and arm its close; return its id."""
+        """Insert the poll and its options in the caller's transaction and arm its close; return its id.
+
+        ``vary_order`` (debate polls): show the options from the individual to the community, or the
+        reverse, alternating in seeded pairs across the server's polls (``rotation.reversed_for``). An
+        ad-hoc poll keeps the order its moderator typed. Votes store the option's idx either way.
+        """
         validate_dilemma(dilemma, style=style)
         now = self.clock.now()
         if closes_at <= now:
             raise UserError("The poll would close before it opens.")
         await guild_store.ensure(conn, guild_id, now=now)
         settings = await guild_store.get(conn, guild_id)
+        order = None
+        if vary_order:
+            reverse = rotation.reversed_for(guild_id, await store.varied_count(conn, guild_id))
+            order = rotation.display_order([float(o.position) for o in dilemma.options], reverse=reverse)
         poll_id = await store.insert_poll(
             conn,
             guild_id=guild_id,
@@ -158,6 +169,7 @@ class PollService:
             debate_id=debate_id,
             theme=theme,
             prompt_key=prompt_key,
+            option_order=order,
         )
         await self.scheduler.schedule(
             "poll-close", close_key(poll_id), closes_at, {"poll_id": poll_id}, guild_id=guild_id, conn=conn
@@ -328,15 +340,15 @@ class PollService:
     # -- native polls -------------------------------------------------------------------------------
 
     async def native_vote(self, *, message_id: int, guild_id: int | None, user_id: int, answer_id: int, add: bool):
-        """A raw poll vote add/remove event (answer ids start at 1)."""
-        poll_id = await self._native_poll_id(message_id)
-        if poll_id is None:
+        """A raw poll vote add/remove event (answer ids start at 1, in the order the answers are shown)."""
+        poll = await self._native_poll(message_id)
+        if poll is None:
             return None
         request = VoteRequest(
-            poll_id=poll_id,
+            poll_id=poll.id,
             guild_id=guild_id,
             user_id=user_id,
-            option_idx=answer_id - 1,
+            option_idx=poll.idx_of_answer(answer_id),
             mode=Mode.SET if add else Mode.UNSET,
             message_id=message_id,
         )
@@ -346,7 +358,8 @@ class PollService:
             log.warning("a native poll vote in guild %s was not stored; reconciliation will recover it", guild_id)
             return None
 
-    async def _native_poll_id(self, message_id: int) -> int | None:
+    async def _native_poll(self, message_id: int) -> store.PollRow | None:
+        """The native poll on this message (cached: its id and option order never change)."""
         if message_id in self._native_by_message:
             return self._native_by_message[message_id]
         if message_id in self._not_ours:
@@ -356,20 +369,20 @@ class PollService:
         pending = self._lookups.get(message_id)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[store.PollRow | None] = asyncio.get_running_loop().create_future()
         self._lookups[message_id] = future
         try:
             async with self.db.read() as conn:
                 poll = await store.by_message(conn, message_id)
-            poll_id = poll.id if poll is not None and poll.style == "native" else None
-            if poll_id is None:
+            found = poll if poll is not None and poll.style == "native" else None
+            if found is None:
                 self._not_ours[message_id] = None
                 if len(self._not_ours) > NOT_OURS_CACHE:
                     self._not_ours.popitem(last=False)
             else:
-                self._native_by_message[message_id] = poll_id
-            future.set_result(poll_id)
-            return poll_id
+                self._native_by_message[message_id] = found
+            future.set_result(found)
+            return found
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()
@@ -380,14 +393,17 @@ class PollService:
         finally:
             del self._lookups[message_id]
 
-    async def _read_voters(self, message: discord.Message) -> dict[int, int] | None:
+    async def _read_voters(self, poll: store.PollRow, message: discord.Message) -> dict[int, int] | None:
         if message.poll is None:
             return None
         voters: dict[int, int] = {}
         for answer in message.poll.answers:
+            idx = poll.idx_of_answer(answer.id)
+            if idx < 0:
+                continue
             # discord.py pages through the answer-voters endpoint 100 at a time.
             async for user in answer.voters(limit=10**9):
-                voters[user.id] = answer.id - 1
+                voters[user.id] = idx
         return voters
 
     async def _fetch_message(self, poll: store.PollRow) -> discord.Message:
@@ -412,7 +428,7 @@ class PollService:
                     # Discord ends a poll at its expiry on its own; our close job may come second.
                     if exc.code != POLL_ALREADY_EXPIRED:
                         raise
-            voters = await self._read_voters(message)
+            voters = await self._read_voters(poll, message)
         except discord.NotFound:
             return None
         except discord.Forbidden as exc:
@@ -449,7 +465,9 @@ class PollService:
                 continue
             try:
                 message = await self._fetch_message(poll)
-                voters = await self._read_voters(message)
+                # open_polls() reads no options; the answer -> option mapping needs them.
+                full = await self._get_or_none(poll.id)
+                voters = await self._read_voters(full, message) if full is not None else None
             except discord.NotFound:
                 await self._mark_deleted(poll.id)
                 continue
@@ -507,14 +525,20 @@ class PollService:
         its passage-and-question embed first (an edit with ``embeds`` replaces the whole array, M1)."""
         if poll.debate_id is None:
             return [embed]
+        context = None
+        debates = getattr(self.bot, "debates", None)  # None for a PollService without the bot (storage tests)
         async with self.db.read() as conn:
             debate = await debate_store.get(conn, poll.debate_id)
+            if debate is not None and debates is not None:
+                # The prompt's context note is not stored with the debate: read it from the pack again.
+                prompt = await debates.catalog.for_debate(conn, debate)
+                context = prompt.context if prompt is not None else None
         if debate is None:
             return [embed]
-        return [debate_ui.debate_embed(debate, self._essay_title()), embed]
+        return [debate_ui.debate_embed(debate, self._essay_title(), context=context), embed]
 
     def _essay_title(self) -> str:
-        debates = self.bot.services.get("debates")
+        debates = getattr(self.bot, "debates", None)  # None for a PollService without the bot (storage tests)
         if debates is not None:
             return debates.essay.title
         from bot.domain.essay import load_essay

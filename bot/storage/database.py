@@ -14,15 +14,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.storage.tables import metadata
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +42,55 @@ class DatabaseSettingsError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class SelfCheck:
-    journal_mode: str
-    synchronous: str
-    foreign_keys: bool
-    integrity: str
+class Setting:
+    """One database setting our durability commitments depend on: the value in force, the values we accept."""
+
+    name: str
+    value: str
+    accepted: tuple[str, ...]
 
     @property
     def ok(self) -> bool:
-        return (
-            self.journal_mode == "wal" and self.synchronous == "full" and self.foreign_keys and self.integrity == "ok"
-        )
+        return self.value in self.accepted
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value} (want {' or '.join(self.accepted)})"
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """What the database reports, read from it at the time of the check; nothing is assumed."""
+
+    settings: tuple[Setting, ...]
+    integrity: str  # "ok", or what SQLite's integrity_check or the canary read found
+
+    def value(self, name: str) -> str:
+        return next(s.value for s in self.settings if s.name == name)
+
+    @property
+    def problems(self) -> list[str]:
+        found = [str(s) for s in self.settings if not s.ok]
+        if self.integrity != "ok":
+            found.append(f"integrity_check={self.integrity!r} (want 'ok')")
+        return found
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 _SYNCHRONOUS = {0: "off", 1: "normal", 2: "full", 3: "extra"}
+
+# PostgreSQL: what an acknowledged vote needs to survive a crash or a power cut, and the server being one
+# we can write to. synchronous_commit=local/remote_* also wait for the local WAL flush; only off does not.
+_POSTGRES_SETTINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("fsync", "SHOW fsync", ("on",)),
+    ("synchronous_commit", "SHOW synchronous_commit", ("on", "local", "remote_write", "remote_apply")),
+    ("full_page_writes", "SHOW full_page_writes", ("on",)),  # else a torn page after a crash
+    ("server_encoding", "SHOW server_encoding", ("UTF8",)),  # the essay, names and packs are Unicode
+    ("default_transaction_read_only", "SHOW default_transaction_read_only", ("off",)),
+    ("in_recovery", "SELECT CASE WHEN pg_is_in_recovery() THEN 'yes' ELSE 'no' END", ("no",)),  # a standby
+)
 
 
 def alembic_config(url: str) -> Config:
@@ -64,7 +102,7 @@ def alembic_config(url: str) -> Config:
 
 def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, emit BEGIN (so it can be BEGIN IMMEDIATE).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -77,7 +115,7 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn) -> None:
+    def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -155,7 +193,7 @@ class Database:
     async def migrate(self, revision: str = "head") -> None:
         cfg = alembic_config(self.url)
 
-        def _upgrade(sync_conn) -> None:
+        def _upgrade(sync_conn: Connection) -> None:
             cfg.attributes["connection"] = sync_conn
             command.upgrade(cfg, revision)
 
@@ -165,30 +203,61 @@ class Database:
     # -- checks and backups -----------------------------------------------------------------------
 
     async def self_check(self) -> SelfCheck:
-        """The durability settings actually in force, and ``integrity_check`` (SQLite only)."""
-        if not self.is_sqlite:
-            return SelfCheck("wal", "full", True, "ok")
+        """The durability settings in force on a writer connection, SQLite's ``integrity_check``, and a
+        canary read: the schema at the revision this code ships, every table readable."""
         async with self.writer.connect() as conn:
-            journal = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
-            sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
-            fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
-            # A damaged file answers one row per problem (up to 100), or fails outright, not "ok".
-            try:
-                problems = [str(r[0]) for r in (await conn.exec_driver_sql("PRAGMA integrity_check")).all()]
-            except DBAPIError as exc:
-                problems = [str(exc.orig)]
-            integrity = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+            if self.is_sqlite:
+                settings, integrity = await self._sqlite_settings(conn)
+            else:
+                settings, integrity = await self._postgres_settings(conn), "ok"
             await conn.rollback()
-        return SelfCheck(str(journal).lower(), _SYNCHRONOUS.get(int(sync), str(sync)), bool(fks), str(integrity))
+        if integrity == "ok":
+            integrity = await self._canary_read()
+        return SelfCheck(settings, integrity)
+
+    @staticmethod
+    async def _sqlite_settings(conn: AsyncConnection) -> tuple[tuple[Setting, ...], str]:
+        journal = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+        sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
+        fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
+        settings = (
+            Setting("journal_mode", str(journal).lower(), ("wal",)),
+            Setting("synchronous", _SYNCHRONOUS.get(int(sync), str(sync)), ("full",)),  # NORMAL can lose commits
+            Setting("foreign_keys", "on" if fks else "off", ("on",)),
+        )
+        # A damaged file answers one row per problem (up to 100), or fails outright, not "ok".
+        try:
+            problems = [str(r[0]) for r in (await conn.exec_driver_sql("PRAGMA integrity_check")).all()]
+        except DBAPIError as exc:
+            problems = [str(exc.orig)]
+        integrity = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+        return settings, integrity
+
+    @staticmethod
+    async def _postgres_settings(conn: AsyncConnection) -> tuple[Setting, ...]:
+        found = []
+        for name, sql, accepted in _POSTGRES_SETTINGS:
+            found.append(Setting(name, str((await conn.exec_driver_sql(sql)).scalar_one()), accepted))
+        return tuple(found)
+
+    async def _canary_read(self) -> str:
+        """ "ok" when a reader sees the schema at this code's head revision and can read every table."""
+        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+        try:
+            async with self.read() as conn:
+                revision = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
+                if revision != head:
+                    return f"schema at revision {revision}, this version needs {head}: run `commonground migrate`"
+                for table in metadata.sorted_tables:
+                    await conn.execute(table.select().limit(1))
+        except DBAPIError as exc:
+            return f"canary read failed: {exc.orig}"
+        return "ok"
 
     async def require_healthy(self) -> SelfCheck:
         check = await self.self_check()
         if not check.ok:
-            raise DatabaseSettingsError(
-                f"database self-check failed: journal_mode={check.journal_mode} (want wal), "
-                f"synchronous={check.synchronous} (want full), foreign_keys={check.foreign_keys} (want on), "
-                f"integrity_check={check.integrity!r} (want 'ok')"
-            )
+            raise DatabaseSettingsError(f"database self-check failed: {'; '.join(check.problems)}")
         return check
 
     async def backup(self, target: Path) -> str:
@@ -221,6 +290,6 @@ def sqlite_backup(source: Path, target: Path) -> str:
     return str(result)
 
 
-async def scalar(conn: AsyncConnection, sql: str, **params):
+async def scalar(conn: AsyncConnection, sql: str, **params: Any) -> Any:
     """One value from a textual query (for checks and tests)."""
     return (await conn.execute(text(sql), params)).scalar()

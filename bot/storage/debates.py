@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,12 +39,13 @@ class Debate:
     created_at: datetime
     posted_at: datetime | None
     send_started_at: datetime | None = None
+    dilemma_id: str | None = None  # which of the prompt's dilemmas (None: posted before there were several)
 
 
 _FIELDS = tuple(Debate.__dataclass_fields__)
 
 
-def _row(row) -> Debate:
+def _row(row: Any) -> Debate:
     return Debate(*(getattr(row, f) for f in _FIELDS))
 
 
@@ -78,6 +80,7 @@ async def insert(
     channel_id: int,
     nonce: str,
     now: datetime,
+    dilemma_id: str | None = None,
 ) -> tuple[Debate, bool]:
     """Insert a debate; for a scheduled slot that already has one, return that one instead.
 
@@ -92,6 +95,7 @@ async def insert(
             slot_date=slot_date,
             due_at=due_at,
             prompt_key=prompt_key,
+            dilemma_id=dilemma_id,
             paragraph=paragraph,
             excerpt=excerpt,
             question=question,
@@ -125,7 +129,12 @@ async def mark_posted(
     note: str | None = None,
 ) -> None:
     """Posted; ``note`` keeps what went wrong around the post (not pinned, no thread) for /schedule status."""
-    values: dict = {"message_id": message_id, "status": "posted", "posted_at": at, "error": note and note[:500]}
+    values: dict[str, Any] = {
+        "message_id": message_id,
+        "status": "posted",
+        "posted_at": at,
+        "error": note and note[:500],
+    }
     if channel_id is not None:
         values["channel_id"] = channel_id
     await conn.execute(update(debates).where(debates.c.id == debate_id).values(**values))
@@ -296,6 +305,22 @@ async def result_lines(conn: AsyncConnection, debate_ids: list[int]) -> dict[int
 
 
 # -- rotation state ---------------------------------------------------------------------------------
+
+
+async def dilemmas_used(conn: AsyncConnection, guild_id: int, prompt_key: str) -> list[str]:
+    """The dilemma ids this server's debates of ``prompt_key`` used, oldest first (skipped and
+    failed debates, which nobody saw, are left out)."""
+    rows = await conn.execute(
+        select(debates.c.dilemma_id)
+        .where(
+            debates.c.guild_id == guild_id,
+            debates.c.prompt_key == prompt_key,
+            debates.c.dilemma_id.is_not(None),
+            debates.c.status.in_(("pending", "posted")),
+        )
+        .order_by(debates.c.created_at, debates.c.id)
+    )
+    return [r.dilemma_id for r in rows]
 
 
 async def rotation(conn: AsyncConnection, guild_id: int) -> RotationState:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,12 +23,13 @@ class GuildSettings:
     vote_role_id: int | None
     vote_min_days: int
     removed_at: datetime | None
+    sensitive_prompts: bool = False  # prompts marked sensitive join the rotation
 
 
 async def ensure(conn: AsyncConnection, guild_id: int, *, now: datetime, name: str | None = None) -> None:
     """Create the server's row if missing; a server seen again is no longer marked removed."""
     stmt = insert_for(conn)(guilds).values(id=guild_id, name=(name or "")[:100], joined_at=now)
-    set_ = {"removed_at": None}
+    set_: dict[str, Any] = {"removed_at": None}
     if name is not None:
         set_["name"] = name[:100]
     await conn.execute(stmt.on_conflict_do_update(index_elements=[guilds.c.id], set_=set_))
@@ -38,12 +40,18 @@ async def get(conn: AsyncConnection, guild_id: int) -> GuildSettings | None:
     if row is None:
         return None
     return GuildSettings(
-        row.id, row.builtin_pack_enabled, row.show_live_counts, row.vote_role_id, row.vote_min_days, row.removed_at
+        row.id,
+        row.builtin_pack_enabled,
+        row.show_live_counts,
+        row.vote_role_id,
+        row.vote_min_days,
+        row.removed_at,
+        bool(row.sensitive_prompts),
     )
 
 
-async def update_settings(conn: AsyncConnection, guild_id: int, **values) -> None:
-    allowed = {"builtin_pack_enabled", "show_live_counts", "vote_role_id", "vote_min_days"}
+async def update_settings(conn: AsyncConnection, guild_id: int, **values: Any) -> None:
+    allowed = {"builtin_pack_enabled", "show_live_counts", "vote_role_id", "vote_min_days", "sensitive_prompts"}
     unknown = set(values) - allowed
     if unknown:
         raise ValueError(f"unknown guild settings: {sorted(unknown)}")

@@ -21,6 +21,11 @@ from bot.domain.shards import ShardScope
 from bot.storage.scope import owned
 from bot.storage.tables import jobs
 
+# A job that has failed this many times in a row is parked: kept, with its last error, but never claimed
+# again until something re-arms it (upsert resets attempts), e.g. `/schedule resume` for the daily post.
+PARK_AFTER = 10
+_ACTIVE = jobs.c.attempts < PARK_AFTER
+
 
 @dataclass(frozen=True)
 class Job:
@@ -33,7 +38,7 @@ class Job:
     attempts: int
 
 
-def _row_to_job(row) -> Job:
+def _row_to_job(row: Any) -> Job:
     return Job(row.id, row.kind, row.key, row.guild_id, row.due_at, json.loads(row.payload), row.attempts)
 
 
@@ -96,7 +101,9 @@ async def earliest_due(
     conn: AsyncConnection, scope: ShardScope | None = None, *, wall_now: datetime | None = None
 ) -> datetime | None:
     """The earliest due time among this process's jobs that no other process holds."""
-    query = select(func.min(jobs.c.due_at)).where(owned(jobs.c.guild_id, scope, nullable=True), _free(wall_now))
+    query = select(func.min(jobs.c.due_at)).where(
+        _ACTIVE, owned(jobs.c.guild_id, scope, nullable=True), _free(wall_now)
+    )
     return (await conn.execute(query)).scalar()
 
 
@@ -105,7 +112,7 @@ async def earliest_lease_end(
 ) -> datetime | None:
     """When the first lease another process holds on a due job of ours ends (to look again then)."""
     query = select(func.min(jobs.c.lease_until)).where(
-        jobs.c.due_at <= now, owned(jobs.c.guild_id, scope, nullable=True), jobs.c.lease_until >= wall_now
+        jobs.c.due_at <= now, _ACTIVE, owned(jobs.c.guild_id, scope, nullable=True), jobs.c.lease_until >= wall_now
     )
     return (await conn.execute(query)).scalar()
 
@@ -122,7 +129,12 @@ async def due(
     """Due jobs of this process's servers that are free to claim (see :func:`claim_due`)."""
     query = (
         select(jobs)
-        .where(jobs.c.due_at <= now, owned(jobs.c.guild_id, scope, nullable=True), _free(wall_now, takeover=takeover))
+        .where(
+            jobs.c.due_at <= now,
+            _ACTIVE,
+            owned(jobs.c.guild_id, scope, nullable=True),
+            _free(wall_now, takeover=takeover),
+        )
         .order_by(jobs.c.due_at, jobs.c.id)
         .limit(limit)
     )
@@ -158,6 +170,7 @@ async def claim_due(
         select(jobs.c.id)
         .where(
             jobs.c.due_at <= now,
+            _ACTIVE,
             owned(jobs.c.guild_id, scope, nullable=True),
             _free(wall_now, takeover=takeover),
         )
@@ -216,6 +229,23 @@ async def count_due(conn: AsyncConnection, before: datetime, scope: ShardScope |
         .where(jobs.c.due_at <= before, owned(jobs.c.guild_id, scope, nullable=True))
     )
     return (await conn.execute(query)).scalar_one()
+
+
+async def park(conn: AsyncConnection, job: Job, *, error: str) -> None:
+    """Record the last failed attempt and stop claiming the job (it stays, with its error, for status)."""
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job.id, jobs.c.due_at == job.due_at)
+        .values(attempts=max(job.attempts + 1, PARK_AFTER), last_error=error[:500])
+    )
+
+
+async def parked(conn: AsyncConnection, guild_id: int) -> list[tuple[Job, str]]:
+    """A server's parked jobs with their last error, oldest due first."""
+    rows = await conn.execute(
+        select(jobs).where(jobs.c.guild_id == guild_id, ~_ACTIVE).order_by(jobs.c.due_at, jobs.c.id)
+    )
+    return [(_row_to_job(r), r.last_error or "") for r in rows]
 
 
 async def count(conn: AsyncConnection, kind: str | None = None) -> int:

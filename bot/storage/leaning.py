@@ -21,9 +21,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.leaning import (
@@ -47,7 +48,7 @@ def _midnight(d: date) -> datetime:
     return datetime.combine(d, time(0), tzinfo=UTC)
 
 
-def _closed(guild_id: int, since: date | None, until: date | None, theme: str | None):
+def _closed(guild_id: int, since: date | None, until: date | None, theme: str | None) -> ColumnElement[bool]:
     """WHERE clauses for a server's closed polls closed in [since, until) (UTC dates)."""
     cond = [polls.c.guild_id == guild_id, polls.c.status == "closed"]
     if since is not None:
@@ -59,12 +60,12 @@ def _closed(guild_id: int, since: date | None, until: date | None, theme: str | 
     return and_(*cond)
 
 
-def _option_of(rows):
+def _option_of(rows: Any) -> ColumnElement[bool]:
     """Join condition: the option a vote (or vote event) chose."""
     return and_(poll_options.c.poll_id == rows.c.poll_id, poll_options.c.idx == rows.c.option_idx)
 
 
-def _poll_moments(row) -> Moments:
+def _poll_moments(row: Any) -> Moments:
     if row.final_voters is None:
         return Moments()
     return Moments(int(row.final_voters), float(row.final_total or 0.0), float(row.final_total_sq or 0.0))
@@ -257,9 +258,9 @@ async def poll_finals(
             options[o.poll_id].append((o.label, float(o.position), int(o.final_count or 0)))
     out = []
     for r in rows:
-        opts = tuple(options.get(r.id, ()))
-        m = _poll_moments(r) if r.final_voters is not None else Moments.from_counts([(p, c) for _, p, c in opts])
-        out.append(PollFinal(r.id, r.closed_at, r.question, r.theme, r.prompt_key, opts, m))
+        chosen = tuple(options.get(r.id, ()))
+        m = _poll_moments(r) if r.final_voters is not None else Moments.from_counts([(p, c) for _, p, c in chosen])
+        out.append(PollFinal(r.id, r.closed_at, r.question, r.theme, r.prompt_key, chosen, m))
     return out
 
 
@@ -419,3 +420,37 @@ async def shift_data(conn: AsyncConnection, guild_id: int, *, since: date | None
         position = None if r.kind == "withdraw" or r.position is None else float(r.position)
         events.append((r.poll_id, member, position, ordinal))
     return shift_counts(events)
+
+
+# --- options whose voters disagree with their placement -------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlacementData:
+    """Final votes on the server's closed polls, with the labels needed to show flagged options."""
+
+    votes: list[tuple[int, int, int, float]]  # (poll id, user id, option idx, position)
+    labels: dict[tuple[int, int], str]  # (poll id, option idx) -> label
+    questions: dict[int, str]  # poll id -> question
+
+
+async def placement_data(conn: AsyncConnection, guild_id: int, *, since: date | None = None) -> PlacementData:
+    """Every final vote on the window's closed polls (for ``bot.domain.leaning.placement_checks``)."""
+    window = _closed(guild_id, since, None, None)
+    rows = await conn.execute(
+        select(votes.c.poll_id, votes.c.user_id, votes.c.option_idx, poll_options.c.position)
+        .select_from(polls.join(votes, votes.c.poll_id == polls.c.id).join(poll_options, _option_of(votes)))
+        .where(window)
+    )
+    found = [(r.poll_id, r.user_id, r.option_idx, float(r.position)) for r in rows]
+    labels: dict[tuple[int, int], str] = {}
+    questions: dict[int, str] = {}
+    options = await conn.execute(
+        select(polls.c.id, polls.c.question, poll_options.c.idx, poll_options.c.label)
+        .select_from(polls.join(poll_options, poll_options.c.poll_id == polls.c.id))
+        .where(window)
+    )
+    for r in options:
+        labels[(r.id, r.idx)] = r.label
+        questions[r.id] = r.question
+    return PlacementData(found, labels, questions)

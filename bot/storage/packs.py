@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.storage.dialect import insert as insert_for
-from bot.storage.tables import packs, suggestions
+from bot.storage.tables import packs, prompt_skips, suggestions
 
 SUGGESTIONS_SLUG = "server-suggestions"
 
@@ -28,7 +28,7 @@ class PackRow:
     created_at: datetime
 
 
-def _pack(row) -> PackRow:
+def _pack(row: Any) -> PackRow:
     return PackRow(row.id, row.guild_id, row.slug, row.name, row.source, row.enabled, row.prompt_count, row.created_at)
 
 
@@ -76,6 +76,32 @@ async def count(conn: AsyncConnection, guild_id: int) -> int:
     ).scalar_one()
 
 
+# -- prompts a server skips ---------------------------------------------------------------------------
+
+
+async def skip_prompt(conn: AsyncConnection, guild_id: int, prompt_key: str, *, now: datetime) -> bool:
+    """Take a prompt out of the server's rotation; False if it was skipped already."""
+    stmt = (
+        insert_for(conn)(prompt_skips)
+        .values(guild_id=guild_id, prompt_key=prompt_key, skipped_at=now)
+        .on_conflict_do_nothing(index_elements=[prompt_skips.c.guild_id, prompt_skips.c.prompt_key])
+    )
+    return (await conn.execute(stmt)).rowcount > 0
+
+
+async def unskip_prompt(conn: AsyncConnection, guild_id: int, prompt_key: str) -> bool:
+    """Put a skipped prompt back; False if it was not skipped."""
+    result = await conn.execute(
+        delete(prompt_skips).where(prompt_skips.c.guild_id == guild_id, prompt_skips.c.prompt_key == prompt_key)
+    )
+    return result.rowcount > 0
+
+
+async def skipped_prompts(conn: AsyncConnection, guild_id: int) -> set[str]:
+    rows = await conn.execute(select(prompt_skips.c.prompt_key).where(prompt_skips.c.guild_id == guild_id))
+    return {r.prompt_key for r in rows}
+
+
 # -- suggestions ------------------------------------------------------------------------------------
 
 
@@ -92,7 +118,7 @@ class Suggestion:
     decided_at: datetime | None
 
 
-def _suggestion(row) -> Suggestion:
+def _suggestion(row: Any) -> Suggestion:
     return Suggestion(
         row.id,
         row.guild_id,
@@ -127,7 +153,8 @@ async def add_suggestion(
         )
         .returning(suggestions.c.id)
     )
-    return result.scalar_one()
+    suggestion_id: int = result.scalar_one()
+    return suggestion_id
 
 
 async def get_suggestion(conn: AsyncConnection, suggestion_id: int, guild_id: int) -> Suggestion | None:
@@ -147,10 +174,24 @@ async def set_review_message(conn: AsyncConnection, suggestion_id: int, message_
 
 
 async def decide(conn: AsyncConnection, suggestion_id: int, status: str, *, now: datetime) -> bool:
-    """Move a pending suggestion to approved/rejected; False if it was decided already (a race)."""
+    """Move a pending suggestion to approved/rejected; False if it was decided already (a race).
+
+    The suggesting member's id is dropped in the same statement: it is kept only while a moderator may
+    still need to know who asked (the review message names them), not once the prompt is decided."""
     result = await conn.execute(
         update(suggestions)
         .where(suggestions.c.id == suggestion_id, suggestions.c.status == "pending")
-        .values(status=status, decided_at=now)
+        .values(status=status, decided_at=now, user_id=None)
     )
     return result.rowcount > 0
+
+
+async def pending_suggestions(conn: AsyncConnection, guild_id: int, *, limit: int = 100) -> list[Suggestion]:
+    """The server's review queue, oldest first."""
+    rows = await conn.execute(
+        select(suggestions)
+        .where(suggestions.c.guild_id == guild_id, suggestions.c.status == "pending")
+        .order_by(suggestions.c.id)
+        .limit(limit)
+    )
+    return [_suggestion(r) for r in rows]

@@ -69,8 +69,39 @@ class PollRow:
     final_voters: int | None
     final_total: float | None
     final_total_sq: float | None
-    options: tuple[OptionRow, ...] = ()
+    options: tuple[OptionRow, ...] = ()  # in idx order
     close_note: str | None = None
+    option_order: tuple[int, ...] | None = None  # idx values in the order shown while open; None: idx order
+
+    @property
+    def shown(self) -> tuple[OptionRow, ...]:
+        """The options in the order the poll shows them (buttons, native answers, the open embed)."""
+        if not self.option_order:
+            return self.options
+        by_idx = {o.idx: o for o in self.options}
+        ordered = [by_idx[i] for i in self.option_order if i in by_idx]
+        return (*ordered, *(o for o in self.options if o.idx not in self.option_order))
+
+    @property
+    def by_axis(self) -> tuple[OptionRow, ...]:
+        """The options from the individual to the community (by position; ties in idx order): results."""
+        return tuple(sorted(self.options, key=lambda o: (o.position, o.idx)))
+
+    def idx_of_answer(self, answer_id: int) -> int:
+        """The option a native poll answer stands for (answers are numbered from 1 in the shown order);
+        -1 for an answer id the poll does not have (the vote writer refuses it)."""
+        shown = self.shown
+        return shown[answer_id - 1].idx if 1 <= answer_id <= len(shown) else -1
+
+
+def _order_text(order: Sequence[int] | None) -> str | None:
+    return None if order is None else ",".join(str(int(i)) for i in order)
+
+
+def _order_of(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    return tuple(int(part) for part in text.split(","))
 
 
 def _poll_from(row, options: Sequence[OptionRow] = ()) -> PollRow:
@@ -94,6 +125,7 @@ def _poll_from(row, options: Sequence[OptionRow] = ()) -> PollRow:
         row.final_total_sq,
         tuple(options),
         row.close_note,
+        _order_of(row.option_order),
     )
 
 
@@ -116,7 +148,12 @@ async def insert_poll(
     debate_id: int | None = None,
     theme: str | None = None,
     prompt_key: str | None = None,
+    option_order: Sequence[int] | None = None,
 ) -> int:
+    """Insert a poll and its options (idx = their index in ``options``); ``option_order``: the idx
+    values in the order to show them, a permutation of ``range(len(options))`` (None: idx order)."""
+    if option_order is not None and sorted(option_order) != list(range(len(options))):
+        raise ValueError(f"option_order {list(option_order)} is not an order of {len(options)} options")
     result = await conn.execute(
         insert(polls).values(
             guild_id=guild_id,
@@ -125,6 +162,7 @@ async def insert_poll(
             question=question,
             theme=theme,
             prompt_key=prompt_key,
+            option_order=_order_text(option_order),
             style=style,
             status="open",
             live_counts=live_counts,
@@ -188,6 +226,17 @@ async def user_vote(conn: AsyncConnection, poll_id: int, user_id: int) -> int | 
     return (
         await conn.execute(select(votes.c.option_idx).where(votes.c.poll_id == poll_id, votes.c.user_id == user_id))
     ).scalar()
+
+
+async def varied_count(conn: AsyncConnection, guild_id: int) -> int:
+    """How many of the server's polls were created with a varied option order (the next one's ordinal)."""
+    return (
+        await conn.execute(
+            select(func.count())
+            .select_from(polls)
+            .where(polls.c.guild_id == guild_id, polls.c.option_order.is_not(None))
+        )
+    ).scalar_one()
 
 
 async def latest_id(conn: AsyncConnection, guild_id: int, *, closed_only: bool = False) -> int | None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.storage import web as web_store
 from bot.storage.tables import guilds, jobs, poll_options, polls, suggestions, vote_events, votes
 
 
@@ -32,6 +33,8 @@ async def forget_member(conn: AsyncConnection, user_id: int) -> Forgotten:
     n_votes = (await conn.execute(delete(votes).where(votes.c.user_id == user_id))).rowcount
     n_events = (await conn.execute(delete(vote_events).where(vote_events.c.user_id == user_id))).rowcount
     n_suggestions = (await conn.execute(delete(suggestions).where(suggestions.c.user_id == user_id))).rowcount
+    # The website: their sessions end, and the audit log keeps the change but no longer names them.
+    await web_store.forget_user(conn, user_id)
     return Forgotten(n_votes, n_events, n_suggestions)
 
 
@@ -96,6 +99,7 @@ async def export_member(conn: AsyncConnection, user_id: int) -> dict[str, Any]:
             {"server_id": str(r.guild_id), "status": r.status, "body": r.body, "at": r.created_at.isoformat()}
             for r in suggested
         ],
+        "website": await web_store.export_user(conn, user_id),
     }
 
 

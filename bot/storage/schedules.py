@@ -68,7 +68,7 @@ class Schedule:
 _FIELDS = tuple(Schedule.__dataclass_fields__)
 
 
-def _row(row) -> Schedule:
+def _row(row: Any) -> Schedule:
     return Schedule(*(getattr(row, f) for f in _FIELDS))
 
 
@@ -119,7 +119,7 @@ async def upsert(
     return found
 
 
-async def _set(conn: AsyncConnection, guild_id: int, now: datetime, **values) -> bool:
+async def _set(conn: AsyncConnection, guild_id: int, now: datetime, **values: Any) -> bool:
     result = await conn.execute(
         update(schedules).where(schedules.c.guild_id == guild_id).values(**values, updated_at=now)
     )

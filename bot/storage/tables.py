@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -44,14 +45,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
@@ -69,6 +70,8 @@ guilds = Table(
     Column("show_live_counts", Boolean, nullable=False, server_default="0"),
     Column("vote_role_id", BigInteger, nullable=True),
     Column("vote_min_days", Integer, nullable=False, server_default="0"),
+    # Prompts marked `sensitive: true` in a pack are left out of the rotation unless this is on.
+    Column("sensitive_prompts", Boolean, nullable=False, server_default="0"),
 )
 
 schedules = Table(
@@ -115,7 +118,9 @@ suggestions = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("guild_id", BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False),
-    Column("user_id", BigInteger, nullable=True),  # nulled by /privacy forget-me
+    # The suggesting member while the suggestion is pending; NULL once a moderator decides it
+    # (packs.decide). /privacy forget-me deletes the member's rows (privacy.forget_member).
+    Column("user_id", BigInteger, nullable=True),
     Column("body", Text, nullable=False),  # JSON: the suggested prompt
     Column("status", String(10), nullable=False, server_default="pending"),
     Column("review_channel_id", BigInteger, nullable=True),
@@ -143,6 +148,8 @@ debates = Table(
     Column("slot_date", String(10), nullable=True),
     Column("due_at", UTCDateTime, nullable=False),
     Column("prompt_key", String(140), nullable=False),  # "<pack slug>/<prompt id>"
+    # The prompt's dilemma this debate used (NULL for debates posted before prompts had several).
+    Column("dilemma_id", String(64), nullable=True),
     Column("paragraph", SmallInteger, nullable=False),
     Column("excerpt", Text, nullable=False),
     Column("question", Text, nullable=False),
@@ -164,6 +171,16 @@ debates = Table(
     CheckConstraint("status IN ('pending', 'posted', 'failed', 'skipped')", name="status_known"),
 )
 Index("ix_debates_guild_posted", debates.c.guild_id, debates.c.posted_at)
+Index("ix_debates_guild_prompt", debates.c.guild_id, debates.c.prompt_key)
+
+# Prompts a server's moderators took out of its rotation, by key ("<pack slug>/<prompt id>").
+prompt_skips = Table(
+    "prompt_skips",
+    metadata,
+    Column("guild_id", BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True),
+    Column("prompt_key", String(140), primary_key=True),
+    Column("skipped_at", UTCDateTime, nullable=False),
+)
 
 polls = Table(
     "polls",
@@ -179,6 +196,9 @@ polls = Table(
     Column("style", String(10), nullable=False, server_default="buttons"),
     Column("status", String(10), nullable=False, server_default="open"),
     Column("live_counts", Boolean, nullable=False, server_default="0"),
+    # The order the options are shown in while the poll is open: option idx values, comma-separated
+    # (e.g. "2,1,0"). NULL: in idx order. Votes always store the option's idx, never where it was shown.
+    Column("option_order", String(64), nullable=True),
     Column("opened_at", UTCDateTime, nullable=False),
     Column("closes_at", UTCDateTime, nullable=False),
     Column("closed_at", UTCDateTime, nullable=True),
@@ -266,4 +286,61 @@ jobs = Table(
 )
 Index("ix_jobs_due", jobs.c.due_at)
 
-USER_DATA_TABLES = ("votes", "vote_events", "suggestions")
+USER_DATA_TABLES = ("votes", "vote_events", "suggestions", "web_sessions", "web_logins", "web_audit")
+
+# -- the website (bot/web) ----------------------------------------------------------------------------
+
+# One row per logged-in browser. The cookie holds a random secret; only its SHA-256 is stored, so a
+# copy of the database logs nobody in. The Discord access token stays server-side (never in a cookie)
+# so the member's Manage Server can be re-checked; "log out everywhere" deletes every row of a user.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 hex of the cookie's secret
+    Column("user_id", BigInteger, nullable=False, index=True),
+    Column("user_name", String(100), nullable=False, server_default=""),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("access_token", Text, nullable=False),
+    Column("refresh_token", Text, nullable=True),
+    Column("token_expires_at", UTCDateTime, nullable=False),
+    Column("guilds", Text, nullable=False, server_default="[]"),  # /users/@me/guilds, trimmed, as JSON
+    Column("guilds_at", UTCDateTime, nullable=False),
+)
+
+# A login in flight: the OAuth2 `state` (hashed), the PKCE verifier and the browser it belongs to.
+# The row is deleted when the callback uses it, so a replayed `state` finds nothing.
+web_logins = Table(
+    "web_logins",
+    metadata,
+    Column("state", String(64), primary_key=True),  # sha256 hex
+    Column("browser", String(64), nullable=False),  # sha256 hex of the login cookie
+    Column("verifier", String(128), nullable=False),
+    Column("next_path", String(200), nullable=False, server_default="/"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# What moderators changed on the website, kept 90 days (bot.storage.web.purge_audit).
+web_audit = Table(
+    "web_audit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("guild_id", BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", BigInteger, nullable=True),  # NULL once the moderator used forget-me
+    Column("user_name", String(100), nullable=False, server_default=""),
+    Column("action", String(64), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("at", UTCDateTime, nullable=False),
+)
+Index("ix_web_audit_guild_at", web_audit.c.guild_id, web_audit.c.at)
+Index("ix_web_audit_at", web_audit.c.at)
+
+# A server's public page: off unless a moderator publishes it.
+web_public = Table(
+    "web_public",
+    metadata,
+    Column("guild_id", BigInteger, ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True),
+    Column("published", Boolean, nullable=False, server_default="0"),
+    Column("changed_at", UTCDateTime, nullable=False),
+)

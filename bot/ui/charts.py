@@ -195,7 +195,7 @@ def tally_chart(question: str, options: Sequence[tuple[str, float, int]], leanin
     _title(fig, question, width=78)
     total = sum(max(int(c), 0) for _, _, c in options)
     n = len(options)
-    ax = fig.add_axes((0.34, 0.30, 0.54, 0.52))
+    ax = fig.add_axes((0.34, 0.30, 0.54, 0.49))
     _style(ax, grid_axis="x")
     ys = np.arange(n)[::-1]
     shares = [(max(int(c), 0) / total * 100) if total else 0.0 for _, _, c in options]
@@ -223,6 +223,9 @@ def tally_chart(question: str, options: Sequence[tuple[str, float, int]], leanin
             linespacing=1.1,
         )
         _text(ax, share + top * 0.02, y, f"{share:.0f}%  ({int(count)})", size=FS_TEXT, va="center")
+    # Polls show their options in varying order; results always run along the axis, and say so.
+    note = "options listed from the individual first (top) to the community first (bottom)"
+    _text(fig, 0.03, 0.845, note, size=FS_SMALL, color=MUTED, ha="left", va="top")
     summary = leaning.describe() if total else "no votes yet"
     _text(fig, 0.5, 0.205, _wrap(summary, 95, 2), size=FS_SMALL, color=MUTED, ha="center", va="top")
     _axis_strip(fig, (0.12, 0.02, 0.76, 0.11), leaning)

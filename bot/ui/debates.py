@@ -8,14 +8,15 @@ this server and is still pending) before anything changes.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
 from bot.domain import permissions as perms
 
 if TYPE_CHECKING:
+    from bot.app import CommonGround
     from bot.domain.packs import Prompt
     from bot.storage.debates import Debate, ResultLine
 
@@ -95,14 +96,18 @@ def _fit(embed: discord.Embed) -> discord.Embed:
     return embed
 
 
-def debate_embed(debate: Debate, essay_title: str, *, dilemma: Prompt | None = None) -> discord.Embed:
-    """The daily post: the excerpt quoted verbatim with its source, the question, and (without a poll
-    service's own embed) the dilemma and its options."""
+def debate_embed(
+    debate: Debate, essay_title: str, *, dilemma: Prompt | None = None, context: str | None = None
+) -> discord.Embed:
+    """The daily post: the excerpt quoted verbatim with its source, the question, the prompt's context
+    note if it has one, and (without a poll service's own embed) the dilemma and its options."""
     theme = debate.theme.replace("-", " ")
     description = (
         f"{quote(safe(debate.excerpt))}\n— *{safe(source_line(essay_title, debate.paragraph))}*\n\n"
         f"**{safe(' '.join(debate.question.split()))}**"
     )
+    if context:
+        description += f"\n*{safe(' '.join(context.split()))}*"
     embed = discord.Embed(
         title=cut(f"Today's debate · {theme}", EMBED_TITLE_MAX),
         description=cut(description, EMBED_DESCRIPTION_MAX),
@@ -117,6 +122,23 @@ def debate_embed(debate: Debate, essay_title: str, *, dilemma: Prompt | None = N
         )
     embed.set_footer(text="Discuss in the thread below. Be kind: argue with ideas, not people.")
     return _fit(embed)
+
+
+# What each kind of job does, in a moderator's words, and how to start it again once it is parked.
+_JOB_WORDS = {
+    "debate-post": ("the daily post", "`/schedule resume` arms it again"),
+    "debate-plan": ("a planned debate", "plan it again with `/schedule plan`"),
+    "poll-close": ("closing a poll", "close it with `/poll close`"),
+    "poll-publish": ("publishing a poll's result", "the host's log has the details"),
+    "guild-purge": ("the data purge", "the host's log has the details"),
+}
+
+
+def parked_job_text(kind: str, attempts: int, error: str) -> str:
+    """One /schedule status line for a job that stopped retrying."""
+    what, fix = _JOB_WORDS.get(kind, (f"a {kind} job", "the host's log has the details"))
+    error = cut(error.replace("`", "'"), 150)  # shown in a code span: a backtick would end it
+    return f"**Stopped retrying:** {what}, after {attempts} failed attempts (last error: `{error}`); {fix}."
 
 
 def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
@@ -151,18 +173,30 @@ def history_embed(
 
 
 def prompts_embed(
-    items: Sequence[tuple[str, str, Prompt]], essay_title: str, *, page: int, pages: int, total: int
+    items: Sequence[tuple[str, str, Prompt]],
+    essay_title: str,
+    *,
+    page: int,
+    pages: int,
+    total: int,
+    skipped: Collection[str] = (),
+    sensitive_on: bool = False,
 ) -> discord.Embed:
-    """A page of prompts: ``(pack name, key, prompt)`` each."""
+    """A page of prompts: ``(pack name, key, prompt)`` each, marked when skipped here or sensitive."""
     embed = discord.Embed(title="Prompts in this server's active packs", colour=COLOUR)
     if not items:
         embed.description = "No active prompts: every pack is disabled."
         return embed
     for pack_name, key, p in items:
+        marks = []
+        if key in skipped:
+            marks.append("skipped here")
+        if p.sensitive:
+            marks.append("sensitive" + ("" if sensitive_on else ", left out"))
+        dilemmas = f"{len(p.dilemmas)} dilemmas" if len(p.dilemmas) > 1 else ""
         value = f"{cut(quote(safe(p.excerpt)), 500)}\n**{cut(safe(p.question), 400)}**"
-        embed.add_field(
-            name=cut(f"{pack_name} · ¶{p.paragraph} · {p.theme} · {key}", FIELD_NAME_MAX), value=value, inline=False
-        )
+        name = " · ".join(x for x in (pack_name, f"¶{p.paragraph}", p.theme, key, dilemmas, *marks) if x)
+        embed.add_field(name=cut(name, FIELD_NAME_MAX), value=value, inline=False)
     embed.set_footer(text=f"Page {page + 1} of {pages} · {total} prompts · {essay_title}")
     return _fit(embed)
 
@@ -191,7 +225,11 @@ class Pager(discord.ui.View):
     async def _turn(self, interaction: discord.Interaction, step: int) -> None:
         self.page = min(max(self.page + step, 0), self.pages - 1)
         self._sync()
+        await self.refresh()
         await interaction.response.edit_message(embed=await self.render(self.page), view=self)
+
+    async def refresh(self) -> None:
+        """Called before a page is shown; subclasses update their own items."""
 
     @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
     async def previous(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
@@ -200,6 +238,57 @@ class Pager(discord.ui.View):
     @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
     async def next(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
         await self._turn(interaction, 1)
+
+
+class PromptSkipSelect(discord.ui.Select["PromptsPager"]):
+    def __init__(self) -> None:
+        super().__init__(placeholder="Moderators: skip or restore a prompt on this page", row=1)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        assert self.view is not None
+        await self.view.toggle(interaction, self.values[0])
+
+
+class PromptsPager(Pager):
+    """The prompt pages with, for moderators, a select that skips or restores a prompt of the page.
+
+    ``choices(page)`` gives ``(key, label, skipped)`` for the page; ``toggle(interaction, key)``
+    re-checks the permission and changes the skip (the select itself is only shown to moderators).
+    """
+
+    def __init__(
+        self,
+        owner_id: int,
+        pages: int,
+        render: Callable[[int], Awaitable[discord.Embed]],
+        choices: Callable[[int], Awaitable[list[tuple[str, str, bool]]]],
+        toggle: Callable[[discord.Interaction, str], Awaitable[None]],
+    ) -> None:
+        super().__init__(owner_id, pages, render)
+        self.choices = choices
+        self.on_toggle = toggle
+        self.select = PromptSkipSelect()
+        self._keys: dict[str, str] = {}
+        self.add_item(self.select)
+        if pages <= 1:
+            self.remove_item(self.previous)
+            self.remove_item(self.next)
+
+    async def refresh(self) -> None:
+        # Values are positions on the page: a prompt key can be longer than a select value (100).
+        found = (await self.choices(self.page))[:25]
+        self._keys = {str(i): key for i, (key, _label, _skipped) in enumerate(found)}
+        self.select.options = [
+            discord.SelectOption(label=cut(("Restore: " if skipped else "Skip: ") + label, 100), value=str(i))
+            for i, (_key, label, skipped) in enumerate(found)
+        ] or [discord.SelectOption(label="No prompts on this page", value="-")]
+
+    async def toggle(self, interaction: discord.Interaction, value: str) -> None:
+        await self.on_toggle(interaction, self._keys.get(value, "-"))
+        if interaction.response.is_done():
+            return
+        await self.refresh()
+        await interaction.response.edit_message(embed=await self.render(self.page), view=self)
 
 
 # -- suggestions ---------------------------------------------------------------------------------------
@@ -298,7 +387,7 @@ class _Decide:
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
             await send_ephemeral(interaction, "You need the **Manage Server** permission to review suggestions.")
             return
-        service = interaction.client.services["debates"]  # type: ignore[attr-defined]
+        service = cast("CommonGround", interaction.client).debates
         try:
             suggestion, body = await service.decide_suggestion(
                 interaction.guild_id,

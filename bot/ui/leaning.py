@@ -13,13 +13,25 @@ from datetime import date
 
 import discord
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from bot.domain.groups import MIN_GROUP, MIN_VOTES, GroupsResult
-from bot.domain.leaning import METHODOLOGY, SMALL_SAMPLE, Leaning, PollShift, SeriesPoint, ShiftSummary, label_for
+from bot.domain.leaning import (
+    METHODOLOGY,
+    MIN_PLACEMENT_VOTERS,
+    SMALL_SAMPLE,
+    Leaning,
+    OptionCheck,
+    PollShift,
+    SeriesPoint,
+    ShiftSummary,
+    label_for,
+)
 from bot.storage.leaning import MemberCompass, PollFinal
 from bot.ui import charts
 
 ACCENT = discord.Colour(0x5DADE2)
+WITHDREW = "#CC79A7"
 TITLE_MAX, DESCRIPTION_MAX, FIELD_MAX, FIELD_NAME_MAX, TOTAL_MAX = 256, 4096, 1024, 256, 6000
 QUESTION_MAX = 140  # a question quoted in a list
 
@@ -228,8 +240,9 @@ def shift_embed(summary: ShiftSummary, questions: Mapping[int, str], period_labe
     embed.description = "\n".join(lines)
     top = top_shifts(summary)
     if top:
-        value = "\n".join(f"• {_quote(questions.get(p, 'a poll'))}: {_shift_line(s)}." for p, s in top)
-        embed.add_field(name="The debates that moved most", value=value, inline=False)
+        items = [f"• {_quote(questions.get(p, 'a poll'))}: {_shift_line(s)}." for p, s in top]
+        # Whole items only: a field holds 1,024 characters, and a cut item read as a wrong number.
+        embed.add_field(name="The debates that moved most", value=cut_lines(items, FIELD_MAX), inline=False)
     else:
         embed.add_field(name="The debates that moved most", value="Nobody has changed their mind yet.", inline=False)
     embed.set_footer(text="First vote against final vote, per member and poll. Going back to where you began is kept.")
@@ -248,17 +261,19 @@ def shift_chart(summary: ShiftSummary, questions: Mapping[int, str], title: str)
     ax = fig.add_axes((0.36, 0.16, 0.58, 0.64))
     charts._style(ax, grid_axis="x")
     ys = np.arange(len(rows))[::-1]
+    # "withdrew" must not read as "kept" (both were greys): a distinct hue (Okabe-Ito reddish purple)
+    # and a hatch, so the two differ in colour-blind and greyscale viewing too.
     segments = (
-        ("kept", charts.GRID, lambda s: s.kept),
-        ("towards the individual", charts.INDIVIDUAL, lambda s: s.toward_individual),
-        ("towards the community", charts.COMMUNITY, lambda s: s.toward_community),
-        ("withdrew", charts.UNGROUPED, lambda s: s.withdrew),
+        ("kept", charts.GRID, lambda s: s.kept, None),
+        ("towards the individual", charts.INDIVIDUAL, lambda s: s.toward_individual, None),
+        ("towards the community", charts.COMMUNITY, lambda s: s.toward_community, None),
+        ("withdrew", WITHDREW, lambda s: s.withdrew, "////"),
     )
     for y, (label, s) in zip(ys, rows, strict=True):
         left = 0.0
-        for _, colour, get in segments:
+        for _, colour, get, hatch in segments:
             share = get(s) / s.voters * 100 if s.voters else 0.0
-            ax.barh(y, share, left=left, height=0.6, color=colour, linewidth=0)
+            ax.barh(y, share, left=left, height=0.6, color=colour, hatch=hatch, edgecolor=charts.BG, linewidth=0)
             left += share
         charts._fit(
             fig,
@@ -290,8 +305,19 @@ def shift_chart(summary: ShiftSummary, questions: Mapping[int, str], title: str)
     ax.set_yticks([])
     ax.xaxis.set_major_formatter(lambda v, _pos: f"{v:.0f}%")
     x = 0.03
-    for name, colour, _ in segments:
-        charts._text(fig, x, 0.06, "■", size=charts.FS_TEXT, color=colour, va="center")
+    for name, colour, _, hatch in segments:
+        fig.patches.append(
+            Rectangle(
+                (x, 0.045),
+                0.018,
+                0.032,
+                transform=fig.transFigure,
+                facecolor=colour,
+                hatch=hatch,
+                edgecolor=charts.BG if hatch else colour,
+                linewidth=0,
+            )
+        )
         charts._text(fig, x + 0.025, 0.06, name, size=charts.FS_SMALL, color=charts.MUTED, va="center")
         x += 0.06 + 0.0095 * len(name) * 1.05
     charts._text(
@@ -370,6 +396,65 @@ def me_chart(compass: MemberCompass, title: str) -> bytes:
     for theme, mine, server in compass.themes[:5]:
         rows += [(f"You · {theme}", mine), (f"Server · {theme}", server)]
     return charts.themes_chart(rows, title)
+
+
+def placement_embed(
+    checks: Sequence[OptionCheck],
+    labels: Mapping[tuple[int, int], str],
+    questions: Mapping[int, str],
+    *,
+    budget: int = DESCRIPTION_MAX,
+) -> discord.Embed:
+    """For moderators: options whose voters lean the other way than the option's position says.
+
+    ``budget``: characters the embed may use (a message's embeds share Discord's 6,000)."""
+    embed = discord.Embed(title="Options whose voters disagree with their placement", colour=ACCENT)
+    head = (
+        f"For each option with at least {MIN_PLACEMENT_VOTERS} voters who also voted in other polls: the average "
+        "leaning of those voters *on the other polls*. An option is flagged when the options of its poll, ordered "
+        "by where their voters lean, come out in a different order than their positions: a hint that it sits "
+        "in the wrong place on the axis, or is worded so that it draws a different crowd."
+    )
+    flagged = [c for c in checks if c.flagged]
+    polls = {c.poll for c in checks}
+    if not checks:
+        embed.description = head + f"\n\nNo option has {MIN_PLACEMENT_VOTERS} such voters yet."
+        return finish(embed)
+    summary = f"{len(checks)} options of {len(polls)} polls checked; " + (
+        f"**{len(flagged)} flagged**." if flagged else "none contradicts its placement."
+    )
+    lines = [head, "", summary]
+    by_key = {(c.poll, c.option): c for c in checks}
+    for c in flagged:
+        others = ", ".join(
+            f"*{_esc(labels.get((c.poll, o), '?'))}* ({by_key[(c.poll, o)].position:+.1f}: "
+            f"{_signed(by_key[(c.poll, o)].voter_leaning)})"
+            for o in c.against
+        )
+        lines.append(
+            f"⚠ {_quote(questions.get(c.poll, ''))} — *{_esc(labels.get((c.poll, c.option), '?'))}* "
+            f"({c.position:+.1f}): its {c.voters} voters lean {_signed(c.voter_leaning)} elsewhere; vs {others}"
+        )
+    embed.description = cut_lines(lines, min(DESCRIPTION_MAX, budget - len(embed.title or "")))
+    return finish(embed)
+
+
+def _esc(text: str) -> str:
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(_cut(text, 60)))
+
+
+def cut_lines(lines: Sequence[str], limit: int) -> str:
+    """Whole lines up to ``limit`` characters, then "… and N more" (never a line cut in the middle)."""
+    out: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        more = f"… and {len(lines) - i} more"
+        if used + len(line) + 1 > limit - len(more) - 1:
+            out.append(more)
+            break
+        out.append(line)
+        used += len(line) + 1
+    return "\n".join(out)
 
 
 def methodology_embed() -> discord.Embed:

@@ -10,14 +10,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
 from bot.domain.leaning import Leaning
 
 if TYPE_CHECKING:
+    from bot.app import CommonGround
     from bot.storage.polls import PollRow
+
+
+def _bot(interaction: discord.Interaction) -> CommonGround:
+    """The bot behind a component's interaction (discord.py types it as any Client)."""
+    return cast("CommonGround", interaction.client)
+
 
 VOTE_TEMPLATE = r"poll:vote:(?P<poll>[0-9]+):(?P<idx>[0-9]+)"
 WITHDRAW_TEMPLATE = r"poll:withdraw:(?P<poll>[0-9]+)"
@@ -42,12 +49,16 @@ def _button_label(i: int, label: str) -> str:
 
 
 class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_TEMPLATE):
-    """One option of a button poll."""
+    """One option of a button poll. The custom_id names the option's idx (its identity); the label
+    numbers it by where it is shown (``number``, 0-based), which varies from poll to poll."""
 
-    def __init__(self, poll_id: int, idx: int, label: str | None = None, *, disabled: bool = False) -> None:
+    def __init__(
+        self, poll_id: int, idx: int, label: str | None = None, *, number: int | None = None, disabled: bool = False
+    ) -> None:
+        shown = idx if number is None else number
         super().__init__(
             discord.ui.Button(
-                label=_button_label(idx, label) if label is not None else str(idx + 1),
+                label=_button_label(shown, label) if label is not None else str(shown + 1),
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"poll:vote:{poll_id}:{idx}",
                 disabled=disabled,
@@ -60,10 +71,10 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_TEMPLA
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any, /
     ) -> VoteButton:
-        return cls(int(match["poll"]), int(match["idx"]), item.label)
+        return cls(int(match["poll"]), int(match["idx"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await interaction.client.services["polls"].handle_click(interaction, self.poll_id, self.idx)  # type: ignore[attr-defined]
+        await _bot(interaction).polls.handle_click(interaction, self.poll_id, self.idx)
 
 
 class WithdrawButton(discord.ui.DynamicItem[discord.ui.Button], template=WITHDRAW_TEMPLATE):
@@ -84,13 +95,13 @@ class WithdrawButton(discord.ui.DynamicItem[discord.ui.Button], template=WITHDRA
         return cls(int(match["poll"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await interaction.client.services["polls"].handle_withdraw(interaction, self.poll_id)  # type: ignore[attr-defined]
+        await _bot(interaction).polls.handle_withdraw(interaction, self.poll_id)
 
 
 def vote_view(poll: PollRow, *, disabled: bool = False) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    for opt in poll.options:
-        view.add_item(VoteButton(poll.id, opt.idx, opt.label, disabled=disabled))
+    for number, opt in enumerate(poll.shown):
+        view.add_item(VoteButton(poll.id, opt.idx, opt.label, number=number, disabled=disabled))
     return view
 
 
@@ -113,7 +124,7 @@ def native_poll(poll: PollRow, now: datetime) -> discord.Poll:
     """The dilemma as a native Discord poll (question ≤ 300, ≤ 10 answers of ≤ 55 characters)."""
     question = poll.question if len(poll.question) <= NATIVE_QUESTION_MAX else poll.question[:299] + "…"
     native = discord.Poll(question=question, duration=timedelta(hours=native_hours(poll.closes_at, now)))
-    for opt in poll.options[:NATIVE_ANSWERS_MAX]:
+    for opt in poll.shown[:NATIVE_ANSWERS_MAX]:  # answer ids 1.. follow this order (PollRow.idx_of_answer)
         label = opt.label if len(opt.label) <= NATIVE_ANSWER_MAX else opt.label[:54] + "…"
         native.add_answer(text=label)
     return native
@@ -121,7 +132,7 @@ def native_poll(poll: PollRow, now: datetime) -> discord.Poll:
 
 def dilemma_embed(poll: PollRow) -> discord.Embed:
     """The open poll: the question, the options, and when it closes (counts hidden unless live)."""
-    lines = [f"**{opt.idx + 1}.** {safe(opt.label)}" for opt in poll.options]
+    lines = [f"**{number}.** {safe(opt.label)}" for number, opt in enumerate(poll.shown, 1)]
     embed = discord.Embed(title="Dilemma", description=safe(poll.question), colour=COLOUR)
     embed.add_field(name="Options", value="\n".join(lines)[:1024], inline=False)
     when = discord.utils.format_dt(poll.closes_at, "R")
@@ -155,13 +166,22 @@ def live_embed(poll: PollRow, counts: dict[int, int]) -> discord.Embed:
     return embed
 
 
-def _count_lines(poll: PollRow, counts: dict[int, int]) -> str:
+AXIS_NOTE = (
+    "From the individual first (top) to the community first (bottom); polls vary the order options are shown in."
+)
+
+
+def _count_lines(poll: PollRow, counts: dict[int, int], *, axis: bool = False) -> str:
+    """Counts per option: numbered as shown while the poll is open, or (``axis``) in axis order."""
     total = sum(counts.values())
     lines = []
-    for opt in poll.options:
+    for number, opt in enumerate(poll.by_axis if axis else poll.shown, 1):
         n = counts.get(opt.idx, 0)
         pct = 100.0 * n / total if total else 0.0
-        lines.append(f"**{opt.idx + 1}.** {safe(opt.label)} — {n} ({pct:.0f}%)")
+        head = "•" if axis else f"**{number}.**"
+        lines.append(f"{head} {safe(opt.label)} — {n} ({pct:.0f}%)")
+    if axis:
+        lines.append(f"*{AXIS_NOTE}*")
     return "\n".join(lines)[:1024]
 
 
@@ -174,7 +194,9 @@ def result_embed(poll: PollRow, counts: dict[int, int], leaning: Leaning, *, cha
     total = sum(counts.values())
     status = "Poll closed" if poll.status != "deleted" else "Poll closed (its message was deleted)"
     embed = discord.Embed(title=f"Results · {status}", description=safe(poll.question), colour=COLOUR)
-    embed.add_field(name=f"{total} voter{'s' if total != 1 else ''}", value=_count_lines(poll, counts), inline=False)
+    embed.add_field(
+        name=f"{total} voter{'s' if total != 1 else ''}", value=_count_lines(poll, counts, axis=True), inline=False
+    )
     embed.add_field(name="Leaning", value=leaning.describe()[:1024], inline=False)
     if poll.close_note:
         embed.add_field(name="Note", value=safe(poll.close_note)[:1024], inline=False)
@@ -200,7 +222,8 @@ def summary_text(poll: PollRow, counts: dict[int, int], leaning: Leaning) -> str
 
 
 def vote_reply(outcome: str, label: str | None, closes_at: datetime | None) -> str:
-    until = discord.utils.format_dt(closes_at, "R") if closes_at else "the poll closes"
+    # A relative timestamp renders as "in 12 hours": it needs a verb before it, never "until in 12 hours".
+    until = "the poll closes" + (f" {discord.utils.format_dt(closes_at, 'R')}" if closes_at else "")
     if outcome in ("cast", "changed"):
         return f"You chose *{safe(label or '')}*. You can change your vote until {until}."
     if outcome == "same":
@@ -223,4 +246,5 @@ def refused_new(min_days: int, eligible_at: datetime | None) -> str:
 
 
 def options_for_chart(poll: PollRow, counts: dict[int, int]) -> Sequence[tuple[str, float, int]]:
-    return [(opt.label, opt.position, counts.get(opt.idx, 0)) for opt in poll.options]
+    """The options in axis order (the chart lists them from the individual to the community)."""
+    return [(opt.label, opt.position, counts.get(opt.idx, 0)) for opt in poll.by_axis]

@@ -57,7 +57,7 @@ async def test_every_name_and_description(tree):
 
 async def test_at_most_one_sub_level(tree):
     _, payload = tree
-    assert all(depth < 2 for _item, depth in _walk(payload)), "DESIGN.md: at most one sub-level"
+    assert all(depth < 2 for _item, depth in _walk(payload)), "docs/ARCHITECTURE.md: at most one sub-level"
 
 
 async def test_moderator_groups_default_to_manage_server(tree):
@@ -82,6 +82,6 @@ async def test_dynamic_item_templates_fit_custom_id(tree):
     templates = [pattern.pattern for pattern in bot._connection._view_store._dynamic_items]
     assert templates, "persistent buttons are registered"
     for pattern in templates:
-        # "<feature>:<action>:<id>" (DESIGN.md §5); ids are snowflakes or row ids, at most 20 digits each.
+        # "<feature>:<action>:<id>" (docs/ARCHITECTURE.md); ids are snowflakes or row ids, at most 20 digits each.
         assert re.match(r"^\^?[a-z]+:[a-z-]+:", pattern), pattern
         assert len(re.sub(r"\(\?P<\w+>\[0-9\]\+\)", "9" * 20, pattern)) <= 100, pattern

@@ -1,4 +1,4 @@
-"""The layer rule of DESIGN.md: the domain imports no discord, no database, and never sleeps."""
+"""The layer rule of docs/ARCHITECTURE.md: the domain imports no discord, no database, and never sleeps."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_domain_has_modules():
 @pytest.mark.parametrize("path", DOMAIN, ids=lambda p: p.name)
 def test_domain_imports(path: Path):
     bad = [n for n in _imports(path) if any(n == f or n.startswith(f + ".") for f in FORBIDDEN_IMPORTS)]
-    assert not bad, f"{path.name} imports {bad}: the domain layer stays pure (DESIGN.md §3)"
+    assert not bad, f"{path.name} imports {bad}: the domain layer stays pure (docs/ARCHITECTURE.md, Layers)"
 
 
 @pytest.mark.parametrize("path", DOMAIN, ids=lambda p: p.name)

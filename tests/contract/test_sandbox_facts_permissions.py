@@ -295,3 +295,20 @@ async def test_I4_resolved_channel_permissions_are_the_invoking_members_the_bots
     assert int(resolved["app_permissions"]) == sb.permissions_for(g.id, sb.bot_user_id, other.id)
     # And the interaction's own app_permissions are the bot's in the channel it was typed in.
     assert int(ix.payload["app_permissions"]) == sb.permissions_for(g.id, sb.bot_user_id, ch.id)
+
+
+# -- defaults ---------------------------------------------------------------------------------------------
+
+
+async def test_default_bot_permissions_are_exactly_the_readme_invite(world):
+    from bot.domain.permissions import full_invite_permissions
+    from bot.sandbox.server import DEFAULT_BOT
+
+    sb, _rest = world
+    assert full_invite_permissions() == DEFAULT_BOT
+    g = sb.create_guild("Defaults", everyone_permissions=0)
+    bot_role = next(r for r in g.roles.values() if r.get("managed"))
+    assert int(bot_role["permissions"]) == full_invite_permissions()
+    assert sb.permissions_for(g.id, sb.bot_user_id) == full_invite_permissions()
+    # Nothing the README does not ask for: the old Manage Messages / Manage Events grants are gone.
+    assert not DEFAULT_BOT & (P(manage_messages=True, manage_events=True, manage_threads=True).value)

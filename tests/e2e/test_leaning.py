@@ -207,3 +207,30 @@ async def test_all_time_beyond_two_years_is_drawn_in_four_week_steps(h):
     text = text_of(message)
     assert "**Latest four weeks**" in text
     assert "48 votes in 4 polls" in text
+
+
+async def test_methodology_for_moderators_adds_options_whose_voters_disagree(h):
+    await seed_camps(h, {0: 25, 2: 25}, polls=6)
+    individualists = [10**17 + i for i in range(25)]
+    communitarians = [10**17 + 25 + i for i in range(25)]
+    async with h.db.write() as conn:
+        # "Keep it" is placed at +1 (community first) but the individualists pick it.
+        await seed_poll(
+            conn,
+            h.guild.id,
+            closed_at=START - timedelta(days=1),
+            ballots={**dict.fromkeys(individualists, 0), **dict.fromkeys(communitarians, 1)},
+            options=(("Keep it", 1.0), ("Share it", -1.0)),
+            question="Misplaced options?",
+        )
+    _, message = await answer(h, h.members[0], "leaning methodology")
+    assert len(message["embeds"]) == 1  # members: the methodology only
+    _, message = await answer(h, h.mod, "leaning methodology")
+    assert message["flags"] & EPHEMERAL
+    method, placement = message["embeds"]
+    assert "Option order" in method["description"]
+    assert placement["title"] == "Options whose voters disagree with their placement"
+    text = placement["description"]
+    assert "2 flagged" in text
+    assert "⚠ “Misplaced options?” — *Keep it* (+1.0): its 25 voters lean" in text
+    assert sum(len(e.get("description", "")) + len(e.get("title", "")) for e in message["embeds"]) <= 6000

@@ -92,6 +92,11 @@ async def test_reinvited_while_offline_the_ready_steps_run_in_order(tmp_path):
         await h.stop_bot()
         h.sandbox.rejoin_guild(h.guild.id)
         await h.start_bot()
+
+        async def idle() -> bool:
+            return not h.bot.reconciler.busy
+
+        await eventually(idle, timeout=10)
         keys = await job_keys(h)
         assert f"post:{h.guild.id}" in keys and f"poll-close:{poll_id}" in keys, keys
         assert_whole_runs_in_order(h)

@@ -38,7 +38,7 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 
 async def test_metrics_health_and_readiness(tmp_path):
-    async with Harness(tmp_path, settings_options={"metrics_port": 0}) as h:
+    async with Harness(tmp_path, settings={"metrics_port": 0}) as h:
         ops = h.bot._ops
         assert ops is not None and ops.port
         base = f"http://127.0.0.1:{ops.port}"

@@ -160,7 +160,11 @@ async def test_suggestion_reviewed_and_approved_joins_the_server_pack(tmp_path):
             sub = await h.sandbox.submit_modal(
                 h.channel.id, h.members[0].id, ix.modal["custom_id"], values, from_interaction=ix
             )
-            return (await sub.response())["data"]["content"]
+            first = await sub.response()
+            assert first["type"] == 5 and first["data"]["flags"] & 64, "deferred privately before the work"
+            await h.sandbox.wait_for(lambda: (sub.original or {}).get("content") or sub.followups)
+            assert sub.original["flags"] & 64
+            return sub.original.get("content") or sub.followups[0]["content"]
 
         refused = await suggest("@everyone is this still true?")
         assert "mentions are not allowed" in refused
@@ -175,6 +179,9 @@ async def test_suggestion_reviewed_and_approved_joins_the_server_pack(tmp_path):
         assert "Manage Server" in (await no.response())["data"]["content"]
         yes = await h.sandbox.click(review.id, int(msg["id"]), custom_ids[0], h.mod.id)
         assert (await yes.response())["type"] == 7
+        async with h.db.read() as conn:  # reviewed: the suggestion no longer names the member
+            suggesters = (await conn.exec_driver_sql("SELECT user_id FROM suggestions")).scalars().all()
+        assert suggesters == [None]
         async with h.db.read() as conn:
             row = await pack_store.get(conn, h.guild.id, "server-suggestions")
         assert row is not None and row.prompt_count == 1 and row.enabled

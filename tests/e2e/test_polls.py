@@ -36,7 +36,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) 
 
 
 async def post_poll(h: Harness, *, style: str = "buttons", hours: int = 2) -> tuple[int, int]:
-    service = h.bot.services["polls"]
+    service = h.bot.polls
     channel = h.bot.get_partial_messageable(h.channel.id, guild_id=h.guild.id)
     poll_id = await service.post(
         channel,
@@ -81,7 +81,9 @@ async def test_click_change_withdraw_close_and_restart(tmp_path):
 
         first = await click(h, message_id, f"poll:vote:{poll_id}:0", a)
         assert first["type"] == 4 and first["data"]["flags"] & EPHEMERAL
-        assert first["data"]["content"].startswith("You chose *Myself \\*first\\**. You can change your vote until <t:")
+        assert first["data"]["content"].startswith(
+            "You chose *Myself \\*first\\**. You can change your vote until the poll closes <t:"
+        )
         await click(h, message_id, f"poll:vote:{poll_id}:2", b)
         changed = await click(h, message_id, f"poll:vote:{poll_id}:1", a)
         assert "You chose *Both*" in changed["data"]["content"]
@@ -140,7 +142,7 @@ async def test_forged_custom_ids_are_refused(tmp_path):
         # Another server's poll, posted in its own channel.
         other_guild = h.sandbox.create_guild("Elsewhere")
         other_channel = h.sandbox.create_channel(other_guild.id, "general")
-        service = h.bot.services["polls"]
+        service = h.bot.polls
         async with h.db.write() as conn:
             other_id = await service.create(
                 conn,
@@ -220,7 +222,7 @@ async def test_poll_create_modal_positions_and_close_command(tmp_path):
         done = await h.sandbox.click(h.channel.id, message["id"], post_id, h.mod.id)
         await done.response()
         await eventually(lambda: _posted(done))  # "Poll #n posted": after the message id is stored
-        poll_id = await h.bot.services["polls"].latest_poll_id(h.guild.id)
+        poll_id = await h.bot.polls.latest_poll_id(h.guild.id)
         async with h.db.read() as conn:
             poll = await store.get(conn, poll_id)
         assert [(o.label, o.position) for o in poll.options] == [("Rules first", 1.0), ("Freedom first", -1.0)]
@@ -235,7 +237,7 @@ async def test_poll_create_modal_positions_and_close_command(tmp_path):
         assert (await closing.response())["type"] == 5  # deferred: the chart renders off the loop
         followup = await eventually(lambda: _followups(closing))
         assert f"Poll #{poll_id} is closed" in followup[0]["content"] and followup[0]["flags"] & EPHEMERAL
-        assert poll_id == await h.bot.services["polls"].latest_poll_id(h.guild.id, closed_only=True)
+        assert poll_id == await h.bot.polls.latest_poll_id(h.guild.id, closed_only=True)
         result = h.sandbox.message(h.channel.id, poll.message_id)
         assert result["embeds"][0]["title"].startswith("Results")
         again = await h.reply(h.mod, "poll close", {"poll": poll_id})

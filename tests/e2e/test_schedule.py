@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import discord
 
 from bot.domain.packs import load_builtin_pack
+from bot.storage import jobs as job_store
 from bot.storage import schedules as schedule_store
 from tests.harness import Harness
 
@@ -255,3 +256,24 @@ async def test_cancel_a_planned_debate_and_its_event(tmp_path):
                 await conn.exec_driver_sql("SELECT count(*) FROM jobs WHERE key = ?", (f"plan:{planned}",))
             ).scalar()
         assert tuple(row) == ("skipped", "cancelled by a moderator") and jobs == 0
+
+
+async def test_a_parked_post_job_shows_in_status_and_resume_arms_it_again(tmp_path):
+    """The scheduler parks a job after PARK_AFTER failures (tests/storage/test_scheduler.py); here the
+    moderator sees it with its error, and `/schedule resume` arms the daily post again."""
+    async with Harness(tmp_path) as h:
+        await setup(h)
+        async with h.db.write() as conn:
+            job = await job_store.get(conn, schedule_store.post_key(h.guild.id))
+            await job_store.park(conn, job, error="DiscordServerError('503 Service Unavailable `x`')")
+        shown = await status(h)
+        assert "**Stopped retrying:** the daily post, after 10 failed attempts" in shown
+        assert "503 Service Unavailable 'x'" in shown and "`/schedule resume` arms it again" in shown
+        assert "Next post:** not armed" in shown
+        await h.advance(timedelta(hours=3))
+        assert h.posts() == []  # parked: nothing is posted
+        reply = await h.reply(h.mod, "schedule resume")
+        assert "Resumed" in reply["data"]["content"]
+        assert "Stopped retrying" not in await status(h)
+        await h.advance(timedelta(days=1))
+        assert len(h.posts()) == 1

@@ -74,7 +74,7 @@ async def post_poll(
 ) -> tuple[int, int]:
     """Create and post a poll through the real PollService; returns ``(poll id, message id)``."""
     ch = channel or h.channel
-    service = h.bot.services["polls"]
+    service = h.bot.polls
     target = h.bot.get_channel(ch.id) or await h.bot.fetch_channel(ch.id)
     poll_id = await service.post(
         target,

@@ -239,7 +239,7 @@ async def test_vote_same_option_twice_and_closed_poll(h, summary):
     again = await click(h.sandbox, h.channel.id, message_id, poll_id, 1, m.id)
     assert again.ephemeral and "already chose" in again.text
     assert diff(before, await dump(h.db)) == {}
-    await h.bot.services["polls"].close(poll_id)
+    await h.bot.polls.close(poll_id)
     before = await dump(h.db)
     ix = await h.sandbox._send_interaction(
         3, h.guild.id, h.channel.id, h.members[1].id, {"custom_id": vote_id(poll_id, 0), "component_type": 2}
@@ -253,7 +253,7 @@ async def test_vote_same_option_twice_and_closed_poll(h, summary):
 async def run_race(h, summary, clicks: int) -> None:
     crowd = [h.sandbox.add_member(h.guild.id, f"race-{i}") for i in range(clicks)]
     poll_id, message_id = await post_poll(h)
-    service = h.bot.services["polls"]
+    service = h.bot.polls
 
     async def close_midway():
         await asyncio.sleep(0)  # let the first clicks go out, then close while the rest arrive

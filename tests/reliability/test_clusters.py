@@ -181,7 +181,7 @@ async def test_two_clusters_with_overlapping_shards_run_every_job_of_a_fake_day_
                     await handler(job)
 
                 cluster.bot.scheduler.handlers[kind] = counted
-        service = a.bot.services["debates"]
+        service = a.bot.debates
         for k, (g, channel) in enumerate(servers):
             await service.setup(
                 g.id,

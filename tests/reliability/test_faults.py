@@ -40,7 +40,7 @@ def posts_in(sb, channel_id: int) -> list[dict]:
 
 async def schedule(h, server, *, time_: str = "09:00", tz: str = "UTC") -> None:
     """A daily schedule for an extra server, saved through the debate service (the command's back end)."""
-    service = h.bot.services["debates"]
+    service = h.bot.debates
     await service.setup(
         server.guild.id,
         channel_id=server.channel.id,

@@ -205,7 +205,7 @@ async def run_l5(tmp_path, summary, *, polls: int, voters: int, case: str) -> No
         sb = h.sandbox
         crowd = [sb.add_member(h.guild.id, f"l5-{i}") for i in range(voters)]
         posted = [await post_poll(h, style="native") for _ in range(polls)]
-        service = h.bot.services["polls"]
+        service = h.bot.polls
         rng = random.Random(5)
         truth: dict[tuple[int, int], int] = {}
         seen: dict[tuple[int, int], int] = {}  # what the delivered events alone would store

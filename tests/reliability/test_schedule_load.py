@@ -46,7 +46,7 @@ def expected_dates(zone: str, at: str, start: datetime, end: datetime) -> list[s
 async def run_l4(tmp_path, summary, monkeypatch, *, servers: int, case: str) -> None:
     monkeypatch.setattr("bot.ui.charts.tally_chart", tiny_chart)
     async with world(tmp_path, servers=servers, members=0) as (h, extra):
-        service = h.bot.services["debates"]
+        service = h.bot.debates
         plan = {}
         for i, s in enumerate(extra):
             zone, at = ZONES[i % len(ZONES)]

@@ -1,4 +1,4 @@
-"""Security: no bot token and no interaction token in any log line (RELIABILITY.md §12)."""
+"""Security: no bot token and no interaction token in any log line (docs/RELIABILITY.md, commitment 12)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import pytest
 
 from bot.storage import guilds
 from bot.storage.backups import backup_to
-from bot.storage.database import Database, SchemaTooNewError
+from bot.storage.database import Database, DatabaseSettingsError, SchemaTooNewError
 from tests.conftest import sqlite_only
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
@@ -18,7 +18,54 @@ NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 async def test_migrations_and_settings(db: Database):
     assert await db.current_revision() is not None
     check = await db.require_healthy()
-    assert (check.journal_mode, check.synchronous, check.foreign_keys, check.integrity) == ("wal", "full", True, "ok")
+    if db.is_sqlite:
+        wanted = {"journal_mode": "wal", "synchronous": "full", "foreign_keys": "on"}
+    else:
+        wanted = {
+            "fsync": "on",
+            "synchronous_commit": "on",
+            "full_page_writes": "on",
+            "server_encoding": "UTF8",
+            "default_transaction_read_only": "off",
+            "in_recovery": "no",
+        }
+    assert {s.name: s.value for s in check.settings} == wanted
+    assert check.integrity == "ok" and check.problems == []
+
+
+async def test_self_check_fails_when_a_table_cannot_be_read(db: Database):
+    async with db.write() as conn:
+        await conn.exec_driver_sql("DROP TABLE vote_events")
+    with pytest.raises(DatabaseSettingsError, match=r"canary read failed: .*vote_events"):
+        await db.require_healthy()
+
+
+async def test_self_check_fails_on_a_schema_behind_this_version(db: Database):
+    async with db.write() as conn:
+        await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0000_older'")
+    with pytest.raises(DatabaseSettingsError, match="schema at revision 0000_older, this version needs"):
+        await db.require_healthy()
+
+
+async def test_self_check_reads_postgres_durability_settings(db: Database):
+    """The settings are read from the server: turning synchronous_commit off for the database fails the check."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL settings (scripts/test-postgres); SQLite's are tests/reliability/test_selfcheck.py")
+    async with db.write() as conn:
+        name = (await conn.exec_driver_sql("SELECT current_database()")).scalar_one()
+    async with db.writer.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    try:
+        await db.writer.dispose()  # new connections take the database's new default
+        with pytest.raises(DatabaseSettingsError, match=r"synchronous_commit=off \(want on or local"):
+            await db.require_healthy()
+    finally:
+        async with db.writer.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql(f'ALTER DATABASE "{name}" RESET synchronous_commit')
+        await db.writer.dispose()
+    assert (await db.require_healthy()).value("synchronous_commit") == "on"
 
 
 async def test_reopen_is_idempotent(tmp_path):

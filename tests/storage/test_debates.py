@@ -121,3 +121,57 @@ async def test_only_a_pending_planned_debate_of_the_server_can_be_cancelled(db, 
         assert (cancelled.status, cancelled.error) == ("skipped", "cancelled by a moderator")
         assert (await store.get(conn, daily.id)).status == "pending"
         assert await store.pending_planned(conn, 1) == []
+
+
+async def test_a_debate_records_its_dilemma_and_the_used_ones_come_back_oldest_first(db, guild):
+    async with db.write() as conn:
+        for day, (key, dilemma, status) in enumerate(
+            [
+                ("pack/p1", "d-one", "posted"),
+                ("pack/p2", "other", "posted"),  # another prompt
+                ("pack/p1", "d-two", "posted"),
+                ("pack/p1", "d-three", "skipped"),  # nobody saw it
+                ("pack/p1", None, "posted"),  # posted before dilemmas had ids
+                ("pack/p1", "d-one", "pending"),
+            ]
+        ):
+            debate, _ = await store.insert(
+                conn,
+                **values(
+                    slot_date=f"2026-03-{day + 2:02d}",
+                    nonce=f"n{day}",
+                    prompt_key=key,
+                    dilemma_id=dilemma,
+                    now=NOW + timedelta(days=day),
+                ),
+            )
+            assert debate.dilemma_id == dilemma
+            await store.mark_status(conn, debate.id, status)
+        await store.insert(conn, **values(guild_id=2, nonce="x", dilemma_id="d-two"))  # another server
+    async with db.read() as conn:
+        assert await store.dilemmas_used(conn, 1, "pack/p1") == ["d-one", "d-two", "d-one"]
+        assert await store.dilemmas_used(conn, 1, "pack/p2") == ["other"]
+        assert await store.dilemmas_used(conn, 2, "pack/p1") == ["d-two"]
+
+
+async def test_prompt_skips_and_the_sensitive_setting_are_per_server(db, guild):
+    from bot.storage import packs as pack_store
+
+    async with db.write() as conn:
+        assert await pack_store.skip_prompt(conn, 1, "pack/p1", now=NOW)
+        assert not await pack_store.skip_prompt(conn, 1, "pack/p1", now=NOW)  # already skipped
+        assert await pack_store.skip_prompt(conn, 1, "pack/it's %_ odd", now=NOW)  # stored verbatim
+        assert await pack_store.skip_prompt(conn, 2, "pack/p2", now=NOW)
+        await guilds.update_settings(conn, 1, sensitive_prompts=True)
+    async with db.read() as conn:
+        assert await pack_store.skipped_prompts(conn, 1) == {"pack/p1", "pack/it's %_ odd"}
+        assert await pack_store.skipped_prompts(conn, 2) == {"pack/p2"}
+        assert (await guilds.get(conn, 1)).sensitive_prompts is True
+        assert (await guilds.get(conn, 2)).sensitive_prompts is False
+    async with db.write() as conn:
+        assert await pack_store.unskip_prompt(conn, 1, "pack/p1")
+        assert not await pack_store.unskip_prompt(conn, 1, "pack/p1")
+        assert not await pack_store.unskip_prompt(conn, 1, "pack/p2")  # another server's skip
+    async with db.read() as conn:
+        assert await pack_store.skipped_prompts(conn, 1) == {"pack/it's %_ odd"}
+        assert await pack_store.skipped_prompts(conn, 2) == {"pack/p2"}

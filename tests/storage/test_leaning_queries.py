@@ -295,3 +295,16 @@ def test_property_aggregate_series_equals_recount(migrated, polls_spec, theme, s
             await database.close()
 
     asyncio.run(run())
+
+
+async def test_placement_data_reads_final_votes_of_closed_polls_only(db: Database):
+    closed = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    async with db.write() as conn:
+        a = await seed_poll(conn, GUILD, closed_at=closed, ballots={1: 0, 2: 2}, question="First?")
+        b = await seed_poll(conn, GUILD, closed_at=closed, ballots={1: 1}, question="Second?")
+        await seed_poll(conn, GUILD, closed_at=closed, ballots={1: 2}, status="open")
+        await seed_poll(conn, GUILD + 1, closed_at=closed, ballots={1: 0})  # another server
+    async with db.read() as conn:
+        data = await store.placement_data(conn, GUILD)
+    assert sorted(data.votes) == [(a, 1, 0, -1.0), (a, 2, 2, 1.0), (b, 1, 1, 0.0)]
+    assert data.labels[(a, 2)] == "Us first" and data.questions == {a: "First?", b: "Second?"}

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
+from bot.domain import rotation
 from bot.domain.clock import FakeClock
 from bot.domain.errors import NotFound, UserError
 from bot.domain.packs import Dilemma, Option
@@ -20,6 +21,7 @@ from bot.storage import polls as store
 from bot.storage.database import Database, scalar
 from bot.storage.polls import Mode, Outcome, VoteRequest, VoteWriter, process_batch
 from bot.storage.tables import leaning_weekly, vote_events, votes
+from tests.conftest import sqlite_only
 
 NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)  # a Wednesday
 G1, G2 = 111, 222
@@ -34,7 +36,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def service(db: Database, clock: FakeClock) -> PollService:
-    bot = SimpleNamespace(db=db, clock=clock, scheduler=Scheduler(db, clock), services={})
+    bot = SimpleNamespace(db=db, clock=clock, scheduler=Scheduler(db, clock))
     return PollService(bot)
 
 
@@ -247,10 +249,20 @@ async def test_group_commit_1000_concurrent_voters(db: Database, service: PollSe
     await writer.stop()
 
 
+@sqlite_only  # on PostgreSQL there is one path only (Core)
 async def test_both_backends_agree(db: Database, service: PollService, monkeypatch):
     poll_id = await make_poll(service)
     reqs = [click(poll_id, u % 7, u % 3) for u in range(40)]
     reqs += [click(poll_id, 3, None, message=None, mode=Mode.WITHDRAW), click(poll_id, 3, 1)]
+    used: list[str] = []
+    pick = store._backend
+
+    async def spy(conn):
+        backend = await pick(conn)
+        used.append(type(backend).__name__)
+        return backend
+
+    monkeypatch.setattr(store, "_backend", spy)
     async with db.write() as conn:
         fast = await process_batch(conn, reqs, now=NOW)
     fast_rows, fast_events = await rows(db, poll_id), await events(db, poll_id)
@@ -259,11 +271,13 @@ async def test_both_backends_agree(db: Database, service: PollService, monkeypat
         await conn.exec_driver_sql("DELETE FROM vote_events")
 
     async def core(conn):
+        used.append("_CoreBackend")
         return store._CoreBackend(conn)
 
     monkeypatch.setattr(store, "_backend", core)
     async with db.write() as conn:
         slow = await process_batch(conn, reqs, now=NOW)
+    assert used == ["_SqliteBackend", "_CoreBackend"]  # the fast path really ran, then the portable one
     assert slow == fast
     assert await rows(db, poll_id) == fast_rows
     assert await events(db, poll_id) == fast_events
@@ -333,3 +347,60 @@ async def test_search_latest_and_autocomplete(db: Database, service: PollService
     assert all(len(label) <= 100 for label, _ in labels)
     async with db.read() as conn:
         assert await scalar(conn, "SELECT count(*) FROM polls") == 3
+
+
+async def test_debate_polls_vary_their_option_order_in_seeded_pairs(service: PollService):
+    orders = []
+    for _ in range(6):
+        async with service.db.write() as conn:
+            poll_id = await service.create(
+                conn,
+                guild_id=G1,
+                channel_id=5,
+                dilemma=DILEMMA,
+                closes_at=service.clock.now() + timedelta(hours=24),
+                vary_order=True,
+            )
+            orders.append((await store.get(conn, poll_id)).option_order)
+    assert orders == [(2, 1, 0) if rotation.reversed_for(G1, i) else (0, 1, 2) for i in range(6)]
+    for pair in range(3):
+        assert {orders[2 * pair], orders[2 * pair + 1]} == {(0, 1, 2), (2, 1, 0)}
+    # An ad-hoc poll keeps its typed order and does not count towards the pairs.
+    adhoc = await make_poll(service, message_id=None)
+    async with service.db.read() as conn:
+        row = await store.get(conn, adhoc)
+        assert row.option_order is None and [o.idx for o in row.shown] == [0, 1, 2]
+        assert await store.varied_count(conn, G1) == 6
+        assert await store.varied_count(conn, G2) == 0
+
+
+async def test_shown_axis_and_answer_mapping_of_a_stored_order(db: Database):
+    async with db.write() as conn:
+        await guild_store.ensure(conn, G1, now=NOW)
+        options = [("Both", 0.0), ("Us", 1.0), ("Me", -1.0)]
+        poll_id = await store.insert_poll(
+            conn,
+            guild_id=G1,
+            channel_id=5,
+            question="Q?",
+            options=options,
+            opened_at=NOW,
+            closes_at=NOW + timedelta(hours=1),
+            option_order=[1, 0, 2],
+        )
+        with pytest.raises(ValueError, match="not an order of 3 options"):
+            await store.insert_poll(
+                conn,
+                guild_id=G1,
+                channel_id=5,
+                question="Q?",
+                options=options,
+                opened_at=NOW,
+                closes_at=NOW + timedelta(hours=1),
+                option_order=[0, 0, 2],
+            )
+    async with db.read() as conn:
+        poll = await store.get(conn, poll_id)
+    assert [o.label for o in poll.shown] == ["Us", "Both", "Me"]
+    assert [o.label for o in poll.by_axis] == ["Me", "Both", "Us"]
+    assert [poll.idx_of_answer(a) for a in (0, 1, 2, 3, 4)] == [-1, 1, 0, 2, -1]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, or_, select
 
 from bot.storage import guilds as guild_store
+from bot.storage import packs as pack_store
 from bot.storage import privacy
 from bot.storage.tables import metadata, poll_options, polls, suggestions, vote_events, votes
 
@@ -121,3 +122,27 @@ async def test_purge_removes_one_server_only(db):
     assert vote_guilds == {2}
     assert event_guilds == {2}
     assert len(poll_ids) == 4
+
+
+async def test_a_decided_suggestion_no_longer_names_the_member(db):
+    """Approved or rejected, a suggestion keeps its prompt, not who suggested it; a pending one keeps the
+    member (moderators see who asked) until it is decided or the member asks to be forgotten."""
+    async with db.write() as conn:
+        await guild_store.ensure(conn, 1, now=NOW)
+        ids = [
+            await pack_store.add_suggestion(conn, 1, user_id=ALICE, body={"q": n}, review_channel_id=None, now=NOW)
+            for n in range(3)
+        ]
+        assert await pack_store.decide(conn, ids[0], "approved", now=NOW)
+        assert await pack_store.decide(conn, ids[1], "rejected", now=NOW)
+        assert not await pack_store.decide(conn, ids[1], "approved", now=NOW)  # decided already
+    async with db.read() as conn:
+        held = dict((await conn.execute(select(suggestions.c.id, suggestions.c.user_id))).all())
+        kept = [(await pack_store.get_suggestion(conn, i, 1)).body for i in ids]
+    assert held == {ids[0]: None, ids[1]: None, ids[2]: ALICE}
+    assert kept == [{"q": 0}, {"q": 1}, {"q": 2}]
+    assert len(await _rows_naming(db, ALICE)) == 1
+    async with db.write() as conn:
+        forgotten = await privacy.forget_member(conn, ALICE)
+    assert forgotten.suggestions == 1
+    assert await _rows_naming(db, ALICE) == []

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.domain.clock import FakeClock
-from bot.scheduler import PermanentJobError, Scheduler, backoff
+from bot.scheduler import PermanentJobError, Scheduler, backoff, retry_delay
 from bot.services.debates import Blocked, DebateService, Delivered
 from bot.storage import debates as debate_store
 from bot.storage import guilds
@@ -113,8 +115,8 @@ async def test_a_failing_job_is_retried_with_backoff_and_kept_until_it_succeeds(
     async with db.read() as conn:
         job = await job_store.get(conn, "k")
     assert attempts == [0] and job is not None and job.attempts == 1
-    assert job.due_at == START + backoff(0)
-    sched.clock.advance(backoff(0) - timedelta(seconds=1))
+    assert START + backoff(0) / 2 <= job.due_at <= START + backoff(0)  # jittered
+    sched.clock.advance(job.due_at - START - timedelta(seconds=1))
     await sched.drain()
     assert attempts == [0]
     sched.clock.advance(timedelta(seconds=1))
@@ -330,3 +332,61 @@ async def test_guild_row_is_created_before_the_schedule(db, service):
     await setup_schedule(service, 77)
     async with db.read() as conn:
         assert await guilds.get(conn, 77) is not None
+
+
+def test_retry_delays_are_jittered_between_half_and_all_of_the_backoff():
+    rng = random.Random(1)
+    for attempts in range(12):
+        delays = [retry_delay(attempts, rng) for _ in range(200)]
+        assert all(backoff(attempts) / 2 <= d <= backoff(attempts) for d in delays)
+        assert len(set(delays)) == 200  # no two of the 200 retries fall on the same instant
+        assert max(delays) - min(delays) > backoff(attempts) / 4
+
+
+async def test_jobs_failing_together_retry_at_different_times(db, sched):
+    async def handler(job):
+        raise RuntimeError("discord 503")
+
+    sched.register("t", handler)
+    for i in range(30):
+        await sched.schedule("t", f"k{i}", START)
+    await sched.drain()
+    async with db.read() as conn:
+        due = [(await job_store.get(conn, f"k{i}")).due_at for i in range(30)]
+    assert len(set(due)) == 30
+    assert all(START + backoff(0) / 2 <= d <= START + backoff(0) for d in due)
+    assert sched.metric_values() == {"commonground_job_retries_total": 30, "commonground_jobs_parked_total": 0}
+
+
+async def test_a_job_failing_every_time_is_parked_with_its_error_then_rearmed(db, sched, caplog):
+    runs = []
+
+    async def handler(job):
+        runs.append(job.attempts)
+        raise RuntimeError(f"discord 503 #{len(runs)}")
+
+    sched.register("t", handler)
+    await sched.schedule("t", "k", START, guild_id=7)
+    with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+        await sched.drain()
+        for _ in range(job_store.PARK_AFTER + 5):  # more than enough time for every retry, and then some
+            sched.clock.advance(backoff(20))
+            await sched.drain()
+    assert runs == list(range(job_store.PARK_AFTER))  # tried PARK_AFTER times, then never again
+    async with db.read() as conn:
+        job = await job_store.get(conn, "k")
+        parked = await job_store.parked(conn, 7)
+        assert await job_store.parked(conn, 8) == []
+        assert await job_store.earliest_due(conn) is None  # the dispatcher does not wake for it
+    assert job is not None and job.attempts == job_store.PARK_AFTER  # kept, for moderators to see
+    assert parked == [(job, f"RuntimeError('discord 503 #{job_store.PARK_AFTER}')")]
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "job k (t, guild 7) parked after 10 failed attempts" in errors[0].getMessage()
+    assert sched.metric_values() == {
+        "commonground_job_retries_total": job_store.PARK_AFTER - 1,
+        "commonground_jobs_parked_total": 1,
+    }
+    # Re-arming (what /schedule resume does for the daily post) clears the count: it runs again.
+    await sched.schedule("t", "k", sched.clock.now(), guild_id=7)
+    await sched.drain()
+    assert runs[-1] == 0 and len(runs) == job_store.PARK_AFTER + 1

@@ -75,8 +75,8 @@ class PollMachine(RuleBasedStateMachine):
             db=self.db,
             clock=self.clock,
             scheduler=Scheduler(self.db, self.clock),
-            services={},
             get_partial_messageable=lambda channel_id, guild_id=None: _Channel(self.edits),
+            get_channel=lambda channel_id: None,  # no gateway cache: permissions unknown, the bot tries
         )
         self.service = PollService(bot)
 

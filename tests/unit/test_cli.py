@@ -163,6 +163,22 @@ def test_prompts_check_knows_the_dilemmas_schema(tmp_path):
     assert f"{bad}:13: prompt first-prompt: dilemmas[1].setting: unknown setting 'beach'" in result.stdout
 
 
+def test_demo_realistic_flag_gives_the_sandbox_realistic_conditions(tmp_path):
+    from bot.__main__ import build_parser
+    from bot.config import load_settings
+    from bot.demo import Demo
+    from bot.sandbox import Conditions
+
+    assert build_parser().parse_args(["demo", "--realistic"]).realistic
+    assert not build_parser().parse_args(["demo"]).realistic
+    settings = load_settings(env={}, token="unused")
+    plain = Demo(settings, days=1, out=tmp_path, seed=7)
+    assert plain.sandbox.conditions == Conditions()
+    real = Demo(settings, days=1, out=tmp_path, seed=7, conditions=Conditions.realistic(seed=7))
+    c = real.sandbox.conditions
+    assert (c.latency, c.skew, c.rate_limits, c.global_limit, c.seed) == ((0.080, 0.040), -2.0, True, 50, 7)
+
+
 def test_invite_url_asks_for_exactly_the_chosen_features(tmp_path):
     import base64
 

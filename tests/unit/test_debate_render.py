@@ -106,3 +106,13 @@ def test_option_lines():
 
 def test_the_essay_title_is_the_source():
     assert load_essay().title == "Individualism and Collectivism"
+
+
+def test_the_context_note_is_shown_under_the_question_and_escaped():
+    prompt = load_builtin_pack().prompts[0]
+    embed = debate_embed(debate_of(prompt), "Essay", context="Source: a *2019* survey @everyone")
+    question_at = embed.description.index(prompt.question.split()[0])
+    note_at = embed.description.index("Source: a")
+    assert note_at > question_at
+    assert "\\*2019\\*" in embed.description and "@everyone" not in embed.description
+    assert "Source" not in debate_embed(debate_of(prompt), "Essay").description

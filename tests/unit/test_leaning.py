@@ -12,11 +12,13 @@ from scipy.special import stdtrit
 
 from bot.domain.leaning import (
     METHODOLOGY,
+    MIN_PLACEMENT_VOTERS,
     Leaning,
     Moments,
     SeriesPoint,
     combine,
     label_for,
+    placement_checks,
     poll_leaning,
     series,
     shift_counts,
@@ -48,23 +50,42 @@ def test_one_vote_is_the_whole_axis():
     assert "a small sample" in lean.describe()
 
 
+def wilson(successes: int, n: int) -> tuple[float, float]:
+    """Wilson's score interval for a proportion, mapped from [0, 1] to [-1, +1]."""
+    z = 1.959963984540054
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return 2 * (centre - half) - 1, 2 * (centre + half) - 1
+
+
 def test_all_votes_on_one_option():
-    # 57 votes at +1: mean 1; spread from the two pseudo-votes: (0 + 2 + 2) / (57 + 1) = 4/58.
+    # 57 votes at +1: no spread seen, so r = 1 and the interval is Wilson's for 57 out of 57.
     lean = poll_leaning({1.0: 57, -1.0: 0})
     assert lean.mean == 1.0
-    half = T975(56) * math.sqrt(4 / 58 / 57)
-    assert lean.low == pytest.approx(1 - half)
-    assert lean.high == 1.0
+    low, high = wilson(57, 57)
+    assert lean.low == pytest.approx(low)
+    assert lean.high == pytest.approx(high) == 1.0
     assert lean.low < 1.0  # never a zero-width interval
+    five = poll_leaning({-1.0: 5})
+    assert (five.low, five.high) == pytest.approx(wilson(0, 5))  # five identical votes: [-1, -0.13]
 
 
 def test_two_options_fifty_fifty():
-    # 10 at -1, 10 at +1: mean 0, SS = 20, regularised var = (20 + 2) / 21.
+    # 10 at -1, 10 at +1: only the two ends, so r = 1 and it is exactly Wilson's interval for 10 of 20.
     lean = poll_leaning([(-1.0, 10), (1.0, 10)])
     assert lean.mean == 0.0
-    half = T975(19) * math.sqrt(22 / 21 / 20)
-    assert lean.low == pytest.approx(-half)
-    assert lean.high == pytest.approx(half)
+    assert (lean.low, lean.high) == pytest.approx(wilson(10, 20))
+    skewed = poll_leaning([(-1.0, 3), (1.0, 17)])
+    assert (skewed.low, skewed.high) == pytest.approx(wilson(17, 20))
+
+
+def test_middle_options_narrow_the_interval():
+    # Same mean (0), less spread: 20 votes at 0 give a narrower interval than 10 at each end.
+    ends = poll_leaning([(-1.0, 10), (1.0, 10)])
+    middle = poll_leaning([(0.0, 20)])
+    assert middle.high - middle.low < ends.high - ends.low
+    assert middle.low < 0 < middle.high
 
 
 def test_describe_format():
@@ -184,7 +205,7 @@ def test_series_fills_empty_weeks_and_orders():
 
 def test_methodology_fits_an_embed():
     assert len(METHODOLOGY) <= 4000
-    for word in ("interval", "small sample", "groups", "personality", "first vote"):
+    for word in ("interval", "small sample", "groups", "personality", "first vote", "Option order", "reversed"):
         assert word in METHODOLOGY
 
 
@@ -230,3 +251,53 @@ def test_combine_of_one_equals_poll_property(c):
     m = Moments.from_counts(c)
     assert combine([m]) == poll_leaning(m)
     assert combine([]).polls == 0
+
+
+# --- options whose voters disagree with their placement --------------------------------------------
+
+
+def _ballots(poll: str, option: str, position: float, users: range) -> list[tuple[str, int, str, float]]:
+    return [(poll, u, option, position) for u in users]
+
+
+def test_placement_check_leaves_the_poll_out_and_flags_an_inverted_pair():
+    individualists, communitarians, newcomers = range(25), range(100, 125), range(200, 230)
+    votes = [
+        # Elsewhere, the two camps vote at opposite ends.
+        *_ballots("other", "me", -1.0, individualists),
+        *_ballots("other", "us", 1.0, communitarians),
+        # In "swapped", "keep it" is placed at +1 but the individualists chose it.
+        *_ballots("swapped", "keep it", 1.0, individualists),
+        *_ballots("swapped", "share it", -1.0, communitarians),
+        # Voters with no other vote have no overall leaning to compare: left out.
+        *_ballots("swapped", "keep it", 1.0, newcomers),
+    ]
+    checks = {(c.poll, c.option): c for c in placement_checks(votes)}
+    keep, share = checks[("swapped", "keep it")], checks[("swapped", "share it")]
+    assert (keep.voters, keep.voter_leaning, keep.flagged, keep.against) == (25, -1.0, True, ("share it",))
+    assert (share.voters, share.voter_leaning, share.flagged, share.against) == (25, 1.0, True, ("keep it",))
+    # In "other", each option's voters lean (on "swapped") the way its position says: not flagged.
+    assert checks[("other", "me")].voter_leaning == 1.0  # they chose +1 in "swapped" (the misplaced one)
+    assert checks[("other", "me")].flagged and checks[("other", "us")].flagged
+    # Order: per poll, options in axis order.
+    assert [c.option for c in placement_checks(votes) if c.poll == "swapped"] == ["share it", "keep it"]
+
+
+def test_placement_check_agrees_when_voters_lean_as_placed():
+    individualists, communitarians = range(30), range(100, 130)
+    votes = [
+        *_ballots("a", "me", -1.0, individualists),
+        *_ballots("a", "us", 1.0, communitarians),
+        *_ballots("b", "mine", -0.5, individualists),
+        *_ballots("b", "ours", 0.5, communitarians),
+    ]
+    checks = placement_checks(votes)
+    assert len(checks) == 4 and not any(c.flagged for c in checks)
+    assert {c.option: c.voter_leaning for c in checks} == {"me": -0.5, "us": 0.5, "mine": -1.0, "ours": 1.0}
+
+
+def test_placement_check_needs_enough_voters():
+    votes = [*_ballots("a", "me", -1.0, range(19)), *_ballots("b", "x", 1.0, range(19))]
+    assert placement_checks(votes) == []
+    assert len(placement_checks(votes, min_voters=19)) == 2
+    assert MIN_PLACEMENT_VOTERS == 20

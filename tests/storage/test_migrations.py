@@ -1,0 +1,60 @@
+"""Migrations: the head matches ``tables.py`` exactly, and 0003 → 0004 keeps existing rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, select
+
+from bot.storage.database import Database
+from bot.storage.tables import debates, guilds, metadata, polls, prompt_skips
+from tests.conftest import POSTGRES_URL, _fresh_postgres
+
+NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
+
+
+async def test_head_matches_the_tables_module(db: Database):
+    async with db.writer.connect() as conn:
+        diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+    assert diff == []
+
+
+async def test_upgrade_from_0003_keeps_rows_and_adds_the_new_columns(tmp_path):
+    if POSTGRES_URL:
+        await _fresh_postgres(POSTGRES_URL)
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    old = await Database.open(url, migrate=False)
+    try:
+        await old.migrate("0003")
+        async with old.write() as conn:
+            await conn.execute(insert(guilds).values(id=7, joined_at=NOW))
+            await conn.execute(_old_debate())
+    finally:
+        await old.close()
+    db = await Database.open(url)
+    try:
+        assert await db.current_revision() == "0005"  # the head: 0004 is this upgrade, 0005 the website's tables
+        async with db.read() as conn:
+            guild = (await conn.execute(select(guilds.c.id, guilds.c.sensitive_prompts))).one()
+            debate = (await conn.execute(select(debates.c.prompt_key, debates.c.dilemma_id))).one()
+            assert (await conn.execute(select(polls.c.option_order))).all() == []
+            assert (await conn.execute(select(prompt_skips))).all() == []
+        assert (guild.id, bool(guild.sensitive_prompts)) == (7, False)
+        assert (debate.prompt_key, debate.dilemma_id) == ("individualism-collectivism/x", None)
+    finally:
+        await db.close()
+
+
+def _old_debate():
+    # Only the 0001 columns: the new ones do not exist yet.
+    from sqlalchemy import text
+
+    return text(
+        "INSERT INTO debates (guild_id, kind, due_at, prompt_key, paragraph, excerpt, question, theme, "
+        "channel_id, nonce, status, created_at) VALUES (7, 'manual', :now, 'individualism-collectivism/x', 1, "
+        "'e', 'q', 'balance', 1, 'n1', 'posted', :now)"
+    ).bindparams(now=NOW.replace(tzinfo=None))
