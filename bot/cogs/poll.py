@@ -391,13 +391,6 @@ class Poll(commands.Cog):
         if guild_id is None:
             await self.service.reconcile(self.bot.scope)
 
-    @commands.Cog.listener("on_reconcile_shard")
-    async def on_reconcile_shard(self, shard_id: int) -> None:
-        try:
-            await self.service.reconcile(self.bot.scope.only([shard_id]))
-        except Exception:
-            log.exception("poll reconciliation of shard %s failed; it runs again on the next ready", shard_id)
-
 
 async def setup(bot: CommonGround) -> None:
     service = bot.polls

@@ -1,7 +1,7 @@
 """job leases: a job is claimed by one process before it runs
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29 05:40:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import bot.storage.tables
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
