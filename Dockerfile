@@ -9,7 +9,8 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY prompts ./prompts
 # prompts/ is package data of bot.prompts (pyproject.toml): the wheel carries the essay and the pack.
-RUN pip install .
+# asyncpg too: clusters share one PostgreSQL (deploy/compose.yaml).
+RUN pip install ".[postgres]"
 
 # Stage 2: the runtime image: no compiler, no sources, a non-root user, data on a volume.
 FROM python:3.11-slim

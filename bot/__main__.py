@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -42,10 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="optional YAML settings file (see config.example.yaml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    sub.add_parser(
+    run = sub.add_parser(
         "run",
         help="connect to Discord and serve (needs DISCORD_TOKEN)",
-        description="Connect to Discord with DISCORD_TOKEN and serve until stopped (SIGTERM/Ctrl-C).",
+        description="Connect to Discord with DISCORD_TOKEN and serve until stopped (SIGTERM/Ctrl-C). "
+        "Shards automatically (the count Discord recommends); --shards and --shard-count run one "
+        "cluster of several instead (PostgreSQL needed).",
+    )
+    run.add_argument("--shards", help="the shard ids this cluster holds, e.g. 0-7 (env COMMONGROUND_SHARDS)")
+    run.add_argument(
+        "--shard-count", help="the total number of shards across all clusters, e.g. 16 (env COMMONGROUND_SHARD_COUNT)"
     )
     demo = sub.add_parser(
         "demo",
@@ -119,6 +126,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--guild", type=_positive_int, required=True, help="the server id")
     export.add_argument("--out", type=Path, required=True, help="the CSV file to write ('-' for stdout)")
+    dbp = sub.add_parser("db", help="move data between databases", description="Move data between databases.")
+    db_sub = dbp.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    copy = db_sub.add_parser(
+        "copy",
+        help="copy a database (e.g. SQLite) into a new, empty one (e.g. PostgreSQL)",
+        description="Copy every row of --from into the empty --to in one transaction, then check every "
+        "table's row count and every poll's tally before committing. The source may be live (it is "
+        "read as one snapshot), but votes cast after the snapshot are not copied: stop the bot first "
+        "for the final move.",
+    )
+    copy.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="source DATABASE_URL, e.g. sqlite+aiosqlite:///data/commonground.db",
+    )
+    copy.add_argument(
+        "--to", dest="target", required=True, help="target DATABASE_URL, e.g. postgresql+asyncpg://user@host/db"
+    )
     prompts = sub.add_parser("prompts", help="work with prompt packs", description="Work with prompt packs.")
     prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
     check = prompts_sub.add_parser(
@@ -146,14 +172,31 @@ async def _open_database(settings: Settings, *, migrate: bool = True):
 
 
 async def cmd_run(settings: Settings) -> int:
-    from bot.app import WrongApplication
-    from bot.runtime import run_bot
-
     if not settings.token:
         raise CommandError(
             "DISCORD_TOKEN is not set: export your bot's token to connect to Discord, "
             "or try `commonground demo`, which needs no token."
         )
+    if settings.is_cluster and settings.is_sqlite:
+        raise CommandError(
+            f"this process holds {settings.scope.describe()}, so other processes hold the rest, and SQLite "
+            "serves one process: move to PostgreSQL (`commonground db copy --from SQLITE_URL --to POSTGRES_URL`) "
+            "and point DATABASE_URL of every cluster at it"
+        )
+    from bot.app import ShardingError
+    from bot.runtime import sqlite_process_lock
+
+    lock = sqlite_process_lock(settings.sqlite_path) if settings.sqlite_path is not None else contextlib.nullcontext()
+    try:
+        with lock:
+            return await _serve(settings)
+    except ShardingError as exc:
+        raise CommandError(str(exc)) from None
+
+
+async def _serve(settings: Settings) -> int:
+    from bot.app import WrongApplication
+    from bot.runtime import run_bot
     from bot.storage.database import DatabaseSettingsError
 
     db = await _open_database(settings)
@@ -269,6 +312,36 @@ async def cmd_export(settings: Settings, guild: int, out: Path) -> int:
     return 0
 
 
+async def cmd_db_copy(source: str, target: str) -> int:
+    import time
+
+    from bot.config import validate_database_url
+    from bot.storage.copy import CopyError, copy_database
+
+    source = validate_database_url(source, key="--from")
+    target = validate_database_url(target, key="--to")
+    started = time.monotonic()
+    last: dict[str, int] = {}
+
+    def progress(table: str, done: int, total: int) -> None:
+        step = max(total // 10, 1)
+        if done == total or done - last.get(table, 0) >= step:
+            last[table] = done
+            print(f"  {table}: {done:,}/{total:,}", file=sys.stderr, flush=True)
+
+    try:
+        report = await copy_database(source, target, progress=progress)
+    except CopyError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot reach a database ({exc}); check --from and --to") from None
+    print(
+        f"copied {report.total:,} rows in {len(report.rows)} tables in {time.monotonic() - started:.1f} s; "
+        f"verified every table's row count and the tallies of {report.polls_verified:,} polls"
+    )
+    return 0
+
+
 def cmd_prompts_check(paths: Sequence[Path]) -> int:
     from bot.domain.essay import load_essay
     from bot.domain.packs import builtin_pack_path, check_files
@@ -301,7 +374,10 @@ async def cmd_demo(
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(config_path=args.config)
+        overrides = {}
+        if args.command == "run":
+            overrides = {"shards": args.shards, "shard_count": args.shard_count}
+        settings = load_settings(config_path=args.config, **overrides)
         configure_logging(settings.log_level if args.command == "run" else max_level(settings.log_level, "WARNING"))
         if args.command == "prompts":
             return cmd_prompts_check(args.paths)
@@ -317,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_sync(settings, args.guild, args.clear))
         if args.command == "invite-url":
             return cmd_invite_url(settings, args.features, args.client_id, args.update_readme)
+        if args.command == "db":
+            return asyncio.run(cmd_db_copy(args.source, args.target))
         if args.command == "export":
             return asyncio.run(cmd_export(settings, args.guild, args.out))
     except (ConfigError, CommandError) as exc:

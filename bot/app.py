@@ -19,6 +19,9 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.errors import UserError
 from bot.domain.packs import PackError
 from bot.domain.schedule import ScheduleInputError
+from bot.domain.shards import ShardScope, rest_share
+from bot.metrics import Metrics, OpsServer
+from bot.metrics import attach as attach_metrics
 from bot.reconcile import SERVERS, Reconciler, StopReconciliation
 from bot.scheduler import Scheduler
 from bot.services.debates import DebateService
@@ -158,8 +161,45 @@ class WrongApplication(RuntimeError):
 DEFAULT_GUILD_READY_TIMEOUT = 2.0
 
 
-class CommonGround(commands.Bot):
-    """The bot. Everything it needs is passed in; cogs reach it through ``self.bot``."""
+class IdentifyPacer:
+    """At most one IDENTIFY per ``interval`` seconds in each bucket ``shard_id % max_concurrency``
+    (DISCORD-FACTS G3; discord-api-docs, Gateway, "Max Concurrency"). discord.py's own hook sleeps a
+    flat 5 s before every IDENTIFY but the first, whatever ``max_concurrency`` allows."""
+
+    def __init__(self, interval: float = 5.0, max_concurrency: int = 1) -> None:
+        self.interval = interval
+        self.max_concurrency = max(1, max_concurrency)
+        self._last: dict[int, float] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def bucket(self, shard_id: int | None) -> int:
+        return (shard_id or 0) % self.max_concurrency
+
+    async def wait(self, shard_id: int | None) -> None:
+        bucket = self.bucket(shard_id)
+        lock = self._locks.setdefault(bucket, asyncio.Lock())
+        async with lock:
+            loop = asyncio.get_running_loop()
+            last = self._last.get(bucket)
+            if last is not None:
+                # The hook returns before discord.py sends the IDENTIFY; a loaded loop can delay one send
+                # more than the next, so keep a margin rather than meet Discord's interval to the millisecond.
+                delay = last + self.interval * 1.1 + 0.1 - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            self._last[bucket] = loop.time()
+
+
+class ShardingError(Exception):
+    """The bot cannot connect with these shard settings; the message names the fix."""
+
+
+class CommonGround(commands.AutoShardedBot):
+    """The bot. Everything it needs is passed in; cogs reach it through ``self.bot``.
+
+    Always sharded (discord.py's AutoShardedBot): with no shard settings it runs every shard of the
+    count ``GET /gateway/bot`` recommends; a cluster runs ``settings.shards`` of ``settings.shard_count``.
+    """
 
     def __init__(
         self,
@@ -181,13 +221,22 @@ class CommonGround(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             tree_cls=CommonGroundTree,
+            shard_count=settings.shard_count,
+            shard_ids=list(settings.shards) if settings.shards is not None else None,
             guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
+        self.metrics: Metrics | None = None
+        self._ops: OpsServer | None = None
+        if settings.metrics_port is not None:
+            attach_metrics(self)
+        self.identify_pacer = IdentifyPacer()
+        self.session_start_limit: dict[str, int] | None = None
+        self._first_ready_done = False
         self.db = db
         self.clock: Clock = clock or SystemClock()
         self._extension_names = tuple(extensions)
-        self.scheduler = Scheduler(db, self.clock)
+        self.scheduler = Scheduler(db, self.clock, scope=settings.scope)
         # The services cogs, buttons and scheduled jobs share: typed attributes built here (or injected),
         # before any extension loads, so no extension depends on another having loaded first.
         self.polls: PollService = polls or PollService(self)
@@ -198,9 +247,12 @@ class CommonGround(commands.Bot):
         self.reconciler = Reconciler()
         # Before any step changes anything: refuse a guild list that would mark too many servers as left.
         self.reconciler.add_step("departures-guard", self.guard_departures, order=SERVERS - 50)
-        # Every REST call but interaction answers waits for the process's share of the global limit.
-        self.budget = RestBudget(settings.rest_rate)
-        install_budget(self.http, self.budget)
+        # Every REST call but interaction answers waits for this process's share of the bot's budget
+        # (retuned once the shard count is known); none behind a shared REST proxy.
+        share = settings.rest_share
+        self.budget: RestBudget | None = None if share is None else RestBudget(share)
+        if self.budget is not None:
+            install_budget(self.http, self.budget)
 
     def guild_available(self, guild_id: int) -> bool:
         """Whether Discord currently serves the guild to us (G4: GUILD_DELETE with ``unavailable: true``
@@ -226,6 +278,50 @@ class CommonGround(commands.Bot):
                 "nothing was changed. Use the matching token, or point DATABASE_URL at that bot's database"
             )
 
+    @property
+    def scope(self) -> ShardScope:
+        """The servers this process owns: its shards of the bot's shard count."""
+        if self.shard_count is None:
+            return self.settings.scope
+        ids = tuple(self.shard_ids) if self.shard_ids is not None else None
+        return ShardScope(self.shard_count, ids)
+
+    async def launch_shards(self) -> None:
+        """Ask ``GET /gateway/bot`` for the recommended count (when none is set) and the identify
+        limits, refuse to start when the daily session starts cannot cover our shards, then connect
+        every shard through the configured gateway (DISCORD_GATEWAY_URL)."""
+        if self.is_closed():
+            return
+        recommended, _url, limits = await self.http.get_bot_gateway()
+        self.session_start_limit = dict(limits)
+        self.identify_pacer.max_concurrency = max(1, int(limits.get("max_concurrency", 1)))
+        if self.shard_count is None:
+            self.shard_count = recommended
+        wanted = len(self.shard_ids) if self.shard_ids is not None else self.shard_count
+        remaining = int(limits.get("remaining", wanted))
+        if remaining < wanted:
+            hours = int(limits.get("reset_after", 0)) / 3_600_000
+            raise ShardingError(
+                f"Discord allows {remaining} more session starts today and this process needs {wanted}; "
+                f"the limit resets in {hours:.1f} h (starting anyway would get the token reset)."
+            )
+        share = rest_share(self.settings.rest_budget, self.scope, shared_proxy=self.settings.rest_proxy)
+        if self.budget is not None and share is not None:
+            self.budget.rate = share
+        log.info(
+            "connecting %s (max_concurrency %d, %d session starts left); REST share %s",
+            self.scope.describe(),
+            self.identify_pacer.max_concurrency,
+            remaining,
+            "none (a shared REST proxy keeps the budget)" if share is None else f"{share:.1f} requests/s",
+        )
+        if self.metrics is not None:
+            self.metrics.rest_share.set(-1 if share is None else share)
+        await super().launch_shards()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        await self.identify_pacer.wait(shard_id)
+
     async def setup_hook(self) -> None:
         await self.check_identity()
         for name in self._extension_names:
@@ -233,6 +329,9 @@ class CommonGround(commands.Bot):
         log.info("loaded %d extensions", len(self._extension_names))
         # Extensions register their job handlers while loading; only then may jobs run.
         self.scheduler.start()
+        if self.metrics is not None and self.settings.metrics_port is not None:
+            self._ops = OpsServer(self, self.metrics, self.settings.metrics_host, self.settings.metrics_port)
+            await self._ops.start()
 
     async def drain(self, timeout: float = DRAIN_SECONDS) -> int:
         """Let the event handlers in flight (clicks, commands, listeners) finish while HTTP is still
@@ -259,14 +358,32 @@ class CommonGround(commands.Bot):
         return len(pending)
 
     async def close(self) -> None:
+        if self._ops is not None:
+            await self._ops.stop()
+            self._ops = None
         await self.scheduler.stop()
         await self.drain()
+        if not hasattr(self, "_AutoShardedClient__queue"):
+            # Built and closed without ever logging in (tests, `sync` failures): discord.py's sharded
+            # close() posts to a queue that only log-in creates.
+            self._AutoShardedClient__queue = asyncio.PriorityQueue()
         await super().close()
 
     async def on_ready(self) -> None:
+        """Every shard of this process is ready: reconcile (only the servers of our shards)."""
         assert self.user is not None
-        log.info("ready as %s (%s) in %d servers", self.user, self.user.id, len(self.guilds))
+        log.info(
+            "ready as %s (%s) in %d servers on %s", self.user, self.user.id, len(self.guilds), self.scope.describe()
+        )
+        self._first_ready_done = True
         self.dispatch("reconcile")
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        # After the first READY of every shard, one shard can identify again alone (an invalid session);
+        # discord.py then fires on_shard_ready but not on_ready. Reconcile again: every step works on
+        # this process's shards only, and the reconciler never runs two passes at once.
+        if self._first_ready_done and len(self.scope.held) > 1:
+            self.dispatch("reconcile")
 
     async def on_reconcile(self) -> None:
         """Every READY: the reconciliation steps in order, never two runs at once (bot/reconcile.py)."""

@@ -18,6 +18,8 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.domain.shards import MAX_SHARD_COUNT, ShardScope, ShardSpecError, parse_shards, rest_share
+
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/commonground.db"
@@ -48,9 +50,37 @@ class Settings:
     # stop every schedule and arm every purge). A host who really lost that many raises it.
     reconcile_max_left_percent: int = 10
     reconcile_max_left_min: int = 5
-    # Requests per second this process spends of Discord's global 50/s (interaction answers excepted);
-    # a cluster of a sharded bot sets its share.
-    rest_rate: float = 40.0
+    # Sharding: None = automatic (every shard, the count Discord recommends). A cluster sets both:
+    # the shard ids it holds and the total number of shards across all clusters.
+    shards: tuple[int, ...] | None = None
+    shard_count: int | None = None
+    # Port of the Prometheus metrics, /healthz and /readyz endpoint (None: not served).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # Requests per second the whole bot may spend on Discord's REST API, all processes together
+    # (Discord's global limit is 50 per bot, L1; the default leaves headroom for retries after 5xx).
+    # Interaction answers are not counted (I5). Each process spends its shards' share (rest_share).
+    rest_budget: float = 40.0
+    # DISCORD_API_BASE is a REST proxy shared by every process (nirn-proxy, twilight-http-proxy): the
+    # proxy keeps the whole bot under Discord's limit, so no process paces itself.
+    rest_proxy: bool = False
+
+    @property
+    def scope(self) -> ShardScope:
+        """The servers this process owns (see :mod:`bot.domain.shards`)."""
+        return ShardScope(self.shard_count, self.shards)
+
+    @property
+    def is_cluster(self) -> bool:
+        """True when other processes hold the other shards."""
+        return not self.scope.everything
+
+    @property
+    def rest_share(self) -> float | None:
+        """This process's REST requests per second: its shards' part of ``rest_budget``, or None
+        behind a shared REST proxy (the proxy keeps the whole bot under the limit)."""
+        return rest_share(self.rest_budget, self.scope, shared_proxy=self.rest_proxy)
+
     # The website (bot/web): served by this process when `web` ("host:port") is set, reachable at
     # `web_url` (the public base URL, also the OAuth2 redirect's base). Log in with Discord needs the
     # application's OAuth2 client id and secret (the secret only from the environment, like the token).
@@ -92,7 +122,12 @@ _ENV_KEYS = {
     "COMMONGROUND_BACKUP_KEEP": "backup_keep",
     "COMMONGROUND_RECONCILE_MAX_LEFT_PERCENT": "reconcile_max_left_percent",
     "COMMONGROUND_RECONCILE_MAX_LEFT_MIN": "reconcile_max_left_min",
-    "COMMONGROUND_REST_RATE": "rest_rate",
+    "COMMONGROUND_SHARDS": "shards",
+    "COMMONGROUND_SHARD_COUNT": "shard_count",
+    "COMMONGROUND_METRICS_PORT": "metrics_port",
+    "COMMONGROUND_METRICS_HOST": "metrics_host",
+    "COMMONGROUND_REST_BUDGET": "rest_budget",
+    "COMMONGROUND_REST_PROXY": "rest_proxy",
     "COMMONGROUND_WEB": "web",
     "COMMONGROUND_WEB_URL": "web_url",
     "DISCORD_CLIENT_ID": "oauth_client_id",
@@ -138,19 +173,22 @@ def _validate_url(key: str, value: str, schemes: tuple[str, ...]) -> str:
     return value.rstrip("/") if key == "DISCORD_API_BASE" else value
 
 
-def _validate_database_url(value: str) -> str:
+def validate_database_url(value: str, key: str = "DATABASE_URL") -> str:
     try:
         url = make_url(value)
     except ArgumentError:
-        raise ConfigError(f"DATABASE_URL={value!r} is not a database URL; use e.g. {DEFAULT_DATABASE_URL}") from None
+        raise ConfigError(f"{key}={value!r} is not a database URL; use e.g. {DEFAULT_DATABASE_URL}") from None
     if url.drivername not in SUPPORTED_DRIVERS:
         raise ConfigError(
-            f"DATABASE_URL uses the driver {url.drivername!r}; supported: {', '.join(SUPPORTED_DRIVERS)} "
+            f"{key} uses the driver {url.drivername!r}; supported: {', '.join(SUPPORTED_DRIVERS)} "
             f"(e.g. {DEFAULT_DATABASE_URL})."
         )
     if url.drivername.startswith("sqlite") and not url.database:
-        raise ConfigError(f"DATABASE_URL={value!r} names no file; use e.g. {DEFAULT_DATABASE_URL}")
+        raise ConfigError(f"{key}={value!r} names no file; use e.g. {DEFAULT_DATABASE_URL}")
     return value
+
+
+_validate_database_url = validate_database_url
 
 
 def _validate_int(key: str, value: Any, low: int, high: int) -> int:
@@ -161,6 +199,17 @@ def _validate_int(key: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not low <= number <= high:
         raise ConfigError(f"{key}={value!r} is out of range; use a number from {low} to {high}.")
     return number
+
+
+def _validate_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{key}={value!r} is not true or false; use true or false.")
 
 
 def load_settings(env: Mapping[str, str] | None = None, config_path: Path | None = None, **overrides: Any) -> Settings:
@@ -206,17 +255,42 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: Path | None
         values["reconcile_max_left_min"] = _validate_int(
             "COMMONGROUND_RECONCILE_MAX_LEFT_MIN", raw["reconcile_max_left_min"], 0, 1_000_000
         )
-    if "rest_rate" in raw:
+    if "shard_count" in raw:
+        values["shard_count"] = _validate_int("COMMONGROUND_SHARD_COUNT", raw["shard_count"], 1, MAX_SHARD_COUNT)
+    if "shards" in raw:
+        spec = raw["shards"]
+        text = ",".join(str(i) for i in spec) if isinstance(spec, (list, tuple)) else str(spec)
         try:
-            rate = float(raw["rest_rate"])
-        except (TypeError, ValueError):
-            rate = -1.0
-        if isinstance(raw["rest_rate"], bool) or not 0 < rate <= 50:
+            values["shards"] = parse_shards(text)
+        except ShardSpecError as exc:
+            raise ConfigError(f"COMMONGROUND_SHARDS: {exc}.") from None
+        if "shard_count" not in values:
             raise ConfigError(
-                f"COMMONGROUND_REST_RATE={raw['rest_rate']!r} must be a number above 0 and at most 50 "
-                "(Discord's global limit per bot, in requests per second)."
+                f"COMMONGROUND_SHARDS={text} needs COMMONGROUND_SHARD_COUNT, the total number of shards "
+                "across every cluster (e.g. 16 for two clusters of 0-7 and 8-15)."
             )
-        values["rest_rate"] = rate
+        try:
+            ShardScope(values["shard_count"], values["shards"])
+        except ShardSpecError as exc:
+            raise ConfigError(f"COMMONGROUND_SHARDS={text}: {exc}; fix it or COMMONGROUND_SHARD_COUNT.") from None
+    if "metrics_port" in raw:
+        # 0 picks a free port (tests); the log line names it.
+        values["metrics_port"] = _validate_int("COMMONGROUND_METRICS_PORT", raw["metrics_port"], 0, 65535)
+    if "rest_budget" in raw:
+        try:
+            budget = float(raw["rest_budget"])
+        except (TypeError, ValueError):
+            budget = -1.0
+        if not 1.0 <= budget <= 50.0:
+            raise ConfigError(
+                f"COMMONGROUND_REST_BUDGET={raw['rest_budget']!r} must be a number of requests per second from 1 to 50 "
+                "(Discord's global limit is 50 per bot, across all its processes)."
+            )
+        values["rest_budget"] = budget
+    if "metrics_host" in raw:
+        values["metrics_host"] = str(raw["metrics_host"]).strip() or "127.0.0.1"
+    if "rest_proxy" in raw:
+        values["rest_proxy"] = _validate_bool("COMMONGROUND_REST_PROXY", raw["rest_proxy"])
     values.update(_validate_web(raw))
     return Settings(**values)
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import gc
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
-from bot.app import DEFAULT_GUILD_READY_TIMEOUT, EXTENSIONS, CommonGround, apply_endpoints
+import discord
+
+from bot.app import DEFAULT_GUILD_READY_TIMEOUT, EXTENSIONS, CommonGround, ShardingError, apply_endpoints
 from bot.config import Settings
 from bot.domain.clock import Clock
 from bot.storage.database import Database
@@ -56,6 +62,55 @@ def build_bot(
     )
 
 
+def explain_gateway_close(exc: BaseException, settings: Settings) -> str | None:
+    """A one-line reason and fix for a gateway close code that ends the process, or None."""
+    if not isinstance(exc, discord.ConnectionClosed):
+        return None
+    shard = f"shard {exc.shard_id}" if exc.shard_id is not None else "the connection"
+    if exc.code == 4011:
+        how = (
+            f"raise COMMONGROUND_SHARD_COUNT (now {settings.shard_count}; every cluster must use the same count) "
+            "or unset it (and --shard-count) to use the count Discord recommends"
+            if settings.shard_count is not None
+            else "restart: the count Discord recommends (GET /gateway/bot) changed while connecting"
+        )
+        return (
+            f"Discord closed {shard} with 4011 (sharding required): one shard may hold at most 2,500 servers "
+            f"and this one holds more. Fix: run more shards: {how}."
+        )
+    if exc.code == 4010:
+        return (
+            f"Discord refused {shard} with 4010 (invalid shard): the shard id must be below the shard count "
+            f"and the count must suit the bot (large bots: a multiple of the count Discord assigned). "
+            f"Check COMMONGROUND_SHARDS / COMMONGROUND_SHARD_COUNT."
+        )
+    return None
+
+
+@contextlib.contextmanager
+def sqlite_process_lock(database: Path) -> Iterator[None]:
+    """Hold ``<database>.lock`` while serving: a second process on the same SQLite file is refused
+    (SQLite serves one process; several processes need PostgreSQL). The kernel drops the lock when
+    the process dies, however it dies."""
+    path = database.with_name(database.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise ShardingError(
+                f"another commonground process (pid {holder}) is serving {database}; SQLite serves one process: "
+                "stop it, or move to PostgreSQL to run several (`commonground db copy`, README: Scaling out)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
 async def run_bot(
     settings: Settings,
     db: Database,
@@ -64,7 +119,10 @@ async def run_bot(
     clock: Clock | None = None,
     guild_ready_timeout: float = DEFAULT_GUILD_READY_TIMEOUT,
 ) -> None:
-    """Serve until ``stop`` is set (SIGTERM) or the connection ends for good; always close cleanly."""
+    """Serve until ``stop`` is set (SIGTERM) or the connection ends for good; always close cleanly.
+
+    Raises :class:`ShardingError` with the fix when Discord refuses the shard settings (4010, 4011).
+    """
     bot = build_bot(settings, db, clock=clock, guild_ready_timeout=guild_ready_timeout)
     assert settings.token is not None
     async with bot:
@@ -80,7 +138,12 @@ async def run_bot(
         await bot.close()
         stopper.cancel()
         if stopper not in done and runner.done() and not runner.cancelled() and runner.exception():
-            raise runner.exception()  # type: ignore[misc]
+            exc = runner.exception()
+            assert exc is not None
+            reason = explain_gateway_close(exc, settings)
+            if reason is not None:
+                raise ShardingError(reason) from exc
+            raise exc
 
 
 async def sync_commands(settings: Settings, db: Database, *, guild_id: int | None, clear: bool = False) -> list[str]:

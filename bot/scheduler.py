@@ -8,19 +8,30 @@ with its last error (moderators see it in ``/schedule status``), logged at ERROR
 :attr:`Scheduler.metrics`, never run again until it is re-armed. A handler that raises
 :class:`PermanentJobError` is not retried: it has recorded why (for example, a schedule blocked by a
 missing permission).
+
+Past one process, a scheduler runs only the jobs of the servers on its own shards (``scope``; jobs of
+no server only where shard 0 is held), and claims each job with a lease before running it: two
+processes given overlapping shards by mistake still never run one job twice. Leases are measured on
+the wall clock (they are about processes being alive, not about the schedule's time), renewed while
+the job runs, and taken over when they expire or when their owner, a process on this host, is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
+import secrets
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.domain.clock import Clock
+from bot.domain.shards import ShardScope
 from bot.storage import jobs as job_store
 from bot.storage.database import Database
 from bot.storage.jobs import PARK_AFTER, Job
@@ -33,6 +44,35 @@ Handler = Callable[[Job], Awaitable[None]]
 MAX_SLEEP = timedelta(minutes=10)
 BATCH = 200
 CONCURRENCY = 16
+# A claimed job is held this long (wall clock) and renewed while it runs; a process that dies
+# holding one blocks that job at most this long on another machine (on this one: not at all).
+LEASE = timedelta(seconds=120)
+RENEW_EVERY = 40.0
+
+
+def process_owner() -> str:
+    """A lease owner name unique to this process: ``host:pid:random``."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def dead_local_owners(owners: set[str], me: str) -> tuple[str, ...]:
+    """Owners on this host whose process no longer exists (killed, crashed): their leases are void."""
+    host = me.split(":", 1)[0]
+    dead = []
+    for owner in owners:
+        parts = owner.rsplit(":", 2)
+        if owner == me or len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid():
+            continue  # another scheduler in this very process (tests run two clusters in one)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.append(owner)
+        except PermissionError:
+            continue  # alive, someone else's
+    return tuple(sorted(dead))
 
 
 class PermanentJobError(Exception):
@@ -57,9 +97,24 @@ def retry_delay(attempts: int, rng: random.Random) -> timedelta:
 
 
 class Scheduler:
-    def __init__(self, db: Database, clock: Clock, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        rng: random.Random | None = None,
+        scope: ShardScope | None = None,
+        owner: str | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.scope = scope or ShardScope()
+        self.owner = owner or process_owner()
+        self._wall = wall_clock or (lambda: datetime.now(UTC))
+        self._dead_owners: tuple[str, ...] = ()
+        self._renewer: asyncio.Task[None] | None = None
+        self.runs = 0  # handlers started by this scheduler (for tests and metrics)
         self.rng = rng or random.Random()
         # Counters for operators: "retried" and "parked" jobs since start. Exposed as plain numbers so a
         # metrics endpoint (Prometheus text, later) can read them: see :meth:`metric_values`.
@@ -123,25 +178,31 @@ class Scheduler:
             if self._fake_clock:
                 self.clock.add_listener(lambda _now: self._wake.set())  # type: ignore[attr-defined]
             self._task = asyncio.create_task(self._loop(), name="scheduler")
+            self._renewer = asyncio.create_task(self._renew_loop(), name="scheduler-leases")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        for task in (self._task, self._renewer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._renewer = None
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def _loop(self) -> None:
+        await self._refresh_dead_owners()  # a restart after a kill takes its predecessor's jobs at once
         while True:
             self._wake.clear()
+            lease_end = None
             try:
                 await self.run_due()
+                wall = self._wall()
                 async with self.db.read() as conn:
-                    earliest = await job_store.earliest_due(conn)
+                    earliest = await job_store.earliest_due(conn, self.scope, wall_now=wall)
+                    lease_end = await job_store.earliest_lease_end(conn, self.clock.now(), self.scope, wall_now=wall)
+                if lease_end is not None:
+                    await self._refresh_dead_owners()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -153,6 +214,10 @@ class Scheduler:
             else:
                 wait = MAX_SLEEP if earliest is None else min(earliest - self.clock.now(), MAX_SLEEP)
                 timeout = max(wait.total_seconds(), 0)
+            if lease_end is not None:
+                # A due job of ours is leased by another process: look again when that lease ends.
+                until_free = max((lease_end - self._wall()).total_seconds(), 0.05)
+                timeout = until_free if timeout is None else min(timeout, until_free)
             if timeout == 0 and self._running:
                 # Everything due is already running: wait for a slot to finish instead of spinning.
                 timeout = 0.05
@@ -161,13 +226,48 @@ class Scheduler:
             except TimeoutError:
                 pass
 
-    async def run_due(self) -> int:
-        """Start every due job that is not already running; return how many were started."""
-        now = self.clock.now()
+    async def _refresh_dead_owners(self) -> None:
+        host = self.owner.split(":", 1)[0] + ":"
         async with self.db.read() as conn:
-            due = await job_store.due(conn, now, BATCH + len(self._running))
+            owners = await job_store.live_lease_owners(conn, host, wall_now=self._wall())
+        self._dead_owners = dead_local_owners(owners, self.owner)
+        if self._dead_owners:
+            log.info("taking over jobs leased by %d stopped process(es) on this host", len(self._dead_owners))
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            if not self._running:
+                continue
+            try:
+                async with self.db.write() as conn:
+                    await job_store.renew(conn, set(self._running), owner=self.owner, lease_until=self._wall() + LEASE)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not renew job leases")
+
+    async def run_due(self) -> int:
+        """Claim and start every due job of our servers that no process holds; return how many."""
+        now = self.clock.now()
+        wall = self._wall()
+        async with self.db.read() as conn:
+            candidates = await job_store.due(conn, now, 1, self.scope, wall_now=wall, takeover=self._dead_owners)
+        if not candidates:
+            return 0
+        async with self.db.write() as conn:
+            claimed = await job_store.claim_due(
+                conn,
+                now,
+                BATCH,
+                self.scope,
+                owner=self.owner,
+                wall_now=wall,
+                lease_until=wall + LEASE,
+                takeover=self._dead_owners,
+            )
         started = 0
-        for job in due:
+        for job in claimed:
             if job.id in self._running:
                 continue
             self._running.add(job.id)
@@ -225,16 +325,18 @@ class Scheduler:
             await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc))
 
     async def _run(self, job: Job) -> None:
+        settled = False
         try:
             async with self._limit:
-                # The list this job came from may predate another run of it finishing (done, or moved to
-                # a retry time): run only what is still stored, still due, at the time we were given.
+                # The claim may predate another run of it finishing (done, or moved to a retry time):
+                # run only what is still stored, still due, at the time we were given.
                 async with self.db.read() as conn:
                     current = await job_store.get_by_id(conn, job.id)
                 if current is None or current.due_at != job.due_at or current.due_at > self.clock.now():
                     return
                 job = current
                 handler = self.handlers.get(job.kind)
+                self.runs += 1
                 try:
                     if handler is None:
                         raise PermanentJobError(f"no handler for job kind {job.kind!r}")
@@ -243,6 +345,7 @@ class Scheduler:
                     log.warning("job %s gave up: %s", job.key, exc)
                     async with self.db.write() as conn:
                         await job_store.done(conn, job)
+                        await job_store.release(conn, job.id, owner=self.owner)
                 except asyncio.CancelledError:
                     raise
                 except GuildUnavailable as exc:
@@ -252,10 +355,19 @@ class Scheduler:
                         await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc), park=False)
                 except Exception as exc:
                     await self._failed(job, exc)
+                    async with self.db.write() as conn:
+                        await job_store.release(conn, job.id, owner=self.owner)
                 else:
                     async with self.db.write() as conn:
-                        await job_store.done(conn, job)
+                        await job_store.done(conn, job)  # re-armed while it ran: kept, and released below
+                        await job_store.release(conn, job.id, owner=self.owner)
+                settled = True
         finally:
+            if not settled:
+                # Not run (stale) or interrupted (shutdown): give the job back for the next claimer.
+                with contextlib.suppress(Exception):
+                    async with self.db.write() as conn:
+                        await job_store.release(conn, job.id, owner=self.owner)
             self._running.discard(job.id)
             if not self._running:
                 self._idle.set()

@@ -37,6 +37,8 @@ for _extension in EXTENSIONS:
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday morning, before the first DST change of 2026
 MOD_PERMISSIONS = discord.Permissions(manage_guild=True, manage_messages=True).value
+# Discord paces IDENTIFY at one per 5 s per bucket (G3); tests scale that down, for the sandbox and the bot.
+TEST_IDENTIFY_INTERVAL = 0.05
 
 
 class Harness:
@@ -58,7 +60,7 @@ class Harness:
         # The sandbox measures Discord's own clocks (nonce window, native poll expiry) on the same FakeClock.
         # COMMONGROUND_TEST_REALISTIC=1 runs every harness test under Conditions.realistic() (latency,
         # skew, Discord's rate limits) unless the test chose its own conditions.
-        options = {"clock": self.clock, **(sandbox_options or {})}
+        options = {"clock": self.clock, "identify_interval": TEST_IDENTIFY_INTERVAL, **(sandbox_options or {})}
         if os.environ.get("COMMONGROUND_TEST_REALISTIC") == "1":
             options.setdefault("conditions", Conditions.realistic())
         self.sandbox = sandbox or Sandbox(**options)
@@ -116,6 +118,7 @@ class Harness:
             extensions=self.extensions,
             guild_ready_timeout=SANDBOX_GUILD_READY_TIMEOUT,
         )
+        self.bot.identify_pacer.interval = self.sandbox.identify_interval
         reconciling = asyncio.Event()
 
         async def mark() -> None:

@@ -11,6 +11,7 @@ import discord
 from discord.ext import commands
 
 from bot import reconcile
+from bot.domain.shards import ShardScope
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import privacy as privacy_store
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PURGE = "guild-purge"
+RECONCILE_CHUNK = 500  # servers recorded per write transaction while reconciling
 
 
 def purge_key(guild_id: int) -> str:
@@ -82,16 +84,27 @@ class Lifecycle(commands.Cog):
         """Reconciliation step: servers joined or left while the bot was offline (idempotent)."""
         if guild_id is not None:
             return  # a one-server run follows on_guild_join, which has just recorded the server
-        present = {g.id: g for g in self.bot.guilds}
+        # Only this process's shards: another cluster's servers are not ours to mark as left.
+        scope: ShardScope = self.bot.scope
+        present = {g.id: g for g in self.bot.guilds if scope.owns(g.id)}
         async with self.bot.db.read() as conn:
-            known = await guild_store.active_ids(conn)
-        for guild in present.values():
-            await self.joined(guild)
+            known = await guild_store.active_ids(conn, scope)
+        # Many servers per transaction (not one each): a cluster holds thousands, and at 20,000 servers
+        # one transaction per server made reconciliation take minutes (benchmarks/cluster.py).
+        now = self.bot.clock.now()
+        guilds = list(present.values())
+        for start in range(0, len(guilds), RECONCILE_CHUNK):
+            chunk = guilds[start : start + RECONCILE_CHUNK]
+            async with self.bot.db.write() as conn:
+                for guild in chunk:
+                    await guild_store.ensure(conn, guild.id, now=now, name=guild.name)
+                await job_store.cancel_keys(conn, [purge_key(g.id) for g in chunk])
         gone = known - set(present)
         for guild_id in gone:
             await self.left(guild_id)
         log.info(
-            "servers reconciled: %d present (%d new), %d left while offline",
+            "servers reconciled on %s: %d present (%d new), %d left while offline",
+            scope.describe(),
             len(present),
             len(set(present) - known),
             len(gone),

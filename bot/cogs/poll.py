@@ -389,7 +389,7 @@ class Poll(commands.Cog):
         """Reconciliation step: native poll voters re-read (a full run only: a re-invite's polls were just
         re-armed, and their votes are read when they close)."""
         if guild_id is None:
-            await self.service.reconcile()
+            await self.service.reconcile(self.bot.scope)
 
 
 async def setup(bot: CommonGround) -> None:

@@ -112,11 +112,12 @@ class _Handlers:
         return _json({"url": self.sb.gateway_url})
 
     async def gateway_bot(self, request: web.Request) -> web.Response:
+        # discord-api-docs, Gateway, "Get Gateway Bot" and "Session Start Limit Object".
         return _json(
             {
                 "url": self.sb.gateway_url,
-                "shards": 1,
-                "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1},
+                "shards": self.sb.recommended_shards,
+                "session_start_limit": self.sb.session_start_limit(),
             }
         )
 

@@ -35,6 +35,9 @@ from .records import ChannelRecord, GuildRecord, Interaction, MemberRecord, Requ
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v10"
+# discord-api-docs, Gateway, "Sharding": "Each shard can only support a maximum of 2500 guilds".
+MAX_GUILDS_PER_SHARD = 2500
+GUILDS_PER_RECOMMENDED_SHARD = 1000
 JSON_KEY = web.RequestKey("sandbox_json", object)
 FILES_KEY = web.RequestKey("sandbox_files", list)
 ALL_PERMISSIONS = discord.Permissions.all().value
@@ -163,6 +166,14 @@ def _id_of(obj: Any) -> int:
     return int(obj)
 
 
+def shard_of(guild_id: int, num_shards: int) -> int:
+    """The shard a guild's events go to: ``(guild_id >> 22) % num_shards``.
+
+    Source: discord-api-docs, Gateway, "Sharding" ("Sharding Formula").
+    """
+    return (guild_id >> 22) % num_shards
+
+
 class _WallClock:
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
@@ -172,10 +183,17 @@ class _Session:
     def __init__(self, session_id: str, intents: int, shard: list[int] | None) -> None:
         self.id = session_id
         self.intents = intents
-        self.shard = shard or [0, 1]
+        self.shard = list(shard) if shard else [0, 1]
         self.seq = 0
         self.buffer: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(maxlen=100_000)
         self.conn: _Conn | None = None
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether this session receives the guild's events; guild-less events go to shard 0 only."""
+        shard_id, num_shards = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return shard_of(guild_id, num_shards) == shard_id
 
 
 class _Conn:
@@ -246,6 +264,9 @@ class Sandbox(InteractionsMixin):
         bot_name: str = "Common Ground",
         clock: Any = None,
         conditions: Conditions | None = None,
+        max_concurrency: int = 1,
+        identify_interval: float = 5.0,
+        session_start_total: int = 1000,
     ) -> None:
         self.host = host
         self.port = port
@@ -262,6 +283,16 @@ class Sandbox(InteractionsMixin):
         self.nonce_window = nonce_window
         self.poll_finalize_delay = poll_finalize_delay
         self.privileged_intents = privileged_intents
+        # Identify pacing (discord-api-docs, Gateway, "Identifying" and "Max Concurrency"): at most one
+        # IDENTIFY per ``identify_interval`` (Discord: 5 s) per bucket ``shard_id % max_concurrency``;
+        # one too early is answered with op 9 Invalid Session. Tests scale the interval down.
+        self.max_concurrency = max_concurrency
+        self.identify_interval = identify_interval
+        self.session_start_total = session_start_total
+        self.session_starts = 0
+        self._bucket_last_identify: dict[int, float] = {}
+        self.identify_log: list[tuple[float, list[int]]] = []  # (loop time, [shard_id, num_shards]) accepted
+        self.rejected_identifies: list[tuple[list[int] | None, str]] = []  # (shard, why)
         self.faults = Faults()
         self.requests: list[RequestRecord] = []
         self.in_flight = 0  # REST requests received and not yet answered (latency included)
@@ -563,12 +594,17 @@ class Sandbox(InteractionsMixin):
         bot_permissions: int = DEFAULT_BOT,
         everyone_permissions: int = DEFAULT_EVERYONE,
         locale: str = "en-US",
+        guild_id: int | None = None,
     ) -> GuildRecord:
         """Create a guild with the bot as a member (a managed bot role holds ``bot_permissions``).
 
         Sent in GUILD_CREATE after READY, or live as GUILD_CREATE when a session is connected.
+        ``guild_id`` picks the id (and so the shard, ``(id >> 22) % num_shards``); by default ids are
+        time-based, so servers created in the same millisecond share a shard.
         """
-        gid = self._snow()
+        if guild_id is not None and guild_id in self.guilds:
+            raise ValueError(f"guild {guild_id} exists already")
+        gid = guild_id if guild_id is not None else self._snow()
         owner_id = self._snow()
         owner = self._make_user(owner_id, owner_name)
         now = iso(self.clocks.now())
@@ -1080,7 +1116,10 @@ class Sandbox(InteractionsMixin):
             data = {**data, "guild_id": str(guild_id)}
         recorded = data if data is not None else {"id": str(guild.id) if guild else None}
         self.gateway_events.append((event, recorded))
+        owner = self._event_guild_id(event, data, guild)
         for session in list(self._sessions.values()):
+            if not session.owns(owner):
+                continue  # only the shard that owns the guild hears of it (shard 0 for guild-less events)
             need = EVENT_INTENTS.get(event, 0)
             if need and not session.intents & need:
                 continue
@@ -1090,6 +1129,20 @@ class Sandbox(InteractionsMixin):
             elif event in ("MESSAGE_CREATE", "MESSAGE_UPDATE") and data is not None:
                 payload_data = self._content_filter(data, session.intents)
             self._send_dispatch(session, event, payload_data)
+
+    def _event_guild_id(self, event: str, data: dict[str, Any] | None, guild: GuildRecord | None) -> int | None:
+        if guild is not None:
+            return guild.id
+        if data is None:
+            return None
+        if event in ("GUILD_DELETE", "GUILD_UPDATE") and "id" in data:
+            return int(data["id"])
+        if data.get("guild_id") is not None:
+            return int(data["guild_id"])
+        channel_id = data.get("channel_id")
+        if channel_id is not None and int(channel_id) in self.channels:
+            return self.channels[int(channel_id)].guild_id
+        return None
 
     def _content_filter(self, msg: dict[str, Any], intents: int) -> dict[str, Any]:
         if intents & I_MESSAGE_CONTENT or (self.privileged_intents and intents & I_MESSAGE_CONTENT):
@@ -1147,6 +1200,29 @@ class Sandbox(InteractionsMixin):
         self._bump()
 
     @property
+    def recommended_shards(self) -> int:
+        """What ``GET /gateway/bot`` recommends: one shard per 1,000 servers (believed: Discord's own
+        figure is undocumented; it stays well under the 2,500 a shard may hold)."""
+        present = sum(1 for g in self.guilds.values() if g.bot_present)
+        return max(1, -(-present // GUILDS_PER_RECOMMENDED_SHARD))
+
+    def session_start_limit(self) -> dict[str, int]:
+        """The ``session_start_limit`` object of ``GET /gateway/bot`` (every IDENTIFY spends one)."""
+        return {
+            "total": self.session_start_total,
+            "remaining": max(0, self.session_start_total - self.session_starts),
+            "reset_after": 86_400_000,
+            "max_concurrency": self.max_concurrency,
+        }
+
+    def sessions(self) -> list[list[int]]:
+        """``[shard_id, num_shards]`` of every live session (identified and connected)."""
+        return [list(c.session.shard) for c in self._conns if c.session is not None and not c.ws.closed]
+
+    def guilds_of_shard(self, shard_id: int, num_shards: int) -> list[GuildRecord]:
+        return [g for g in self.guilds.values() if g.bot_present and shard_of(g.id, num_shards) == shard_id]
+
+    @property
     def connected(self) -> bool:
         """True when a gateway connection has an identified or resumed session."""
         return any(c.session is not None and not c.ws.closed for c in self._conns)
@@ -1196,12 +1272,50 @@ class Sandbox(InteractionsMixin):
             if intents & PRIVILEGED and not self.privileged_intents:
                 await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
                 return
-            session = _Session(secrets.token_hex(16), intents, d.get("shard"))
+            shard = d.get("shard")
+            if shard is None:
+                shard = [0, 1]
+            if not (
+                isinstance(shard, list)
+                and len(shard) == 2
+                and all(isinstance(n, int) and not isinstance(n, bool) for n in shard)
+                and 0 <= shard[0] < shard[1]
+            ):
+                # discord-api-docs, Gateway, close code 4010 "Invalid shard".
+                self.rejected_identifies.append((shard, "4010"))
+                await conn.ws.close(code=4010, message=b"Invalid shard.")
+                return
+            shard_id, num_shards = shard
+            if self.session_starts >= self.session_start_total:
+                # The daily session start limit is spent: Discord refuses further sessions.
+                self.rejected_identifies.append((shard, "session_start_limit"))
+                conn.send({"op": 9, "d": False})
+                return
+            loop_now = asyncio.get_running_loop().time()
+            bucket = shard_id % self.max_concurrency
+            last = self._bucket_last_identify.get(bucket)
+            if last is not None and loop_now - last < self.identify_interval:
+                # Too soon in this bucket: "the gateway will respond with an Opcode 9 Invalid Session"
+                # (discord-api-docs, Gateway, "Identifying").
+                self.rejected_identifies.append((shard, "rate"))
+                conn.send({"op": 9, "d": False})
+                self._bump()
+                return
+            self._bucket_last_identify[bucket] = loop_now
+            self.session_starts += 1
+            guilds = self.guilds_of_shard(shard_id, num_shards)
+            if len(guilds) > MAX_GUILDS_PER_SHARD:
+                # "Each shard can only support a maximum of 2500 guilds" (discord-api-docs, Gateway,
+                # "Sharding"); close code 4011 "Sharding required".
+                self.rejected_identifies.append((shard, "4011"))
+                await conn.ws.close(code=4011, message=b"Sharding required.")
+                return
+            session = _Session(secrets.token_hex(16), intents, shard)
             self._sessions[session.id] = session
             session.conn = conn
             conn.session = session
             self.identify_count += 1
-            guilds = [g for g in self.guilds.values() if g.bot_present]
+            self.identify_log.append((loop_now, list(shard)))
             ready = {
                 "v": 10,
                 "user": self.bot_user,
@@ -1254,7 +1368,7 @@ class Sandbox(InteractionsMixin):
             if session is None:
                 return
             g = self.guilds.get(int(d["guild_id"]))
-            if g is None:
+            if g is None or not session.owns(g.id):
                 return
             members = list(g.members.values())
             ids = d.get("user_ids")

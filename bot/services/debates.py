@@ -41,6 +41,7 @@ from bot.domain.errors import NotFound, UserError
 from bot.domain.essay import Essay, load_essay
 from bot.domain.packs import Pack, PackError, Prompt, load_builtin_pack, parse_pack
 from bot.domain.schedule import catch_up_decision, next_slot, slot_for_date
+from bot.domain.shards import ShardScope
 from bot.scheduler import GuildUnavailable, PermanentJobError
 from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
@@ -238,23 +239,28 @@ class DebateService:
 
     async def reconcile_step(self, guild_id: int | None) -> None:
         """Reconciliation step: post jobs of active schedules, and the jobs of pending planned debates."""
-        await self.reconcile(guild_id)
+        scope = self._scope(guild_id)
+        await self.reconcile(guild_id, scope=scope)
         async with self.db.read() as conn:
-            planned = await reconcile_store.planned_without_job(conn, guild_id)
+            planned = await reconcile_store.planned_without_job(conn, guild_id, scope=scope)
         for debate_id, gid, due_at in planned:
             await self.scheduler.schedule(
                 PLAN_KIND, plan_key(debate_id), due_at, {"debate_id": debate_id}, guild_id=gid
             )
         if planned:
             log.info("reconcile: re-armed %d planned debates", len(planned))
-        await self.resume_interrupted(guild_id)
+        await self.resume_interrupted(guild_id, scope=scope)
 
-    async def reconcile(self, guild_id: int | None = None) -> int:
-        """Arm every active schedule (of one server, or all) whose post job is missing; idempotent, bulk.
-        Returns how many."""
+    def _scope(self, guild_id: int | None) -> ShardScope | None:
+        """A full run covers this process's shards only; a one-server run names its server."""
+        return getattr(self.bot, "scope", None) if guild_id is None else None
+
+    async def reconcile(self, guild_id: int | None = None, *, scope: ShardScope | None = None) -> int:
+        """Arm every active schedule (of one server, or all of ``scope``'s servers) whose post job is
+        missing; idempotent, bulk. Returns how many."""
         now = self.clock.now()
         async with self.db.read() as conn:
-            missing = await schedule_store.active_without_job(conn, guild_id)
+            missing = await schedule_store.active_without_job(conn, guild_id, scope=scope)
         if not missing:
             return 0
         # Slots depend only on (time, zone, days): servers sharing them share one computation.
@@ -589,12 +595,12 @@ class DebateService:
             async with self.db.write() as conn:
                 await self._record(conn, debate, delivered)
 
-    async def resume_interrupted(self, guild_id: int | None = None) -> int:
+    async def resume_interrupted(self, guild_id: int | None = None, *, scope: ShardScope | None = None) -> int:
         """Arm, due now, every ``/schedule post-now`` whose send began but was never recorded (the bot
         died or Discord failed mid-send): its job finds the post if Discord has it, or sends it. Scheduled
         and planned debates keep their own job until they are recorded. Returns how many."""
         async with self.db.read() as conn:
-            stuck = await debate_store.interrupted(conn, kind="manual", guild_id=guild_id)
+            stuck = await debate_store.interrupted(conn, kind="manual", guild_id=guild_id, scope=scope)
         now = self.clock.now()
         for debate in stuck:
             await self.scheduler.schedule(

@@ -27,6 +27,7 @@ from bot.domain import rotation
 from bot.domain.errors import NotFound, UserError
 from bot.domain.leaning import Moments, poll_leaning
 from bot.domain.packs import MAX_LABEL, MAX_OPTIONS, MAX_QUESTION, MIN_OPTIONS, Dilemma, text_problem
+from bot.domain.shards import ShardScope
 from bot.domain.timing import InteractionTiming
 from bot.scheduler import GuildUnavailable
 from bot.storage import debates as debate_store
@@ -335,6 +336,7 @@ class PollService:
                     started = loop.time()
                     await interaction.response.defer(ephemeral=True, thinking=True)
                     self.timing.round_trip(loop.time() - started)
+                    acked_at = discord.utils.utcnow()
                     deferred = True
                 result = await future
         except VoteStoreError:
@@ -343,6 +345,11 @@ class PollService:
         await self._answer(
             interaction, _reply_text(result), deferred=deferred, born=born, result=result, poll_id=poll_id
         )
+        metrics = getattr(self.bot, "metrics", None)
+        if metrics is not None:
+            # Acknowledged at the defer when there was one, else now: Discord's 3 s cover the first answer.
+            acked = acked_at if deferred else discord.utils.utcnow()
+            metrics.vote_answered(str(result.outcome), (acked - interaction.created_at).total_seconds())
         if result.outcome in store.WRITES and result.live_counts:
             self._schedule_live(poll_id)
 
@@ -490,7 +497,8 @@ class PollService:
         """Reconciliation step: a close job for every open poll (of one server, or all) that has none, as
         after the bot left a server and came back; a poll past its time closes at once. Returns how many."""
         async with self.db.read() as conn:
-            unarmed = await reconcile_store.open_polls_without_close_job(conn, guild_id)
+            scope = getattr(self.bot, "scope", None) if guild_id is None else None  # a full run: our shards
+            unarmed = await reconcile_store.open_polls_without_close_job(conn, guild_id, scope=scope)
         for poll_id, gid, closes_at in unarmed:
             await self.scheduler.schedule(
                 "poll-close", close_key(poll_id), closes_at, {"poll_id": poll_id}, guild_id=gid
@@ -499,10 +507,11 @@ class PollService:
             log.info("reconcile: re-armed the close of %d open polls", len(unarmed))
         return len(unarmed)
 
-    async def reconcile(self) -> None:
-        """On every ready: re-read the voters of open native polls (votes cast while we were down)."""
+    async def reconcile(self, scope: ShardScope | None = None) -> None:
+        """On every ready: re-read the voters of open native polls (votes cast while we were down),
+        those of ``scope``'s servers only (the servers of this process's shards)."""
         async with self.db.read() as conn:
-            open_native = await store.open_polls(conn, style="native")
+            open_native = await store.open_polls(conn, style="native", scope=scope)
         changed = 0
         for poll in open_native:
             if poll.message_id is None or self.bot.get_guild(poll.guild_id) is None:

@@ -11,7 +11,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.rotation import RotationState
+from bot.domain.shards import ShardScope
 from bot.storage.dialect import insert as insert_for
+from bot.storage.scope import owned
 from bot.storage.tables import debates, poll_options, polls, rotations, votes
 
 
@@ -145,10 +147,15 @@ async def mark_send_started(conn: AsyncConnection, debate_id: int, *, at: dateti
     )
 
 
-async def interrupted(conn: AsyncConnection, *, kind: str, guild_id: int | None = None) -> list[Debate]:
+async def interrupted(
+    conn: AsyncConnection, *, kind: str, guild_id: int | None = None, scope: ShardScope | None = None
+) -> list[Debate]:
     """Debates of ``kind`` still pending whose send began: the post may be on Discord already."""
     query = select(debates).where(
-        debates.c.kind == kind, debates.c.status == "pending", debates.c.send_started_at.is_not(None)
+        debates.c.kind == kind,
+        debates.c.status == "pending",
+        debates.c.send_started_at.is_not(None),
+        owned(debates.c.guild_id, scope),
     )
     if guild_id is not None:
         query = query.where(debates.c.guild_id == guild_id)

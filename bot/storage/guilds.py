@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.shards import ShardScope
 from bot.storage.dialect import insert as insert_for
+from bot.storage.scope import owned
 from bot.storage.tables import guilds
 
 
@@ -64,6 +66,7 @@ async def mark_removed(conn: AsyncConnection, guild_id: int, *, now: datetime) -
     )
 
 
-async def active_ids(conn: AsyncConnection) -> set[int]:
-    rows = await conn.execute(select(guilds.c.id).where(guilds.c.removed_at.is_(None)))
+async def active_ids(conn: AsyncConnection, scope: ShardScope | None = None) -> set[int]:
+    """Servers the bot is in, among those of ``scope`` (default: every server)."""
+    rows = await conn.execute(select(guilds.c.id).where(guilds.c.removed_at.is_(None), owned(guilds.c.id, scope)))
     return {r.id for r in rows}

@@ -25,8 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.clock import Clock
 from bot.domain.leaning import Moments, week_start
+from bot.domain.shards import ShardScope
 from bot.storage.database import Database
 from bot.storage.dialect import insert as insert_for
+from bot.storage.scope import owned
 from bot.storage.tables import guilds, leaning_weekly, poll_options, polls, vote_events, votes
 
 log = logging.getLogger(__name__)
@@ -263,8 +265,10 @@ async def search(
     return [(r.id, r.question, r.status, r.opened_at) for r in rows]
 
 
-async def open_polls(conn: AsyncConnection, *, style: str | None = None) -> list[PollRow]:
-    stmt = select(polls).where(polls.c.status == "open")
+async def open_polls(
+    conn: AsyncConnection, *, style: str | None = None, scope: ShardScope | None = None
+) -> list[PollRow]:
+    stmt = select(polls).where(polls.c.status == "open", owned(polls.c.guild_id, scope))
     if style is not None:
         stmt = stmt.where(polls.c.style == style)
     return [_poll_from(r) for r in await conn.execute(stmt.order_by(polls.c.id))]

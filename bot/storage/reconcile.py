@@ -12,6 +12,8 @@ from typing import NamedTuple
 from sqlalchemy import String, cast, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.shards import ShardScope
+from bot.storage.scope import owned
 from bot.storage.tables import debates, guilds, jobs, polls
 
 
@@ -21,14 +23,21 @@ class Unarmed(NamedTuple):
     due_at: datetime
 
 
-async def open_polls_without_close_job(conn: AsyncConnection, guild_id: int | None = None) -> list[Unarmed]:
+async def open_polls_without_close_job(
+    conn: AsyncConnection, guild_id: int | None = None, *, scope: ShardScope | None = None
+) -> list[Unarmed]:
     """Open polls (with their closing time) of present servers whose close job is missing."""
     key = literal("poll-close:") + cast(polls.c.id, String)
     query = (
         select(polls.c.id, polls.c.guild_id, polls.c.closes_at)
         .join(guilds, guilds.c.id == polls.c.guild_id)
         .outerjoin(jobs, jobs.c.key == key)
-        .where(jobs.c.id.is_(None), guilds.c.removed_at.is_(None), polls.c.status == "open")
+        .where(
+            jobs.c.id.is_(None),
+            guilds.c.removed_at.is_(None),
+            polls.c.status == "open",
+            owned(polls.c.guild_id, scope),
+        )
         .order_by(polls.c.id)
     )
     if guild_id is not None:
@@ -36,7 +45,9 @@ async def open_polls_without_close_job(conn: AsyncConnection, guild_id: int | No
     return [Unarmed(*r) for r in await conn.execute(query)]
 
 
-async def planned_without_job(conn: AsyncConnection, guild_id: int | None = None) -> list[Unarmed]:
+async def planned_without_job(
+    conn: AsyncConnection, guild_id: int | None = None, *, scope: ShardScope | None = None
+) -> list[Unarmed]:
     """Planned debates still pending, of present servers, whose job is missing."""
     key = literal("plan:") + cast(debates.c.id, String)
     query = (
@@ -48,6 +59,7 @@ async def planned_without_job(conn: AsyncConnection, guild_id: int | None = None
             guilds.c.removed_at.is_(None),
             debates.c.kind == "planned",
             debates.c.status == "pending",
+            owned(debates.c.guild_id, scope),
         )
         .order_by(debates.c.id)
     )

@@ -10,7 +10,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import String, cast, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.shards import ShardScope
 from bot.storage.dialect import insert as insert_for
+from bot.storage.scope import owned
 from bot.storage.tables import guilds, jobs, schedules
 
 POST_KIND = "debate-post"
@@ -159,7 +161,9 @@ class Unarmed(NamedTuple):
     weekdays: int
 
 
-async def active_without_job(conn: AsyncConnection, guild_id: int | None = None) -> list[Unarmed]:
+async def active_without_job(
+    conn: AsyncConnection, guild_id: int | None = None, *, scope: ShardScope | None = None
+) -> list[Unarmed]:
     """Active schedules (not paused, not blocked, server not removed) whose post job is missing.
 
     One query: each schedule looks its job up through the unique index on ``jobs.key``; only the
@@ -175,6 +179,7 @@ async def active_without_job(conn: AsyncConnection, guild_id: int | None = None)
             guilds.c.removed_at.is_(None),
             schedules.c.paused.is_(False),
             schedules.c.blocked_reason.is_(None),
+            owned(schedules.c.guild_id, scope),
         )
     )
     if guild_id is not None:

@@ -280,6 +280,9 @@ jobs = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Which process runs the job, until when (wall-clock UTC): two processes never run one job at once.
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
 )
 Index("ix_jobs_due", jobs.c.due_at)
 

@@ -20,7 +20,7 @@ from bot.domain.packs import Dilemma, Option
 from bot.sandbox.server import Sandbox
 from bot.storage import polls as poll_store
 from bot.storage.database import Database
-from tests.harness import Harness
+from tests.harness import TEST_IDENTIFY_INTERVAL, Harness
 
 DILEMMA = Dilemma(
     "Who comes first when the two pull apart?",
@@ -58,7 +58,7 @@ async def world(
     tmp_path: Path, *, servers: int = 0, members: int = 0, sandbox_options: dict | None = None, **harness: Any
 ) -> AsyncIterator[tuple[Harness, list[Server]]]:
     """A harness whose sandbox already holds ``servers`` extra servers when the bot first connects."""
-    sb = Sandbox(**(sandbox_options or {}))
+    sb = Sandbox(**{"identify_interval": TEST_IDENTIFY_INTERVAL, **(sandbox_options or {})})
     extra = build_servers(sb, servers, members)
     try:
         async with Harness(tmp_path, sandbox=sb, **harness) as h:

@@ -113,6 +113,44 @@ def test_prompts_check_prints_file_line_for_whole_file_problems(tmp_path):
             assert rest.split(":", 1)[0].isdigit(), line
 
 
+def test_run_with_shards_but_no_count_exits_2(tmp_path):
+    result = run("run", "--shards", "0-7", env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"})
+    assert result.returncode == 2
+    assert "needs COMMONGROUND_SHARD_COUNT" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_cluster_on_sqlite_is_refused_with_the_way_to_postgresql(tmp_path):
+    result = run(
+        "run",
+        "--shards",
+        "0-7",
+        "--shard-count",
+        "16",
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db", "DISCORD_TOKEN": "abc.def"},
+    )
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "shards 0-7 of 16" in line and "PostgreSQL" in line and "commonground db copy" in line
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path):
+    from bot.app import ShardingError
+    from bot.runtime import sqlite_process_lock
+
+    database = tmp_path / "data" / "bot.db"
+    with (
+        sqlite_process_lock(database),
+        pytest.raises(ShardingError, match=rf"pid {os.getpid()}\) is serving .*SQLite serves one process"),
+        sqlite_process_lock(database),
+    ):
+        pass
+    with sqlite_process_lock(database):  # released when the first process ends
+        pass
+
+
 PACK_WITH_DILEMMAS = """\
 pack: {{id: cli-pack, name: "CLI pack", description: "For the CLI test.", version: 1}}
 prompts:
