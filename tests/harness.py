@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from bot.config import load_settings
 from bot.demo import SANDBOX_GUILD_READY_TIMEOUT
 from bot.domain.clock import FakeClock
 from bot.runtime import build_bot
+from bot.sandbox.conditions import Conditions
 from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
 
@@ -54,7 +56,12 @@ class Harness:
         self.extensions = tuple(extensions)
         self.clock = FakeClock(now)
         # The sandbox measures Discord's own clocks (nonce window, native poll expiry) on the same FakeClock.
-        self.sandbox = sandbox or Sandbox(**{"clock": self.clock, **(sandbox_options or {})})
+        # COMMONGROUND_TEST_REALISTIC=1 runs every harness test under Conditions.realistic() (latency,
+        # skew, Discord's rate limits) unless the test chose its own conditions.
+        options = {"clock": self.clock, **(sandbox_options or {})}
+        if os.environ.get("COMMONGROUND_TEST_REALISTIC") == "1":
+            options.setdefault("conditions", Conditions.realistic())
+        self.sandbox = sandbox or Sandbox(**options)
         if sandbox is not None:
             sandbox.use_clock(self.clock)
         self._own_sandbox = sandbox is None
@@ -100,6 +107,8 @@ class Harness:
 
     async def start_bot(self, *, timeout: float = 10) -> CommonGround:
         assert self.db is not None
+        if self.sandbox.conditions.latency is not None:
+            timeout *= 3  # every gateway frame and REST call of the start-up pays its network trips
         self.bot = build_bot(
             self.settings,
             self.db,

@@ -391,6 +391,12 @@ class DebateService:
             return
         window = timedelta(minutes=schedule.catch_up_minutes)
         if catch_up_decision(slot, now, window) == "skip":
+            late = await self._adopt_late(existing, PostOptions.of(schedule, schedule.channel_id))
+            if existing is not None and late is not None:
+                async with self.db.write() as conn:
+                    await self._record(conn, existing, late)
+                    await self.arm(conn, schedule, after=now)
+                return
             local = slot.due_utc.astimezone(tz)
             note = (
                 f"The debate of {local:%a %d %b %Y} ({local:%H:%M} {tz.key}) was skipped: the bot was offline "
@@ -542,11 +548,31 @@ class DebateService:
             return
         now = self.clock.now()
         window = timedelta(minutes=schedule.catch_up_minutes if schedule else 180)
+        options = PostOptions.of(schedule, debate.channel_id)
         if now - debate.due_at > window:
+            late = await self._adopt_late(debate, options)
             async with self.db.write() as conn:
-                await debate_store.mark_status(conn, debate.id, "skipped", error="missed the catch-up window")
+                if late is not None:
+                    await self._record(conn, debate, late)
+                else:
+                    await debate_store.mark_status(conn, debate.id, "skipped", error="missed the catch-up window")
             return
-        await self._post_existing(debate, PostOptions.of(schedule, debate.channel_id))
+        await self._post_existing(debate, options)
+
+    async def _adopt_late(self, debate: Debate | None, options: PostOptions) -> Delivered | None:
+        """Past the catch-up window nothing is sent any more; but a send that began may have reached
+        Discord, and that live post is adopted (its buttons work, its thread is named) rather than left
+        behind a debate marked skipped."""
+        if debate is None or debate.send_started_at is None or self.deliver != self._deliver_discord:
+            return None
+        async with self.db.read() as conn:
+            prompt = await self.catalog.find(conn, debate.guild_id, debate.prompt_key)
+            poll_id = await debate_store.poll_id_for(conn, debate.id)
+        try:
+            return await self._deliver_discord(debate, prompt, options, poll_id, adopt_only=True)
+        except (Blocked, discord.HTTPException) as exc:
+            log.warning("guild %s: debate %s's earlier post not adopted (%s)", debate.guild_id, debate.id, exc)
+            return None
 
     async def _post_existing(self, debate: Debate, options: PostOptions) -> None:
         async with self.db.write() as conn:
@@ -864,8 +890,16 @@ class DebateService:
         return channel
 
     async def _deliver_discord(
-        self, debate: Debate, prompt: Prompt | None, options: PostOptions, poll_id: int | None
-    ) -> Delivered:
+        self,
+        debate: Debate,
+        prompt: Prompt | None,
+        options: PostOptions,
+        poll_id: int | None,
+        *,
+        adopt_only: bool = False,
+    ) -> Delivered | None:
+        """Post the debate (or adopt its earlier post on a retry). ``adopt_only``: never send; None when
+        Discord has no earlier post."""
         channel = await self._channel(debate)
         # What the post itself needs (the poll style decides Send Polls); the thread, the pin and the chart
         # are extras: the debate goes out without them and /schedule status says what was missing.
@@ -880,6 +914,8 @@ class DebateService:
             # sending again would make a second post. Look for it first.
             message = await self._earlier_post(channel, debate, prompt, poll_id)
         if message is None:
+            if adopt_only:
+                return None
             message = await self._send(channel, debate, prompt, options, poll_id, required)
         if poll_id is not None and self.polls is not None:
             await self.polls.attach_message(poll_id, message.id)

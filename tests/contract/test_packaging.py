@@ -17,23 +17,30 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
-def imported_top_level_modules(*, lazy: bool) -> set[str]:
-    """Third-party modules imported under bot/: at module level (``lazy=False``), or only inside a
-    function (``lazy=True``: an optional feature's import, which an extra may provide)."""
-    eager: set[str] = set()
-    inside: set[str] = set()
+def _guarded(tree: ast.AST) -> set[int]:
+    """Ids of the import nodes inside a ``try`` that handles ImportError (an optional feature)."""
+    ids: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+            isinstance(h.type, ast.Name) and h.type.id in {"ImportError", "ModuleNotFoundError"} for h in node.handlers
+        ):
+            ids.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return ids
+
+
+def imported_top_level_modules(*, optional: bool = False) -> set[str]:
+    """Third-party modules bot/ imports: unconditionally, or (``optional``) only behind an ImportError guard."""
+    found: set[str] = set()
     for path in (ROOT / "bot").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        in_function = {id(n) for f in functions for n in ast.walk(f)}
+        guarded = _guarded(tree)
         for node in ast.walk(tree):
-            names: list[str] = []
+            if (id(node) in guarded) != optional:
+                continue
             if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
+                found.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            (inside if id(node) in in_function else eager).update(n.split(".")[0] for n in names)
-    found = (inside - eager) if lazy else eager
+                found.add(node.module.split(".")[0])
     return found - set(sys.stdlib_module_names) - {"bot", "__future__"}
 
 
@@ -45,18 +52,27 @@ def declared(*extras: str) -> set[str]:
     return {canonicalize_name(Requirement(r).name) for r in requirements}
 
 
-@pytest.mark.parametrize("lazy", [False, True], ids=["module level", "inside functions"])
-def test_every_imported_third_party_module_is_declared(lazy):
-    """Module-level imports need a [project] dependency; an import inside a function (an optional
-    feature, e.g. the demo's browser screenshots) may come from an extra instead."""
+def _undeclared(modules: set[str], names_declared: set[str]) -> dict[str, list[str]]:
     distributions = packages_distributions()
-    allowed = declared(*PYPROJECT["project"]["optional-dependencies"]) if lazy else declared()
     missing = {}
-    for module in sorted(imported_top_level_modules(lazy=lazy)):
+    for module in sorted(modules):
         names = {canonicalize_name(d) for d in distributions.get(module, [module])}
-        if not names & allowed:
+        if not names & names_declared:
             missing[module] = sorted(names)
-    assert missing == {}, f"imported but not declared: {missing}"
+    return missing
+
+
+def test_every_imported_third_party_module_is_declared():
+    missing = _undeclared(imported_top_level_modules(), declared())
+    assert missing == {}, f"imported but not in [project] dependencies: {missing}"
+
+
+def test_optional_imports_are_declared_in_an_extra():
+    optional = imported_top_level_modules(optional=True)
+    assert "playwright" in optional  # the demo's screenshots: a guarded import, so this test checks something
+    extras = tuple(PYPROJECT["project"]["optional-dependencies"])
+    missing = _undeclared(optional, declared(*extras))
+    assert missing == {}, f"optional imports in no extra of pyproject.toml: {missing}"
 
 
 def test_aiosqlite_has_an_upper_bound():

@@ -259,6 +259,8 @@ async def kill_mid_request(h, log: Path, now: datetime, route: str, action=None)
         # 20 minutes later: past the window, where a re-sent nonce makes a second message.
         ("POST /channels/{channel_id}/messages", timedelta(minutes=20)),
         ("POST /channels/{channel_id}/messages/{message_id}/threads", timedelta(minutes=20)),
+        # Past the 3-hour catch-up window nothing is sent any more, but the post Discord has is adopted.
+        ("POST /channels/{channel_id}/messages", timedelta(hours=3, minutes=30)),
     ],
 )
 async def test_f1b_sigkill_around_a_scheduled_post(tmp_path, summary, kill_at, restart_after):
@@ -317,15 +319,16 @@ async def test_f1b_sigkill_around_a_scheduled_post(tmp_path, summary, kill_at, r
         await cm.__aexit__(None, None, None)
 
 
-@pytest.mark.parametrize("restart_after", [timedelta(minutes=1), timedelta(minutes=20)])
+@pytest.mark.parametrize("restart_after", [timedelta(minutes=1), timedelta(minutes=20), timedelta(hours=3, minutes=30)])
 async def test_f1b_sigkill_as_post_now_creates_its_message(tmp_path, summary, restart_after):
     """``/schedule post-now`` killed the moment Discord creates its message: the restart (within or past
-    the nonce window) finds the post and adopts it: one live post, one thread, working buttons."""
+    the nonce window, even past the catch-up window) finds the post and adopts it: one live post, one
+    thread, working buttons."""
     cm, h = await scheduled_world(tmp_path)
     try:
         sb = h.sandbox
         log = tmp_path / "bot.log"
-        at = SLOT - timedelta(hours=2)  # 07:00, well before the day's slot
+        at = SLOT - timedelta(hours=4)  # 05:00: even 3 h 30 later the day's 09:00 slot is not due yet
         h.clock.set(at)
 
         async def post_now():
