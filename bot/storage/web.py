@@ -32,7 +32,7 @@ class Session:
     guilds_at: datetime
 
 
-def _session(row) -> Session:
+def _session(row: Any) -> Session:
     return Session(
         row.id,
         row.user_id,
