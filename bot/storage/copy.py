@@ -9,9 +9,10 @@ equal the source's, or nothing is committed.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Integer, func, inspect, select, text
 from sqlalchemy.engine import make_url
@@ -54,7 +55,7 @@ async def _nonempty_tables(url: str) -> list[str]:
         await engine.dispose()
 
 
-async def _tallies(conn: AsyncConnection) -> dict[int, tuple]:
+async def _tallies(conn: AsyncConnection) -> dict[int, tuple[Any, ...]]:
     """Per poll: the votes per option and the stored final counts, to compare source and copy."""
     out: dict[int, dict[str, dict[int, int | None]]] = {}
     rows = await conn.execute(
@@ -91,10 +92,12 @@ async def copy_database(
     if source_url == target_url:
         raise CopyError("--from and --to name the same database")
     parsed = make_url(source_url)
-    if parsed.drivername.startswith("sqlite") and not (
-        parsed.database and await asyncio.to_thread(os.path.isfile, parsed.database)
-    ):
-        raise CopyError(f"the source database file {parsed.database} does not exist; check --from")
+    if parsed.drivername.startswith("sqlite"):
+        found = False
+        if parsed.database:
+            found = await asyncio.to_thread(Path(parsed.database).is_file)
+        if not found:
+            raise CopyError(f"the source database file {parsed.database} does not exist; check --from")
     source = await Database.open(source_url, migrate=False)
     try:
         head = await _head_revision(source)

@@ -248,7 +248,9 @@ class Database:
                     # On the driver's connection: SQLAlchemy would open a transaction (BEGIN IMMEDIATE),
                     # inside which SQLite refuses to checkpoint.
                     raw = await conn.get_raw_connection()
-                    await raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    driver = raw.driver_connection
+                    assert driver is not None  # an open connection has its driver's connection
+                    await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except (DBAPIError, sqlite3.Error) as exc:  # a damaged or busy file: closing must still go on
                 log.warning("checkpoint at close failed: %s", getattr(exc, "orig", exc))
         await self.writer.dispose()

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain.shards import ShardScope
 from bot.storage.scope import owned
@@ -87,7 +88,7 @@ async def cancel_for_guild(conn: AsyncConnection, guild_id: int, *, except_kinds
     return (await conn.execute(query)).rowcount
 
 
-def _free(wall_now: datetime | None, *, takeover: tuple[str, ...] = ()):
+def _free(wall_now: datetime | None, *, takeover: tuple[str, ...] = ()) -> ColumnElement[bool]:
     """A job no live process holds: no lease, an expired one, or one of a process known dead."""
     if wall_now is None:
         return jobs.c.id.is_not(None)
@@ -104,7 +105,8 @@ async def earliest_due(
     query = select(func.min(jobs.c.due_at)).where(
         _ACTIVE, owned(jobs.c.guild_id, scope, nullable=True), _free(wall_now)
     )
-    return (await conn.execute(query)).scalar()
+    due: datetime | None = (await conn.execute(query)).scalar()
+    return due
 
 
 async def earliest_lease_end(
@@ -114,7 +116,8 @@ async def earliest_lease_end(
     query = select(func.min(jobs.c.lease_until)).where(
         jobs.c.due_at <= now, _ACTIVE, owned(jobs.c.guild_id, scope, nullable=True), jobs.c.lease_until >= wall_now
     )
-    return (await conn.execute(query)).scalar()
+    ends: datetime | None = (await conn.execute(query)).scalar()
+    return ends
 
 
 async def due(

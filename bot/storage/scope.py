@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Integer, and_, literal, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.domain.shards import ShardScope
 
 
-def shard_expr(column, count: int) -> ColumnElement:
+def shard_expr(column: ColumnElement[Any], count: int) -> ColumnElement[Any]:
     """``(column >> 22) % count``, the shard of the server in ``column`` (SQLite and PostgreSQL)."""
     # PostgreSQL has bigint >> integer (not bigint >> bigint).
-    return column.op(">>")(literal(22, Integer)) % literal(count, BigInteger)
+    shifted: ColumnElement[Any] = column.op(">>")(literal(22, Integer))
+    return shifted % literal(count, BigInteger)
 
 
-def owned(column, scope: ShardScope | None, *, nullable: bool = False) -> ColumnElement[bool]:
+def owned(column: ColumnElement[Any], scope: ShardScope | None, *, nullable: bool = False) -> ColumnElement[bool]:
     """Rows whose server belongs to ``scope``; with ``nullable``, rows of no server belong to the
     process that holds shard 0."""
     if scope is None or scope.everything:

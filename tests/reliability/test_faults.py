@@ -279,6 +279,9 @@ async def run_f6(tmp_path, summary, *, clicks: int, lock_seconds: float, case: s
             assert recovery < 2.0, recovery
 
 
+# Every click answered within Discord's 3 s, on the wall clock: with the suite's other worker competing
+# for the 2 cores this fails for reasons that are not the code's, so it runs in the serial timing step.
+@pytest.mark.timing
 async def test_f6_write_lock_held_during_clicks_fast(tmp_path, summary):
     await run_f6(tmp_path, summary, clicks=300, lock_seconds=6.0, case="F6 write lock 6 s, 300 clicks", timing=False)
 

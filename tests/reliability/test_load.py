@@ -190,6 +190,9 @@ async def run_l3(tmp_path, summary, *, members: int, case: str) -> None:
         assert casts == members  # the other two clicks say "You already chose"
 
 
+# Every click answered within Discord's 3 s, on the wall clock: with the suite's other worker competing
+# for the 2 cores this fails for reasons that are not the code's, so it runs in the serial timing step.
+@pytest.mark.timing
 async def test_l3_triple_clicks_fast(tmp_path, summary):
     await run_l3(tmp_path, summary, members=200, case="L3 200 members x 3 clicks")
 
