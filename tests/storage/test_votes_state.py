@@ -77,6 +77,7 @@ class PollMachine(RuleBasedStateMachine):
             scheduler=Scheduler(self.db, self.clock),
             get_partial_messageable=lambda channel_id, guild_id=None: _Channel(self.edits),
             get_channel=lambda channel_id: None,  # no gateway cache: permissions unknown, the bot tries
+            guild_available=lambda guild_id: True,  # no outage: a deleted message is a moderator's doing
         )
         self.service = PollService(bot)
 
