@@ -184,19 +184,16 @@ async def cmd_run(settings: Settings) -> int:
             "and point DATABASE_URL of every cluster at it"
         )
     from bot.app import ShardingError
-    from bot.runtime import sqlite_process_lock
 
-    lock = sqlite_process_lock(settings.sqlite_path) if settings.sqlite_path is not None else contextlib.nullcontext()
     try:
-        with lock:
-            return await _serve(settings)
+        return await _serve(settings)
     except ShardingError as exc:
         raise CommandError(str(exc)) from None
 
 
 async def _serve(settings: Settings) -> int:
     from bot.app import WrongApplication
-    from bot.runtime import run_bot
+    from bot.runtime import run_bot, sqlite_process_lock
     from bot.storage.database import DatabaseSettingsError
 
     db = await _open_database(settings)
@@ -211,8 +208,12 @@ async def _serve(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # Taken only once the file is known good: a database refused above is left exactly as it was.
+        path = settings.sqlite_path
+        lock = sqlite_process_lock(path) if path is not None else contextlib.nullcontext()
         try:
-            await run_bot(settings, db, stop=stop)
+            with lock:
+                await run_bot(settings, db, stop=stop)
         except WrongApplication as exc:
             raise CommandError(str(exc)) from None
     finally:

@@ -362,6 +362,10 @@ class CommonGround(commands.AutoShardedBot):
             await self._ops.stop()
             self._ops = None
         await self.scheduler.stop()
+        # Stop reading every shard's gateway first (no new events, so nothing new to drain); the sockets
+        # themselves are closed by discord.py's close below, after the replies in flight went out.
+        for shard in getattr(self, "_AutoShardedClient__shards", {}).values():
+            shard._cancel_task()
         await self.drain()
         if not hasattr(self, "_AutoShardedClient__queue"):
             # Built and closed without ever logging in (tests, `sync` failures): discord.py's sharded
@@ -403,7 +407,8 @@ class CommonGround(commands.AutoShardedBot):
         from bot.storage import guilds as guild_store
 
         async with self.db.read() as conn:
-            known = await guild_store.active_ids(conn)
+            # Only this process's shards: another cluster's servers are never in our guild list.
+            known = await guild_store.active_ids(conn, self.scope)
         missing = known - {g.id for g in self.guilds}
         limit = self.max_left(len(known))
         if len(missing) > limit:

@@ -248,9 +248,9 @@ async def run_l5(tmp_path, summary, *, polls: int, voters: int, case: str) -> No
         done = asyncio.Event()
         original = service.reconcile
 
-        async def reconcile_and_signal():
+        async def reconcile_and_signal(*args, **kwargs):
             try:
-                await original()
+                await original(*args, **kwargs)
             finally:
                 done.set()
 
