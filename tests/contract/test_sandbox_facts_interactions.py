@@ -14,7 +14,6 @@ minutes); Gateway, Resuming (replayed events, then RESUMED, no READY).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import discord
@@ -22,6 +21,7 @@ import pytest
 from discord import app_commands
 
 from bot.sandbox import Sandbox
+from tests.contract.sandbox_client import connected
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -63,21 +63,11 @@ async def env() -> AsyncIterator[tuple[Sandbox, Client, object, object]]:
     # Short windows stand in for Discord's 3 s and 15 min, so a test can be late without waiting long.
     sb = Sandbox(interaction_deadline=0.3, followup_ttl=0.6)
     await sb.start()
-    old_base, old_gw = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    sb.configure_discord()
     g = sb.create_guild("Facts")
     ch = sb.create_channel(g.id, "general")
     client = Client()
-    task = asyncio.create_task(client.start(sb.token))
-    try:
-        await asyncio.wait_for(client.ready_event.wait(), 10)
+    async with connected(sb, client, client.ready_event):
         yield sb, client, g, ch
-    finally:
-        await client.close()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(task, 5)
-        await sb.stop()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gw
 
 
 def _poll_body(*, question: str = "Individual or community?", answers: int = 2, label: str = "A", hours=1) -> dict:

@@ -9,7 +9,6 @@ These talk to the sandbox with a bare discord.py client (no project bot code), l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +18,7 @@ from discord import app_commands
 
 from bot.domain.clock import FakeClock
 from bot.sandbox import Sandbox
+from tests.contract.sandbox_client import connected
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -52,21 +52,11 @@ async def env() -> AsyncIterator[tuple[Sandbox, Client, FakeClock, object, objec
     clock = FakeClock(START)
     sb = Sandbox(clock=clock)
     await sb.start()
-    old_base, old_gw = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    sb.configure_discord()
     g = sb.create_guild("Facts")
     ch = sb.create_channel(g.id, "general")
     client = Client()
-    task = asyncio.create_task(client.start(sb.token))
-    try:
-        await asyncio.wait_for(client.ready_event.wait(), 10)
+    async with connected(sb, client, client.ready_event):
         yield sb, client, clock, g, ch
-    finally:
-        await client.close()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(task, 5)
-        await sb.stop()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gw
 
 
 def _poll(hours: int = 1) -> discord.Poll:
