@@ -383,7 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "prompts":
             return cmd_prompts_check(args.paths)
         if args.command == "run":
-            return asyncio.run(cmd_run(settings))
+            from bot.runtime import run as run_loop
+
+            return run_loop(cmd_run(settings))
         if args.command == "demo":
             return asyncio.run(cmd_demo(settings, args.days, args.out, args.seed, args.realistic, args))
         if args.command == "migrate":

@@ -8,8 +8,9 @@ import fcntl
 import gc
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import discord
 
@@ -19,6 +20,7 @@ from bot.domain.clock import Clock
 from bot.storage.database import Database
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Python's default (700, 10, 10) runs a collection every 700 net container allocations. A click
 # allocates hundreds (the parsed message, its embed and components, the view, the HTTP request), so
@@ -27,6 +29,17 @@ log = logging.getLogger(__name__)
 # each pausing the event loop for tens to hundreds of milliseconds (measured: 17 full collections,
 # 2.2 s of pauses, in 11 s at 1,000 clicks/s). Larger thresholds let in-flight objects die young.
 GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop where it is installed (Linux and macOS): the event loop discord.py bots
+    run on in production. Measured with ``benchmarks/e2e_votes.py``: 5-8 % less bot CPU per click."""
+    try:
+        import uvloop
+    except ImportError:  # Windows: the standard loop
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def tune_gc() -> int:

@@ -21,24 +21,51 @@ WINDOW = 512  # recent interactions over which the offset is the minimum (a calm
 RTT_WINDOW = 256
 
 
+class WindowMin:
+    """The minimum of the last ``size`` readings in O(1) per reading (a monotonic queue), instead of a
+    ``min()`` over the whole window several times per click."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._seen = 0
+        self._mins: deque[tuple[int, float]] = deque()  # (reading number, value), values increasing
+
+    def add(self, value: float) -> None:
+        while self._mins and self._mins[-1][1] >= value:
+            self._mins.pop()
+        self._mins.append((self._seen, value))
+        self._seen += 1
+        if self._mins[0][0] <= self._seen - 1 - self.size:
+            self._mins.popleft()
+
+    def __bool__(self) -> bool:
+        return bool(self._mins)
+
+    @property
+    def value(self) -> float:
+        return self._mins[0][1]
+
+
 class InteractionTiming:
     """Skew- and latency-corrected interaction ages, and a follow-up concurrency from measured RTT."""
 
     def __init__(self, *, window: int = WINDOW, rtt_window: int = RTT_WINDOW) -> None:
-        self._observed: deque[float] = deque(maxlen=window)
+        self._observed = WindowMin(window)
         self._rtts: deque[float] = deque(maxlen=rtt_window)
+        self._rtt_min = WindowMin(rtt_window)
 
     # -- readings -----------------------------------------------------------------------------------
 
     def observe(self, observed: float) -> float:
         """Record ``host_now - snowflake_time`` of an interaction at its arrival; return its age estimate."""
-        self._observed.append(observed)
+        self._observed.add(observed)
         return self.age(observed)
 
     def round_trip(self, seconds: float) -> None:
         """Record the round trip of an interaction response or follow-up."""
         if seconds >= 0 and math.isfinite(seconds):
             self._rtts.append(seconds)
+            self._rtt_min.add(seconds)
 
     # -- estimates ----------------------------------------------------------------------------------
 
@@ -53,14 +80,14 @@ class InteractionTiming:
     @property
     def one_way(self) -> float:
         """The network's one-way delay: half the smallest recent round trip."""
-        return (min(self._rtts) if self._rtts else DEFAULT_RTT) / 2
+        return (self._rtt_min.value if self._rtt_min else DEFAULT_RTT) / 2
 
     @property
     def offset(self) -> float:
         """How far the host's clock is ahead of Discord's (negative: behind)."""
         if not self._observed:
             return 0.0
-        return min(self._observed) - self.one_way
+        return self._observed.value - self.one_way
 
     def age(self, observed: float) -> float:
         """The interaction's true age, in seconds, when ``observed`` was read (never below one way)."""

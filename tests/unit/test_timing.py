@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bot.domain.timing import DEADLINE, TOKEN_MARGIN, TOKEN_TTL, InteractionTiming
+from bot.domain.timing import DEADLINE, TOKEN_MARGIN, TOKEN_TTL, InteractionTiming, WindowMin
 
 
 def feed(timing: InteractionTiming, *, skew: float, one_way: float, jitter: float, n: int = 200, seed: int = 1):
@@ -63,3 +65,11 @@ def test_followup_concurrency_follows_the_round_trip():
     for _ in range(300):
         timing.round_trip(5.0)
     assert timing.followup_concurrency(1100) == 256
+
+
+@given(st.integers(1, 8), st.lists(st.floats(-10, 10, allow_nan=False), min_size=1, max_size=60))
+def test_window_min_is_the_minimum_of_the_last_readings(size, readings):
+    window = WindowMin(size)
+    for n, value in enumerate(readings, 1):
+        window.add(value)
+        assert window.value == min(readings[max(0, n - size) : n])
