@@ -404,6 +404,14 @@ async def main() -> None:
             print(f"  {p.name}: {per:.1f} KB per additional server (over the {args.baseline_servers:,}-server process)")
 
     if args.wave:
+        slot_at = time.monotonic() + (slot - datetime.now(UTC)).total_seconds()
+        if any((p.reconciled_at or 0) > slot_at for p in procs):
+            print(
+                "  a cluster finished reconciling after the wave's slot, so it armed its schedules for the next "
+                "day: those servers will show as missed; raise --wave-delay"
+            )
+
+    if args.wave:
 
         def posted() -> dict[int, int]:
             return {gid: sum(1 for m in sb.messages(ch) if m.get("embeds")) for gid, ch in channels.items()}
