@@ -186,5 +186,5 @@ class Debate(commands.Cog):
 
 
 async def setup(bot: CommonGround) -> None:
-    bot.add_dynamic_items(ui.ApproveButton, ui.RejectButton)
+    bot.add_dynamic_items(ui.ReviewButton)
     await bot.add_cog(Debate(bot))
