@@ -239,6 +239,23 @@ class Pager(discord.ui.View):
         await self._turn(interaction, 1)
 
 
+async def send_pages(
+    interaction: discord.Interaction,
+    pages: int,
+    render: Callable[[int], Awaitable[discord.Embed]],
+    view: Pager | None = None,
+) -> None:
+    """Answer with the first page, only to the member who asked: with ``view``, or with a plain
+    :class:`Pager` when there is more than one page."""
+    if view is None and pages > 1:
+        view = Pager(interaction.user.id, pages, render)
+    kwargs: dict[str, Any] = {"embed": await render(0), "ephemeral": True}
+    if view is not None:
+        await view.refresh()
+        kwargs["view"] = view
+    await interaction.response.send_message(**kwargs)
+
+
 class PromptSkipSelect(discord.ui.Select["PromptsPager"]):
     def __init__(self) -> None:
         super().__init__(placeholder="Moderators: skip or restore a prompt on this page", row=1)
