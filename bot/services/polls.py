@@ -35,7 +35,7 @@ from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
 from bot.storage import reconcile as reconcile_store
-from bot.storage.polls import Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
+from bot.storage.vote_writer import WRITES, Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
 from bot.ui import debates as debate_ui
 from bot.ui import polls as ui
 
@@ -350,7 +350,7 @@ class PollService:
             # Acknowledged at the defer when there was one, else now: Discord's 3 s cover the first answer.
             acked = acked_at if deferred else discord.utils.utcnow()
             metrics.vote_answered(str(result.outcome), (acked - interaction.created_at).total_seconds())
-        if result.outcome in store.WRITES and result.live_counts:
+        if result.outcome in WRITES and result.live_counts:
             self._schedule_live(poll_id)
 
     async def _answer(
