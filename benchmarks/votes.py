@@ -96,7 +96,10 @@ async def main() -> None:
         db = await Database.open(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
         try:
             check = await db.require_healthy()
-            print(f"SQLite journal_mode={check.journal_mode} synchronous={check.synchronous}; {args.voters} voters")
+            print(
+                f"SQLite journal_mode={check.value('journal_mode')} synchronous={check.value('synchronous')}; "
+                f"{args.voters} voters"
+            )
             single = await run(
                 db, voters=args.voters, rounds=args.single_rounds, max_batch=1, label="one commit per vote"
             )

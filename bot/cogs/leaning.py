@@ -24,7 +24,6 @@ from bot.domain.groups import MIN_GROUP, opinion_groups
 from bot.domain.leaning import placement_checks, unifying_and_divisive
 from bot.domain.packs import THEMES
 from bot.storage import leaning as store
-from bot.ui import charts
 from bot.ui import leaning as ui
 
 if TYPE_CHECKING:
@@ -185,7 +184,7 @@ class Leaning(
             interaction,
             ui.show_embed(data, step),
             "leaning.png",
-            charts.leaning_chart,
+            ui.leaning_chart,
             points,
             title,
             ui.marks(data.movers),
@@ -214,7 +213,7 @@ class Leaning(
         rows = sorted(per_theme.items(), key=lambda kv: order.index(kv[0]) if kv[0] in THEMES else len(order))
         title = f"Leaning by theme, {label}"
         await self._send_chart(
-            interaction, ui.themes_embed(rows, label), "themes.png", charts.themes_chart, rows, title
+            interaction, ui.themes_embed(rows, label), "themes.png", ui.themes_chart, rows, title
         )
 
     # -- /leaning shift ---------------------------------------------------------------------------
@@ -258,7 +257,7 @@ class Leaning(
             questions = {p.poll_id: p.question for p in await store.poll_finals(conn, guild_id, poll_ids=wanted)}
         embed = ui.groups_embed(result, questions, label)
         await self._send_chart(
-            interaction, embed, "groups.png", charts.groups_chart, result, f"Opinion groups, {label}"
+            interaction, embed, "groups.png", ui.groups_chart, result, f"Opinion groups, {label}"
         )
 
     # -- /leaning me ------------------------------------------------------------------------------
