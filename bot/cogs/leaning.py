@@ -212,9 +212,7 @@ class Leaning(
         order = list(THEMES)
         rows = sorted(per_theme.items(), key=lambda kv: order.index(kv[0]) if kv[0] in THEMES else len(order))
         title = f"Leaning by theme, {label}"
-        await self._send_chart(
-            interaction, ui.themes_embed(rows, label), "themes.png", ui.themes_chart, rows, title
-        )
+        await self._send_chart(interaction, ui.themes_embed(rows, label), "themes.png", ui.themes_chart, rows, title)
 
     # -- /leaning shift ---------------------------------------------------------------------------
 
@@ -256,9 +254,7 @@ class Leaning(
         async with self.bot.db.read() as conn:
             questions = {p.poll_id: p.question for p in await store.poll_finals(conn, guild_id, poll_ids=wanted)}
         embed = ui.groups_embed(result, questions, label)
-        await self._send_chart(
-            interaction, embed, "groups.png", ui.groups_chart, result, f"Opinion groups, {label}"
-        )
+        await self._send_chart(interaction, embed, "groups.png", ui.groups_chart, result, f"Opinion groups, {label}")
 
     # -- /leaning me ------------------------------------------------------------------------------
 
