@@ -182,7 +182,9 @@ async def click(
     async def send(t: Target, user_id: int, idx: int) -> None:
         ix = await sb.click(t.channel_id, t.message_id, f"poll:vote:{t.poll_id}:{idx}", user_id)
         sent.append((t, user_id, idx, ix))
-        await ix.response(timeout=30)
+        first = await ix.response(timeout=30)
+        if first["type"] == 5:  # deferred: the answer is the follow-up
+            await sb.wait_for(lambda: ix.followups, timeout=30)
 
     cpu0 = {p.name: cpu_seconds(p.proc.pid) for p in procs if p.proc is not None}
     start = loop.time()
@@ -265,12 +267,13 @@ async def vote_rows_match(url: str, targets: list[Target], stats: dict[str, Any]
                     else:
                         recount[user_id] = idx
                 answered = {u for (p, u) in stats["last"] if p == t.poll_id}
-                good = (
-                    rows == recount
-                    and set(rows) == answered
-                    and all(idx in stats["clicked"][(t.poll_id, u)] for u, idx in rows.items())
+                foreign = [u for u, idx in rows.items() if idx not in stats["clicked"].get((t.poll_id, u), ())]
+                good = rows == recount and set(rows) == answered and not foreign
+                print(
+                    f"  {t.cluster}, poll {t.poll_id}: {len(rows):,} vote rows, recount {len(recount):,}, "
+                    f"rows = recount {rows == recount}; members with a row {len(rows):,}, members told their vote "
+                    f"is stored {len(answered):,}; rows not among the member's clicks {len(foreign)}"
                 )
-                print(f"  {t.cluster}, poll {t.poll_id}: {len(rows):,} vote rows, recount {len(recount):,}: {good}")
                 ok = ok and good
     finally:
         await engine.dispose()
@@ -420,7 +423,8 @@ async def main() -> None:
         own = [gid for gid in channels if shard_of(gid, args.shards) in first.shards]
         wave_start = None
         killed = False
-        deadline = time.monotonic() + 900
+        # Until 30 minutes after the slot: 5,000 posts at each cluster's REST share take minutes.
+        deadline = slot_at + 1800
         while time.monotonic() < deadline:
             counts = posted()
             done = sum(1 for n in counts.values() if n)
