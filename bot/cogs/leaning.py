@@ -22,7 +22,6 @@ from bot.domain.groups import MIN_GROUP, opinion_groups
 from bot.domain.leaning import placement_checks, unifying_and_divisive
 from bot.domain.packs import THEMES
 from bot.storage import leaning as store
-from bot.ui import charts
 from bot.ui import leaning as ui
 
 if TYPE_CHECKING:
@@ -142,7 +141,7 @@ class Leaning(
         )
         cadence = {"day": "day by day", "week": "week by week"}.get(step, f"every {step}")
         title = f"Leaning {cadence}, {label}" + (f" — {theme}" if theme else "")
-        image = await asyncio.to_thread(charts.leaning_chart, points, title, ui.marks(data.movers))
+        image = await asyncio.to_thread(ui.leaning_chart, points, title, ui.marks(data.movers))
         await interaction.followup.send(embed=ui.show_embed(data, step), file=ui.png(image, "leaning.png"))
 
     @show.autocomplete("theme")
@@ -170,7 +169,7 @@ class Leaning(
             return
         order = list(THEMES)
         rows = sorted(per_theme.items(), key=lambda kv: order.index(kv[0]) if kv[0] in THEMES else len(order))
-        image = await asyncio.to_thread(charts.themes_chart, rows, f"Leaning by theme, {label}")
+        image = await asyncio.to_thread(ui.themes_chart, rows, f"Leaning by theme, {label}")
         await interaction.followup.send(embed=ui.themes_embed(rows, label), file=ui.png(image, "themes.png"))
 
     # -- /leaning shift ---------------------------------------------------------------------------
@@ -223,7 +222,7 @@ class Leaning(
         wanted = [c.poll for c in (*result.consensus[:4], *result.divisive[:4])]
         async with self.bot.db.read() as conn:
             questions = {p.poll_id: p.question for p in await store.poll_finals(conn, guild_id, poll_ids=wanted)}
-        image = await asyncio.to_thread(charts.groups_chart, result, f"Opinion groups, {label}")
+        image = await asyncio.to_thread(ui.groups_chart, result, f"Opinion groups, {label}")
         await interaction.followup.send(
             embed=ui.groups_embed(result, questions, label), file=ui.png(image, "groups.png")
         )

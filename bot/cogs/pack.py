@@ -45,7 +45,7 @@ async def pack_autocomplete(interaction: Interaction, current: str) -> list[app_
         return []
     query = current.casefold().strip()
     out = []
-    for info in await get_service(interaction.client).pack_infos(interaction.guild_id):
+    for info in await interaction.client.packs.pack_infos(interaction.guild_id):
         if query and query not in info.slug and query not in info.name.casefold():
             continue
         state = "on" if info.enabled else "off"
@@ -62,7 +62,7 @@ async def skip_autocomplete(interaction: Interaction, current: str) -> list[app_
     """The active prompts not skipped yet (the command re-validates whatever is sent)."""
     if interaction.guild_id is None:
         return []
-    service = get_service(interaction.client)
+    service = interaction.client.packs
     skipped, _ = await service.prompt_flags(interaction.guild_id)
     query = current.casefold().strip()
     out = []
@@ -81,7 +81,7 @@ async def unskip_autocomplete(interaction: Interaction, current: str) -> list[ap
     """The server's skipped prompts."""
     if interaction.guild_id is None:
         return []
-    service = get_service(interaction.client)
+    service = interaction.client.packs
     skipped, _ = await service.prompt_flags(interaction.guild_id)
     prompts = {key: prompt for _pack, key, prompt in await service.active_prompts(interaction.guild_id)}
     query = current.casefold().strip()
@@ -97,7 +97,8 @@ async def unskip_autocomplete(interaction: Interaction, current: str) -> list[ap
 class Pack(commands.Cog):
     def __init__(self, bot: CommonGround) -> None:
         self.bot = bot
-        self.service = get_service(bot)
+        get_service(bot)  # wires the debate jobs, as every debate extension does
+        self.service = bot.packs
 
     pack = ModeratorGroup(name="pack", description="Prompt packs of this server (moderators).")
 

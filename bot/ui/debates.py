@@ -387,7 +387,7 @@ class _Decide:
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
             await send_ephemeral(interaction, "You need the **Manage Server** permission to review suggestions.")
             return
-        service = cast("CommonGround", interaction.client).debates
+        service = cast("CommonGround", interaction.client).suggestions
         try:
             suggestion, body = await service.decide_suggestion(
                 interaction.guild_id,

@@ -15,9 +15,11 @@ from bot.domain.errors import UserError
 from bot.domain.leaning import label_for
 from bot.domain.packs import MAX_OPTIONS, MAX_PACK_BYTES, THEMES, PackError
 from bot.domain.schedule import ScheduleInputError, format_days, next_slot, parse_days, parse_time, parse_timezone
-from bot.services.debates import get_service
+from bot.services.debates import DebateService, get_service
+from bot.services.packs import PackService
 from bot.services.schedule_checks import check_setup
 from bot.services.site import SiteService
+from bot.services.suggestions import SuggestionService
 from bot.storage import debates as debate_store
 from bot.storage import leaning as leaning_store
 from bot.storage import packs as pack_store
@@ -76,8 +78,16 @@ class Pages:
         self.site = SiteService(server.db, server.clock)
 
     @property
-    def debates(self):
+    def debates(self) -> DebateService:
         return get_service(self.s.bot)
+
+    @property
+    def packs(self) -> PackService:
+        return self.s.bot.packs
+
+    @property
+    def suggestion_service(self) -> SuggestionService:
+        return self.s.bot.suggestions
 
     # -- home ------------------------------------------------------------------------------------------
 
@@ -268,7 +278,7 @@ class Pages:
     # -- prompts and packs -------------------------------------------------------------------------------
 
     async def _prompts_view(self, request, a, form: PromptForm, *, status=200, saved=None, import_errors=None):
-        infos = await self.debates.pack_infos(a.guild.id)
+        infos = await self.packs.pack_infos(a.guild.id)
         return self.s.render(
             request,
             "prompts.html",
@@ -308,7 +318,7 @@ class Pages:
         if data is None:
             return await self._prompts_view(request, a, form, status=400)
         try:
-            pack, _created = await self.debates.upload_pack(a.guild.id, data, WEB_PACK)
+            pack, _created = await self.packs.upload_pack(a.guild.id, data, WEB_PACK)
         except PackError as exc:
             form.absorb(exc)
             return await self._prompts_view(request, a, form, status=400)
@@ -324,8 +334,8 @@ class Pages:
     async def pack_export(self, request: web.Request) -> web.StreamResponse:
         a = await access(self.s, request, manage=True)
         slug = request.match_info["slug"]
-        if slug == self.debates.catalog.builtin.id:
-            text = self.debates.catalog.builtin.source
+        if slug == self.packs.catalog.builtin.id:
+            text = self.packs.catalog.builtin.source
         else:
             async with self.s.db.read() as conn:
                 row = await pack_store.get(conn, a.guild.id, slug)
@@ -351,7 +361,7 @@ class Pages:
         try:
             if len(data) > MAX_PACK_BYTES:
                 raise UserError(f"That file is over {MAX_PACK_BYTES // 1024} KiB; a pack may be at most that.")
-            pack, created = await self.debates.upload_pack(a.guild.id, data, name)
+            pack, created = await self.packs.upload_pack(a.guild.id, data, name)
         except PackError as exc:
             problems = [str(p) for p in exc.problems]
             return await self._prompts_view(request, a, PromptForm.empty(), status=400, import_errors=problems)
@@ -386,7 +396,9 @@ class Pages:
             raise web.HTTPNotFound() from None
         approve = decision == "approve"
         try:
-            suggestion, body = await self.debates.decide_suggestion(a.guild.id, suggestion_id, approve=approve)
+            suggestion, body = await self.suggestion_service.decide_suggestion(
+                a.guild.id, suggestion_id, approve=approve
+            )
         except UserError as exc:
             raise web.HTTPBadRequest(text=exc.message) from None
         await self._close_review_message(suggestion, body, approve)
