@@ -16,6 +16,8 @@ trips, the 3 s interaction deadline and the bot's own CPU per request do not sca
 
 ``COMMONGROUND_BUSY_HOUR_SERVERS`` (default 5,000) and ``COMMONGROUND_BUSY_HOUR_OUTAGE`` (seconds,
 default 600) shrink the run for a quicker look; the printed line names the scale.
+``COMMONGROUND_BUSY_HOUR_DUMP=<file>`` writes the wave request by request (seconds after 09:00, method,
+path, status) for a closer look at where the time went.
 """
 
 from __future__ import annotations
