@@ -228,7 +228,7 @@ def busiest_second(stamps: list[float]) -> int:
 @pytest.mark.timeout(9000)
 async def test_busy_hour(tmp_path, summary, monkeypatch):
     n_servers, outage_seconds = scale()
-    n_outage = max(1, n_servers // 100)
+    n_outage = min(50, max(1, n_servers // 4))
     rng = random.Random(11)
     monkeypatch.setattr("bot.ui.charts.tally_chart", tiny_chart)  # benchmarks/charts.py measures the charts
     sb = Sandbox(identify_interval=TEST_IDENTIFY_INTERVAL)  # yesterday: localhost speed, no limits
@@ -271,7 +271,9 @@ async def test_busy_hour(tmp_path, summary, monkeypatch):
             assert len(yesterday) == len(world), f"{len(yesterday)} of {len(world)} posted yesterday"
             for post in yesterday.values():
                 post.passage = sb.message(post.channel_id, post.message_id)["embeds"][0]["description"]
-            # Member 0 of every server votes on yesterday's poll (buttons: a click; native: a poll vote).
+            # Member 0 of every server votes on yesterday's poll (buttons: a click; native: a poll vote). This
+            # is set-up at localhost speed on a loaded machine: a click the bot found past Discord's deadline
+            # is stored but not answered (as it should be), so the set-up counts stored votes, not answers.
             votes = []
             for post in yesterday.values():
                 voter = everyone[post.guild_id].members[0].id
@@ -279,8 +281,7 @@ async def test_busy_hour(tmp_path, summary, monkeypatch):
                     sb.poll_vote(post.channel_id, post.message_id, voter, 1 + post.guild_id % 3)
                 else:
                     votes.append(click(sb, post.channel_id, post.message_id, post.poll_id, post.guild_id % 3, voter))
-            early = await gather_limited(votes, 64)
-            assert all(c.acked for c in early), [c.text for c in early if not c.acked][:3]
+            await gather_limited(votes, 16)
 
             async def yesterday_votes_stored() -> bool:
                 async with h.db.read() as conn:
