@@ -57,7 +57,7 @@ from tests.reliability.test_schedule_load import tiny_chart
 
 ZONE = "Europe/London"  # UTC+0 in early March: 09:00 local is 09:00 UTC
 YESTERDAY = datetime(2026, 3, 2, 8, 58, tzinfo=UTC)  # the harness starts here; the schedules are set up
-SLOT = timedelta(hours=1, minutes=2)  # yesterday 09:00 from YESTERDAY
+SLOT = timedelta(minutes=2)  # from YESTERDAY to yesterday's 09:00
 DAY = timedelta(days=1)
 MEMBERS = 8  # per server: member 0 votes yesterday, the others click during the wave
 REVOKED = 10  # extra servers whose channel the bot can no longer see by today's 09:00
@@ -269,6 +269,9 @@ async def test_busy_hour(tmp_path, summary, monkeypatch):
             await asyncio.wait_for(h.bot.scheduler.drain(), 3600)
             yesterday = await posts_of(h, "2026-03-02")
             assert len(yesterday) == len(world), f"{len(yesterday)} of {len(world)} posted yesterday"
+            async with h.db.read() as conn:
+                sample = await poll_store.get(conn, next(iter(yesterday.values())).poll_id)
+            assert sample is not None and sample.closes_at == YESTERDAY + SLOT + DAY, sample  # today, 09:00
             for post in yesterday.values():
                 post.passage = sb.message(post.channel_id, post.message_id)["embeds"][0]["description"]
             # Member 0 of every server votes on yesterday's poll (buttons: a click; native: a poll vote). This
