@@ -246,7 +246,7 @@ class CommonGround(commands.AutoShardedBot):
             db, self.clock, self.scheduler, polls=self.polls, bot=self
         )
         self.packs: PackService = PackService(db, self.clock, self.debates.catalog)
-        self.suggestions: SuggestionService = SuggestionService(db, self.clock, self.debates.catalog)
+        self.suggestions: SuggestionService = SuggestionService(db, self.clock, self.debates.essay)
         # Extensions add their reconciliation steps while loading (servers, schedules, poll closes, voters).
         self.reconciler = Reconciler()
         # Before any step changes anything: refuse a guild list that would mark too many servers as left.

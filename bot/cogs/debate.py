@@ -77,10 +77,7 @@ class Debate(commands.Cog):
         async with db.read() as conn:
             _rows, total = await debate_store.history(conn, guild_id, offset=0, limit=1)
         pages = max(math.ceil(total / HISTORY_PAGE), 1)
-        kwargs: dict[str, Any] = {"embed": await render(0), "ephemeral": True}
-        if pages > 1:
-            kwargs["view"] = ui.Pager(interaction.user.id, pages, render)
-        await interaction.response.send_message(**kwargs)
+        await ui.send_pages(interaction, pages, render)
 
     @debate.command(name="prompts", description="Browse the prompts of this server's active packs.")
     async def prompts(self, interaction: Interaction) -> None:
@@ -118,14 +115,10 @@ class Debate(commands.Cog):
             else:
                 await self.packs.skip_prompt(guild_id, key)
 
-        kwargs: dict[str, Any] = {"embed": await render(0), "ephemeral": True}
+        view = None
         if interaction.permissions.manage_guild and items:
             view = ui.PromptsPager(interaction.user.id, pages, render, choices, toggle)
-            await view.refresh()
-            kwargs["view"] = view
-        elif pages > 1:
-            kwargs["view"] = ui.Pager(interaction.user.id, pages, render)
-        await interaction.response.send_message(**kwargs)
+        await ui.send_pages(interaction, pages, render, view)
 
     @debate.command(name="suggest", description="Suggest a prompt; moderators review it.")
     async def suggest(self, interaction: Interaction) -> None:
@@ -186,5 +179,5 @@ class Debate(commands.Cog):
 
 
 async def setup(bot: CommonGround) -> None:
-    bot.add_dynamic_items(ui.ApproveButton, ui.RejectButton)
+    bot.add_dynamic_items(ui.ReviewButton)
     await bot.add_cog(Debate(bot))

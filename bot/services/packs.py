@@ -19,6 +19,8 @@ from bot.storage import guilds as guild_store
 from bot.storage import packs as pack_store
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bot.domain.clock import Clock
     from bot.storage.database import AsyncConnection, Database
     from bot.storage.debates import Debate
@@ -86,6 +88,19 @@ class Catalog:
         return None
 
 
+async def store_pack(conn: AsyncConnection, guild_id: int, pack: Pack, data: bytes, *, now: datetime) -> bool:
+    """Save a validated pack with its source (``data``); True if the server did not have it yet."""
+    return await pack_store.save(
+        conn,
+        guild_id,
+        slug=pack.id,
+        name=pack.name,
+        source=data.decode("utf-8"),
+        prompt_count=len(pack.prompts),
+        now=now,
+    )
+
+
 class PackService:
     """A server's packs and prompt choices; shares the debate service's :class:`Catalog`."""
 
@@ -105,15 +120,7 @@ class PackService:
             raise UserError(f"The pack id `{pack.id}` is reserved: give your pack another `id`.")
         async with self.db.write() as conn:
             await guild_store.ensure(conn, guild_id, now=self.clock.now())
-            created = await pack_store.save(
-                conn,
-                guild_id,
-                slug=pack.id,
-                name=pack.name,
-                source=data.decode("utf-8"),
-                prompt_count=len(pack.prompts),
-                now=self.clock.now(),
-            )
+            created = await store_pack(conn, guild_id, pack, data, now=self.clock.now())
         return pack, created
 
     async def set_pack_enabled(self, guild_id: int, slug: str, enabled: bool) -> PackInfo:

@@ -8,27 +8,21 @@ from typing import TYPE_CHECKING, Any
 from bot.domain.errors import NotFound, UserError
 from bot.domain.essay import Essay
 from bot.domain.packs import parse_pack
+from bot.services.packs import store_pack
 from bot.storage import guilds as guild_store
 from bot.storage import packs as pack_store
 from bot.storage import schedules as schedule_store
 
 if TYPE_CHECKING:
     from bot.domain.clock import Clock
-    from bot.services.packs import Catalog
     from bot.storage.database import AsyncConnection, Database
 
 
 class SuggestionService:
     """`/debate suggest` and the review buttons and page; validates a suggestion against the essay."""
 
-    def __init__(self, db: Database, clock: Clock, catalog: Catalog) -> None:
-        self.db = db
-        self.clock = clock
-        self.catalog = catalog
-
-    @property
-    def essay(self) -> Essay:
-        return self.catalog.essay
+    def __init__(self, db: Database, clock: Clock, essay: Essay) -> None:
+        self.db, self.clock, self.essay = db, clock, essay
 
     def _suggestion_prompt(self, fields: dict[str, Any]) -> dict[str, Any]:
         from bot.ui.debates import parse_option_lines
@@ -107,14 +101,6 @@ class SuggestionService:
                     conn, guild_id, [{"id": f"suggestion-{suggestion_id}", **suggestion.body}]
                 )
                 pack = parse_pack(data, pack_store.SUGGESTIONS_SLUG, self.essay)
-                await pack_store.save(
-                    conn,
-                    guild_id,
-                    slug=pack.id,
-                    name=pack.name,
-                    source=data.decode("utf-8"),
-                    prompt_count=len(pack.prompts),
-                    now=now,
-                )
+                await store_pack(conn, guild_id, pack, data, now=now)
             await pack_store.decide(conn, suggestion_id, "approved" if approve else "rejected", now=now)
         return suggestion, suggestion.body

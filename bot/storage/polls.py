@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.leaning import Moments, week_start
@@ -94,7 +94,7 @@ def _order_of(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(part) for part in text.split(","))
 
 
-def _poll_from(row, options: Sequence[OptionRow] = ()) -> PollRow:
+def _poll_from(row: Row[Any], options: Sequence[OptionRow] = ()) -> PollRow:
     return PollRow(
         row.id,
         row.guild_id,
@@ -160,7 +160,9 @@ async def insert_poll(
             closes_at=closes_at,
         )
     )
-    poll_id = int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None  # a single-row INSERT always reports its key
+    poll_id = int(key[0])
     await conn.execute(
         insert(poll_options),
         [{"poll_id": poll_id, "idx": i, "label": label, "position": pos} for i, (label, pos) in enumerate(options)],

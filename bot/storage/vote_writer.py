@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 2000
 _IN_CHUNK = 400  # pairs per IN (...) list: 800 bound parameters, well under every SQLite's limit
+
+# Rows a batch writes, as both backends take them.
+Upsert = tuple[int, int, int, int]  # (poll_id, user_id, guild_id, option_idx)
+Removal = tuple[int, int]  # (poll_id, user_id)
+Event = tuple[int, int, int, str, int | None]  # (poll_id, guild_id, user_id, kind, option_idx)
 
 
 class Mode:
@@ -65,6 +70,13 @@ class VoteResult:
     role_id: int | None = None  # for NO_ROLE
     min_days: int = 0  # for TOO_NEW
     eligible_at: datetime | None = None  # for TOO_NEW
+
+
+class _Common(TypedDict):
+    """The fields every result about an open poll carries."""
+
+    closes_at: datetime
+    live_counts: bool
 
 
 @dataclass(slots=True)
@@ -123,7 +135,7 @@ class VoteWriter:
         """Commit what is queued, then stop."""
         task, self._task = self._task, None
         if task is not None:
-            self._queue.append(_STOP)  # type: ignore[arg-type]
+            self._queue.append(_STOP)
             self._wake.set()
             try:
                 await task
@@ -248,7 +260,7 @@ class _CoreBackend:
                 current[(poll_id, r.user_id)] = r.option_idx
         return current
 
-    async def apply(self, upserts: list[tuple], removals: list[tuple], events: list[tuple], now: datetime) -> None:
+    async def apply(self, upserts: list[Upsert], removals: list[Removal], events: list[Event], now: datetime) -> None:
         await apply_votes(
             self.conn,
             [{"poll_id": p, "user_id": u, "guild_id": g, "option_idx": i} for p, u, g, i in upserts],
@@ -282,7 +294,8 @@ class _SqliteBackend:
 
     async def run(self, batch: Sequence[VoteRequest], now: datetime) -> list[VoteResult]:
         # aiosqlite's _execute runs a function on its connection thread; there is no public equivalent.
-        return await self.driver._execute(_sqlite_batch, self.driver._conn, batch, now)
+        results: list[VoteResult] = await self.driver._execute(_sqlite_batch, self.driver._conn, batch, now)
+        return results
 
 
 def _sqlite_batch(db: sqlite3.Connection, batch: Sequence[VoteRequest], now: datetime) -> list[VoteResult]:
@@ -364,11 +377,11 @@ def _decide(
     current: dict[tuple[int, int], int],
     keys: list[tuple[int, int]],
     now: datetime,
-) -> tuple[list[VoteResult], list[tuple], list[tuple], list[tuple]]:
+) -> tuple[list[VoteResult], list[Upsert], list[Removal], list[Event]]:
     """Apply the requests in order to ``current``; return the outcomes and the rows to write."""
     before = dict(current)
     results: list[VoteResult] = []
-    events: list[tuple] = []
+    events: list[Event] = []
     for r in batch:
         st = states.get(r.poll_id)
         if (
@@ -381,7 +394,7 @@ def _decide(
         ):
             results.append(VoteResult(Outcome.UNAVAILABLE))
             continue
-        common = {"closes_at": st.closes_at, "live_counts": st.live_counts}
+        common: _Common = {"closes_at": st.closes_at, "live_counts": st.live_counts}
         if r.role_ids is not None and r.mode != Mode.WITHDRAW:
             if st.vote_role_id is not None and st.vote_role_id not in r.role_ids:
                 results.append(VoteResult(Outcome.NO_ROLE, role_id=st.vote_role_id, **common))
@@ -412,8 +425,8 @@ def _decide(
         events.append((r.poll_id, st.guild_id, r.user_id, "cast" if prev is None else "change", idx))
         results.append(VoteResult(Outcome.CAST if prev is None else Outcome.CHANGED, idx, prev, label, **common))
     # Only the final state of each key is written: one upsert or one delete per (poll, member).
-    upserts: list[tuple] = []
-    removals: list[tuple] = []
+    upserts: list[Upsert] = []
+    removals: list[Removal] = []
     for key in keys:
         old, new = before.get(key), current.get(key)
         if old == new:
