@@ -8,6 +8,7 @@ On PostgreSQL both roles share one pooled engine.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sqlite3
@@ -174,6 +175,15 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+@functools.cache
+def shipped_revisions() -> tuple[str | None, frozenset[str]]:
+    """The head revision and every revision this code ships. Read once per process: loading the
+    migration scripts is most of the cost of opening an up-to-date database, and the folder is part of
+    the installed code, so it does not change while the process runs."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return script.get_current_head(), frozenset(rev.revision for rev in script.walk_revisions())
+
+
 def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -221,8 +231,8 @@ class Database:
             writer = reader = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         db = cls(url, writer, reader)
         try:
-            await db.check_schema_version()
-            if migrate:
+            current = await db.check_schema_version()
+            if migrate and current != shipped_revisions()[0]:  # at head, alembic's upgrade would do nothing
                 await db.migrate()
         except DBAPIError as exc:
             await db.close(checkpoint=False)
@@ -275,18 +285,18 @@ class Database:
         async with self.writer.connect() as conn:
             return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
 
-    async def check_schema_version(self) -> None:
-        """Refuse a database whose schema is newer than the migrations this code ships."""
+    async def check_schema_version(self) -> str | None:
+        """Refuse a database whose schema is newer than the migrations this code ships; return its
+        revision (None: an empty database)."""
         current = await self.current_revision()
         if current is None:
-            return
-        script = ScriptDirectory.from_config(alembic_config(self.url))
-        known = {rev.revision for rev in script.walk_revisions()}
-        if current not in known:
+            return None
+        if current not in shipped_revisions()[1]:
             raise SchemaTooNewError(
                 f"the database schema is at revision {current}, which this version of Common Ground "
                 "does not know: it was written by a newer version. Upgrade Common Ground, or restore a backup."
             )
+        return current
 
     async def migrate(self, revision: str = "head") -> None:
         cfg = alembic_config(self.url)
@@ -340,7 +350,7 @@ class Database:
 
     async def _canary_read(self) -> str:
         """ "ok" when a reader sees the schema at this code's head revision and can read every table."""
-        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+        head = shipped_revisions()[0]
         try:
             async with self.read() as conn:
                 revision = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()
