@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage.database import Database
+from tests.sqlite_template import migrated_sqlite
 
 # Set to a PostgreSQL URL (postgresql+asyncpg://…) to run the storage tests against PostgreSQL instead
 # of SQLite; the database's public schema is dropped and recreated before each test.
@@ -24,12 +25,13 @@ async def _fresh_postgres(url: str) -> None:
 
 @pytest.fixture
 async def db(tmp_path):
-    """A real database with every migration applied: a SQLite file, or PostgreSQL when configured."""
+    """A real database with every migration applied: a SQLite file (a copy of one migrated per test
+    process, tests/sqlite_template.py), or PostgreSQL when configured."""
     if POSTGRES_URL:
         await _fresh_postgres(POSTGRES_URL)
         database = await Database.open(POSTGRES_URL)
     else:
-        database = await Database.open(f"sqlite+aiosqlite:///{tmp_path}/test.db")
+        database = await Database.open(await migrated_sqlite(tmp_path / "test.db"))
     try:
         yield database
     finally:

@@ -28,6 +28,7 @@ from bot.runtime import build_bot
 from bot.sandbox.conditions import Conditions
 from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
+from tests.sqlite_template import migrated_sqlite
 
 # Import every extension (and with them matplotlib, scikit-learn, ...) when the harness is imported, at
 # collection: a bot's first start in a test process would otherwise spend seconds of its 10-second
@@ -88,10 +89,13 @@ class Harness:
         self.mod_role = sb.create_role(self.guild.id, "Moderators", permissions=MOD_PERMISSIONS)
         self.mod = sb.add_member(self.guild.id, "moderator", roles=[self.mod_role.id])
         self.members = [sb.add_member(self.guild.id, f"member{i}") for i in range(self.member_count)]
+        database = self.tmp_path / "e2e.db"
+        # A fresh file: a copy of this process's migrated template (the bot still opens it with Database.open).
+        url = f"sqlite+aiosqlite:///{database}" if database.exists() else await migrated_sqlite(database)
         self.settings = load_settings(
             env={},
             token=sb.token,
-            database_url=f"sqlite+aiosqlite:///{self.tmp_path}/e2e.db",
+            database_url=url,
             api_base=sb.api_base,
             gateway_url=sb.gateway_url,
             **self.settings_overrides,
