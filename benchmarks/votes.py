@@ -21,7 +21,7 @@ from bot.domain.clock import SystemClock
 from bot.storage import guilds
 from bot.storage import polls as store
 from bot.storage.database import Database
-from bot.storage.polls import Mode, VoteRequest, VoteWriter
+from bot.storage.vote_writer import MAX_BATCH, Mode, VoteRequest, VoteWriter
 
 
 async def run(db: Database, *, voters: int, rounds: int, max_batch: int, label: str) -> dict[str, float]:
@@ -96,13 +96,14 @@ async def main() -> None:
         db = await Database.open(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
         try:
             check = await db.require_healthy()
-            print(f"SQLite journal_mode={check.journal_mode} synchronous={check.synchronous}; {args.voters} voters")
+            print(
+                f"SQLite journal_mode={check.value('journal_mode')} synchronous={check.value('synchronous')}; "
+                f"{args.voters} voters"
+            )
             single = await run(
                 db, voters=args.voters, rounds=args.single_rounds, max_batch=1, label="one commit per vote"
             )
-            group = await run(
-                db, voters=args.voters, rounds=args.rounds, max_batch=store.MAX_BATCH, label="group commit"
-            )
+            group = await run(db, voters=args.voters, rounds=args.rounds, max_batch=MAX_BATCH, label="group commit")
             check = await db.require_healthy()
             print(f"integrity_check={check.integrity}")
         finally:

@@ -25,7 +25,9 @@ from bot.metrics import attach as attach_metrics
 from bot.reconcile import SERVERS, Reconciler, StopReconciliation
 from bot.scheduler import Scheduler
 from bot.services.debates import DebateService
+from bot.services.packs import PackService
 from bot.services.polls import PollService
+from bot.services.suggestions import SuggestionService
 
 if TYPE_CHECKING:
     from bot.storage.database import Database
@@ -243,6 +245,8 @@ class CommonGround(commands.AutoShardedBot):
         self.debates: DebateService = debates or DebateService(
             db, self.clock, self.scheduler, polls=self.polls, bot=self
         )
+        self.packs: PackService = PackService(db, self.clock, self.debates.catalog)
+        self.suggestions: SuggestionService = SuggestionService(db, self.clock, self.debates.essay)
         # Extensions add their reconciliation steps while loading (servers, schedules, poll closes, voters).
         self.reconciler = Reconciler()
         # Before any step changes anything: refuse a guild list that would mark too many servers as left.

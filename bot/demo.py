@@ -26,6 +26,7 @@ from bot.domain.packs import THEMES
 from bot.domain.schedule import describe_relative
 from bot.runtime import build_bot
 from bot.sandbox.conditions import Conditions
+from bot.sandbox.records import ChannelRecord, GuildRecord, MemberRecord, RoleRecord
 from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
 
@@ -92,6 +93,42 @@ NAMES = (
     "ari",
     "bo",
 )
+
+
+@dataclass(frozen=True)
+class World:
+    """A server in the sandbox as the demo and the end-to-end tests start it: one channel for the
+    debates, a moderator role and a moderator."""
+
+    guild: GuildRecord
+    channel: ChannelRecord
+    mod_role: RoleRecord
+    mod: MemberRecord
+
+
+def build_world(
+    sb: Sandbox, *, guild: str, channel: str, mod_permissions: int, bot_permissions: int | None = None
+) -> World:
+    """Create the server, its debate channel, a "Moderators" role holding ``mod_permissions`` and a
+    moderator; the bot's role holds ``bot_permissions`` (None: the sandbox's default)."""
+    extra = {} if bot_permissions is None else {"bot_permissions": bot_permissions}
+    g = sb.create_guild(guild, **extra)
+    debates = sb.create_channel(g.id, channel)
+    mod_role = sb.create_role(g.id, "Moderators", permissions=mod_permissions)
+    mod = sb.add_member(g.id, "moderator", roles=[mod_role.id])
+    return World(g, debates, mod_role, mod)
+
+
+def sandbox_settings(sb: Sandbox, database: Path, **overrides: Any) -> Settings:
+    """The bot's settings for ``sb``: its token, REST base and gateway, a SQLite file at ``database``."""
+    return load_settings(
+        env={},
+        token=sb.token,
+        database_url=f"sqlite+aiosqlite:///{database}",
+        api_base=sb.api_base,
+        gateway_url=sb.gateway_url,
+        **overrides,
+    )
 
 
 def make_personas(rng: random.Random) -> list[Persona]:
@@ -228,20 +265,11 @@ class Demo:
             shutil.rmtree(self.out)
         self.out.mkdir(parents=True)
         sb = self.sandbox
-        self.guild = sb.create_guild("Common Ground Demo")
-        self.channel = sb.create_channel(self.guild.id, "daily-debate")
-        self.mod_role = sb.create_role(self.guild.id, "Moderators", permissions=1 << 5)  # Manage Server
-        self.mod = sb.add_member(self.guild.id, "moderator", roles=[self.mod_role.id])
+        world = build_world(sb, guild="Common Ground Demo", channel="daily-debate", mod_permissions=1 << 5)
+        self.guild, self.channel, self.mod_role, self.mod = world.guild, world.channel, world.mod_role, world.mod
         self.personas = make_personas(self.rng)
         self.members = {p.name: sb.add_member(self.guild.id, p.name) for p in self.personas}
-        settings = load_settings(
-            env={},
-            token=sb.token,
-            database_url=f"sqlite+aiosqlite:///{self.out / 'demo.db'}",
-            api_base=sb.api_base,
-            gateway_url=sb.gateway_url,
-            **self.extra_settings,
-        )
+        settings = sandbox_settings(sb, self.out / "demo.db", **self.extra_settings)
         self.db = await Database.open(settings.database_url)
         self.bot = build_bot(settings, self.db, clock=self.clock, guild_ready_timeout=SANDBOX_GUILD_READY_TIMEOUT)
         self.task = asyncio.create_task(self.bot.start(settings.token), name="bot")

@@ -21,8 +21,7 @@ from typing import Any
 import discord
 
 from bot.app import EXTENSIONS, CommonGround
-from bot.config import load_settings
-from bot.demo import SANDBOX_GUILD_READY_TIMEOUT
+from bot.demo import SANDBOX_GUILD_READY_TIMEOUT, build_world, sandbox_settings
 from bot.domain.clock import FakeClock
 from bot.runtime import build_bot
 from bot.sandbox.conditions import Conditions
@@ -81,25 +80,19 @@ class Harness:
     async def __aenter__(self) -> Harness:
         await self.sandbox.start()
         sb = self.sandbox
-        if self.bot_permissions is None:
-            self.guild = sb.create_guild("Common Ground Test")
-        else:
-            self.guild = sb.create_guild("Common Ground Test", bot_permissions=self.bot_permissions)
-        self.channel = sb.create_channel(self.guild.id, "debates")
-        self.mod_role = sb.create_role(self.guild.id, "Moderators", permissions=MOD_PERMISSIONS)
-        self.mod = sb.add_member(self.guild.id, "moderator", roles=[self.mod_role.id])
+        world = build_world(
+            sb,
+            guild="Common Ground Test",
+            channel="debates",
+            mod_permissions=MOD_PERMISSIONS,
+            bot_permissions=self.bot_permissions,
+        )
+        self.guild, self.channel, self.mod_role, self.mod = world.guild, world.channel, world.mod_role, world.mod
         self.members = [sb.add_member(self.guild.id, f"member{i}") for i in range(self.member_count)]
         database = self.tmp_path / "e2e.db"
-        # A fresh file: a copy of this process's migrated template (the bot still opens it with Database.open).
-        url = f"sqlite+aiosqlite:///{database}" if database.exists() else await migrated_sqlite(database)
-        self.settings = load_settings(
-            env={},
-            token=sb.token,
-            database_url=url,
-            api_base=sb.api_base,
-            gateway_url=sb.gateway_url,
-            **self.settings_overrides,
-        )
+        if not database.exists():  # a fresh file: a copy of this process's migrated template
+            await migrated_sqlite(database)
+        self.settings = sandbox_settings(sb, database, **self.settings_overrides)
         self.db = await Database.open(self.settings.database_url)
         await self.start_bot()
         return self

@@ -38,6 +38,8 @@ class Debate(commands.Cog):
     def __init__(self, bot: CommonGround) -> None:
         self.bot = bot
         self.service = get_service(bot)
+        self.packs = bot.packs
+        self.suggestions = bot.suggestions
 
     debate = app_commands.Group(name="debate", description="The daily debates of this server.", guild_only=True)
 
@@ -75,28 +77,25 @@ class Debate(commands.Cog):
         async with db.read() as conn:
             _rows, total = await debate_store.history(conn, guild_id, offset=0, limit=1)
         pages = max(math.ceil(total / HISTORY_PAGE), 1)
-        kwargs: dict[str, Any] = {"embed": await render(0), "ephemeral": True}
-        if pages > 1:
-            kwargs["view"] = ui.Pager(interaction.user.id, pages, render)
-        await interaction.response.send_message(**kwargs)
+        await ui.send_pages(interaction, pages, render)
 
     @debate.command(name="prompts", description="Browse the prompts of this server's active packs.")
     async def prompts(self, interaction: Interaction) -> None:
         guild_id = interaction.guild_id
         assert guild_id is not None
-        items = await self.service.active_prompts(guild_id)
+        items = await self.packs.active_prompts(guild_id)
         pages = max(math.ceil(len(items) / PROMPTS_PAGE), 1)
         title = self.service.essay.title
 
         async def render(page: int) -> discord.Embed:
-            skipped, sensitive_on = await self.service.prompt_flags(guild_id)
+            skipped, sensitive_on = await self.packs.prompt_flags(guild_id)
             chunk = items[page * PROMPTS_PAGE : (page + 1) * PROMPTS_PAGE]
             return ui.prompts_embed(
                 chunk, title, page=page, pages=pages, total=len(items), skipped=skipped, sensitive_on=sensitive_on
             )
 
         async def choices(page: int) -> list[tuple[str, str, bool]]:
-            skipped, _ = await self.service.prompt_flags(guild_id)
+            skipped, _ = await self.packs.prompt_flags(guild_id)
             chunk = items[page * PROMPTS_PAGE : (page + 1) * PROMPTS_PAGE]
             return [(key, f"¶{p.paragraph} {' '.join(p.question.split())}", key in skipped) for _, key, p in chunk]
 
@@ -110,20 +109,16 @@ class Debate(commands.Cog):
             if key == "-":
                 await press.response.send_message("There is no prompt on this page to skip.", ephemeral=True)
                 return
-            skipped, _ = await self.service.prompt_flags(guild_id)
+            skipped, _ = await self.packs.prompt_flags(guild_id)
             if key in skipped:
-                await self.service.unskip_prompt(guild_id, key)
+                await self.packs.unskip_prompt(guild_id, key)
             else:
-                await self.service.skip_prompt(guild_id, key)
+                await self.packs.skip_prompt(guild_id, key)
 
-        kwargs: dict[str, Any] = {"embed": await render(0), "ephemeral": True}
+        view = None
         if interaction.permissions.manage_guild and items:
             view = ui.PromptsPager(interaction.user.id, pages, render, choices, toggle)
-            await view.refresh()
-            kwargs["view"] = view
-        elif pages > 1:
-            kwargs["view"] = ui.Pager(interaction.user.id, pages, render)
-        await interaction.response.send_message(**kwargs)
+        await ui.send_pages(interaction, pages, render, view)
 
     @debate.command(name="suggest", description="Suggest a prompt; moderators review it.")
     async def suggest(self, interaction: Interaction) -> None:
@@ -140,7 +135,9 @@ class Debate(commands.Cog):
         # Answer first (privately: every reply below is the member's own), then the database and REST work,
         # which a busy writer or a slow Discord can stretch past the 3-second deadline.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        suggestion_id, channel_id, body = await self.service.suggest(interaction.guild_id, interaction.user.id, fields)
+        suggestion_id, channel_id, body = await self.suggestions.suggest(
+            interaction.guild_id, interaction.user.id, fields
+        )
         channel = self.bot.get_channel(channel_id)
         if not isinstance(channel, discord.TextChannel):
             raise UserError("The review channel is gone: ask a moderator to run `/schedule setup` again.")
@@ -153,7 +150,7 @@ class Debate(commands.Cog):
         except discord.HTTPException as exc:
             log.warning("suggestion %s not delivered to review channel in guild %s", suggestion_id, channel.guild.id)
             raise UserError("I couldn't post in the review channel; a moderator should check my permissions.") from exc
-        await self.service.set_review_message(suggestion_id, message.id)
+        await self.suggestions.set_review_message(suggestion_id, message.id)
         await interaction.followup.send("Thanks! Your suggestion went to the moderators for review.", ephemeral=True)
 
     @debate.command(name="results", description="A poll's results (the latest by default).")
@@ -182,5 +179,5 @@ class Debate(commands.Cog):
 
 
 async def setup(bot: CommonGround) -> None:
-    bot.add_dynamic_items(ui.ApproveButton, ui.RejectButton)
+    bot.add_dynamic_items(ui.ReviewButton)
     await bot.add_cog(Debate(bot))

@@ -8,10 +8,12 @@ run in a worker thread so the event loop keeps serving votes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -22,13 +24,14 @@ from bot.domain.groups import MIN_GROUP, opinion_groups
 from bot.domain.leaning import placement_checks, unifying_and_divisive
 from bot.domain.packs import THEMES
 from bot.storage import leaning as store
-from bot.ui import charts
 from bot.ui import leaning as ui
 
 if TYPE_CHECKING:
     from bot.app import CommonGround
+    from bot.storage.database import AsyncConnection
 
 log = logging.getLogger(__name__)
+_F = TypeVar("_F", bound=Any)
 
 
 # period -> (days back, label, series step in days, step name). None: since the first poll.
@@ -56,6 +59,16 @@ def _period(choice: Period | str | None, default: str) -> tuple[int | None, str,
     if key not in PERIODS:
         raise UserError(f"Unknown period {key!r}: choose one of {', '.join(PERIODS)}.")
     return PERIODS[key]
+
+
+def _period_option(default: str) -> Callable[[_F], _F]:
+    """The ``period`` option of a /leaning command: its choices, and the default named."""
+
+    def decorate(command: _F) -> _F:
+        described = app_commands.describe(period=f"How far back to look (default: {default})")
+        return described(app_commands.choices(period=PERIOD_CHOICES)(command))
+
+    return decorate
 
 
 def _theme(value: str | None) -> str | None:
@@ -95,6 +108,31 @@ class Leaning(
         else:
             text = ui.no_data()
         await interaction.followup.send(text)
+
+    @contextlib.asynccontextmanager
+    async def _reading(
+        self, interaction: discord.Interaction, period: Period | None, default: str, *, ephemeral: bool = False
+    ) -> AsyncIterator[tuple[AsyncConnection, int, str, date | None]]:
+        """Read the period, defer (a chart takes a moment), then open a read transaction; yields
+        (connection, guild id, period label, since)."""
+        days, label, _, _ = _period(period, default)
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        async with self.bot.db.read() as conn:
+            yield conn, interaction.guild_id, label, self._since(days)
+
+    async def _send_chart(
+        self,
+        interaction: discord.Interaction,
+        embed: discord.Embed,
+        filename: str,
+        draw: Callable[..., bytes],
+        *args: Any,
+        ephemeral: bool = False,
+    ) -> None:
+        """Draw the chart off the event loop, then send it with its embed."""
+        image = await asyncio.to_thread(draw, *args)
+        await interaction.followup.send(embed=embed, file=ui.png(image, filename), ephemeral=ephemeral)
 
     # -- /leaning show ----------------------------------------------------------------------------
 
@@ -142,8 +180,15 @@ class Leaning(
         )
         cadence = {"day": "day by day", "week": "week by week"}.get(step, f"every {step}")
         title = f"Leaning {cadence}, {label}" + (f" — {theme}" if theme else "")
-        image = await asyncio.to_thread(charts.leaning_chart, points, title, ui.marks(data.movers))
-        await interaction.followup.send(embed=ui.show_embed(data, step), file=ui.png(image, "leaning.png"))
+        await self._send_chart(
+            interaction,
+            ui.show_embed(data, step),
+            "leaning.png",
+            ui.leaning_chart,
+            points,
+            title,
+            ui.marks(data.movers),
+        )
 
     @show.autocomplete("theme")
     async def _theme_autocomplete(self, _interaction: discord.Interaction, current: str):
@@ -157,56 +202,41 @@ class Leaning(
     # -- /leaning themes --------------------------------------------------------------------------
 
     @app_commands.command(name="themes", description="The leaning per essay theme, with intervals and vote counts.")
-    @app_commands.describe(period="How far back to look (default: all time)")
-    @app_commands.choices(period=PERIOD_CHOICES)
+    @_period_option("all time")
     async def themes(self, interaction: discord.Interaction[CommonGround], period: Period | None = None) -> None:
-        days, label, _, _ = _period(period, "all")
-        assert interaction.guild_id is not None
-        await interaction.response.defer(thinking=True)
-        async with self.bot.db.read() as conn:
-            per_theme = await store.theme_leanings(conn, interaction.guild_id, since=self._since(days))
+        async with self._reading(interaction, period, "all") as (conn, guild_id, label, since):
+            per_theme = await store.theme_leanings(conn, guild_id, since=since)
         if not per_theme:
-            await self._nothing(interaction, interaction.guild_id, label)
+            await self._nothing(interaction, guild_id, label)
             return
         order = list(THEMES)
         rows = sorted(per_theme.items(), key=lambda kv: order.index(kv[0]) if kv[0] in THEMES else len(order))
-        image = await asyncio.to_thread(charts.themes_chart, rows, f"Leaning by theme, {label}")
-        await interaction.followup.send(embed=ui.themes_embed(rows, label), file=ui.png(image, "themes.png"))
+        title = f"Leaning by theme, {label}"
+        await self._send_chart(interaction, ui.themes_embed(rows, label), "themes.png", ui.themes_chart, rows, title)
 
     # -- /leaning shift ---------------------------------------------------------------------------
 
     @app_commands.command(name="shift", description="How many members changed their mind during debates.")
-    @app_commands.describe(period="How far back to look (default: the last month)")
-    @app_commands.choices(period=PERIOD_CHOICES)
+    @_period_option("the last month")
     async def shift(self, interaction: discord.Interaction[CommonGround], period: Period | None = None) -> None:
-        days, label, _, _ = _period(period, "month")
-        assert interaction.guild_id is not None
-        await interaction.response.defer(thinking=True)
-        guild_id = interaction.guild_id
-        async with self.bot.db.read() as conn:
-            summary = await store.shift_data(conn, guild_id, since=self._since(days))
+        async with self._reading(interaction, period, "month") as (conn, guild_id, label, since):
+            summary = await store.shift_data(conn, guild_id, since=since)
             top = [p for p, _ in ui.top_shifts(summary)]
             questions = {p.poll_id: p.question for p in await store.poll_finals(conn, guild_id, poll_ids=top)}
         if not summary.members:
             await self._nothing(interaction, guild_id, label)
             return
-        image = await asyncio.to_thread(ui.shift_chart, summary, questions, f"Changes of mind, {label}")
-        await interaction.followup.send(
-            embed=ui.shift_embed(summary, questions, label), file=ui.png(image, "shift.png")
-        )
+        embed = ui.shift_embed(summary, questions, label)
+        title = f"Changes of mind, {label}"
+        await self._send_chart(interaction, embed, "shift.png", ui.shift_chart, summary, questions, title)
 
     # -- /leaning groups --------------------------------------------------------------------------
 
     @app_commands.command(name="groups", description="Opinion groups: who votes alike, where groups agree and split.")
-    @app_commands.describe(period="How far back to look (default: all time)")
-    @app_commands.choices(period=PERIOD_CHOICES)
+    @_period_option("all time")
     async def groups(self, interaction: discord.Interaction[CommonGround], period: Period | None = None) -> None:
-        days, label, _, _ = _period(period, "all")
-        assert interaction.guild_id is not None
-        await interaction.response.defer(thinking=True)
-        guild_id = interaction.guild_id
-        async with self.bot.db.read() as conn:
-            vm = await store.vote_matrix(conn, guild_id, since=self._since(days))
+        async with self._reading(interaction, period, "all") as (conn, guild_id, label, since):
+            vm = await store.vote_matrix(conn, guild_id, since=since)
         if vm.matrix.size == 0 and not vm.excluded:
             await self._nothing(interaction, guild_id, label)
             return
@@ -223,24 +253,16 @@ class Leaning(
         wanted = [c.poll for c in (*result.consensus[:4], *result.divisive[:4])]
         async with self.bot.db.read() as conn:
             questions = {p.poll_id: p.question for p in await store.poll_finals(conn, guild_id, poll_ids=wanted)}
-        image = await asyncio.to_thread(charts.groups_chart, result, f"Opinion groups, {label}")
-        await interaction.followup.send(
-            embed=ui.groups_embed(result, questions, label), file=ui.png(image, "groups.png")
-        )
+        embed = ui.groups_embed(result, questions, label)
+        await self._send_chart(interaction, embed, "groups.png", ui.groups_chart, result, f"Opinion groups, {label}")
 
     # -- /leaning me ------------------------------------------------------------------------------
 
     @app_commands.command(name="me", description="Only you see it: your own position next to the server's, per theme.")
-    @app_commands.describe(period="How far back to look (default: all time)")
-    @app_commands.choices(period=PERIOD_CHOICES)
+    @_period_option("all time")
     async def me(self, interaction: discord.Interaction[CommonGround], period: Period | None = None) -> None:
-        days, label, _, _ = _period(period, "all")
-        assert interaction.guild_id is not None
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        async with self.bot.db.read() as conn:
-            compass = await store.member_compass(
-                conn, interaction.guild_id, interaction.user.id, since=self._since(days)
-            )
+        async with self._reading(interaction, period, "all", ephemeral=True) as (conn, guild_id, label, since):
+            compass = await store.member_compass(conn, guild_id, interaction.user.id, since=since)
         if compass.member.n == 0:
             await interaction.followup.send(
                 f"You haven't voted in a poll that has closed here ({label}), so there's no compass to show yet. "
@@ -249,9 +271,9 @@ class Leaning(
                 ephemeral=True,
             )
             return
-        image = await asyncio.to_thread(ui.me_chart, compass, f"You and the server, {label}")
-        await interaction.followup.send(
-            embed=ui.me_embed(compass, label), file=ui.png(image, "compass.png"), ephemeral=True
+        title = f"You and the server, {label}"
+        await self._send_chart(
+            interaction, ui.me_embed(compass, label), "compass.png", ui.me_chart, compass, title, ephemeral=True
         )
 
     # -- /leaning methodology ---------------------------------------------------------------------

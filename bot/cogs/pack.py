@@ -3,7 +3,7 @@ or restore single prompts; include prompts marked sensitive."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bot.app import CommonGround
 
 Interaction = discord.Interaction["CommonGround"]
+_F = TypeVar("_F", bound=Any)
 MESSAGE_MAX = 2000
 
 
@@ -45,7 +46,7 @@ async def pack_autocomplete(interaction: Interaction, current: str) -> list[app_
         return []
     query = current.casefold().strip()
     out = []
-    for info in await get_service(interaction.client).pack_infos(interaction.guild_id):
+    for info in await interaction.client.packs.pack_infos(interaction.guild_id):
         if query and query not in info.slug and query not in info.name.casefold():
             continue
         state = "on" if info.enabled else "off"
@@ -62,7 +63,7 @@ async def skip_autocomplete(interaction: Interaction, current: str) -> list[app_
     """The active prompts not skipped yet (the command re-validates whatever is sent)."""
     if interaction.guild_id is None:
         return []
-    service = get_service(interaction.client)
+    service = interaction.client.packs
     skipped, _ = await service.prompt_flags(interaction.guild_id)
     query = current.casefold().strip()
     out = []
@@ -81,7 +82,7 @@ async def unskip_autocomplete(interaction: Interaction, current: str) -> list[ap
     """The server's skipped prompts."""
     if interaction.guild_id is None:
         return []
-    service = get_service(interaction.client)
+    service = interaction.client.packs
     skipped, _ = await service.prompt_flags(interaction.guild_id)
     prompts = {key: prompt for _pack, key, prompt in await service.active_prompts(interaction.guild_id)}
     query = current.casefold().strip()
@@ -94,10 +95,16 @@ async def unskip_autocomplete(interaction: Interaction, current: str) -> list[ap
     return out[:25]
 
 
+def _pack_argument(command: _F) -> _F:
+    """The ``pack`` option of /pack remove, enable and disable: described, with the pack list as you type."""
+    return app_commands.describe(pack="The pack")(app_commands.autocomplete(pack=pack_autocomplete)(command))
+
+
 class Pack(commands.Cog):
     def __init__(self, bot: CommonGround) -> None:
         self.bot = bot
-        self.service = get_service(bot)
+        get_service(bot)  # wires the debate jobs, as every debate extension does
+        self.service = bot.packs
 
     pack = ModeratorGroup(name="pack", description="Prompt packs of this server (moderators).")
 
@@ -134,50 +141,51 @@ class Pack(commands.Cog):
             )
         await interaction.response.send_message(ui.cut("\n".join(lines), MESSAGE_MAX), ephemeral=True)
 
-    @pack.command(name="enable", description="Use a pack's prompts in the rotation.")
-    @app_commands.describe(pack="The pack")
-    @app_commands.autocomplete(pack=pack_autocomplete)
-    async def enable(self, interaction: Interaction, pack: str) -> None:
-        assert interaction.guild_id is not None
-        info = await within_deadline(interaction, self.service.set_pack_enabled(interaction.guild_id, pack, True))
-        await reply_private(interaction, f"`{info.slug}` is on.")
-
-    @pack.command(name="disable", description="Stop using a pack's prompts (the built-in one too).")
-    @app_commands.describe(pack="The pack")
-    @app_commands.autocomplete(pack=pack_autocomplete)
-    async def disable(self, interaction: Interaction, pack: str) -> None:
-        assert interaction.guild_id is not None
-        info = await within_deadline(interaction, self.service.set_pack_enabled(interaction.guild_id, pack, False))
-        await reply_private(interaction, f"`{info.slug}` is off.")
-
     @pack.command(name="remove", description="Delete one of this server's packs (not the built-in one).")
-    @app_commands.describe(pack="The pack")
-    @app_commands.autocomplete(pack=pack_autocomplete)
+    @_pack_argument
     async def remove(self, interaction: Interaction, pack: str) -> None:
         assert interaction.guild_id is not None
         await within_deadline(interaction, self.service.remove_pack(interaction.guild_id, pack))
         await reply_private(interaction, f"`{ui.cut(pack, 64)}` removed.")
 
+    @pack.command(name="enable", description="Use a pack's prompts in the rotation.")
+    @_pack_argument
+    async def enable(self, interaction: Interaction, pack: str) -> None:
+        await self._switch(interaction, pack, enabled=True)
+
+    @pack.command(name="disable", description="Stop using a pack's prompts (the built-in one too).")
+    @_pack_argument
+    async def disable(self, interaction: Interaction, pack: str) -> None:
+        await self._switch(interaction, pack, enabled=False)
+
+    async def _switch(self, interaction: Interaction, pack: str, *, enabled: bool) -> None:
+        assert interaction.guild_id is not None
+        info = await within_deadline(interaction, self.service.set_pack_enabled(interaction.guild_id, pack, enabled))
+        await reply_private(interaction, f"`{info.slug}` is {'on' if enabled else 'off'}.")
+
     @pack.command(name="skip-prompt", description="Take one prompt out of this server's rotation.")
     @app_commands.describe(prompt="The prompt (pick from the list, or type its pack/id)")
     @app_commands.autocomplete(prompt=skip_autocomplete)
     async def skip_prompt(self, interaction: Interaction, prompt: str) -> None:
-        assert interaction.guild_id is not None
-        key = prompt.strip()
-        changed = await self.service.skip_prompt(interaction.guild_id, key)
-        text = f"`{ui.cut(key, 140)}` is skipped here" if changed else f"`{ui.cut(key, 140)}` was already skipped"
-        await interaction.response.send_message(
-            text + ": the rotation won't post it. `/pack unskip-prompt` brings it back.", ephemeral=True
-        )
+        await self._set_skipped(interaction, prompt, skip=True)
 
     @pack.command(name="unskip-prompt", description="Put a skipped prompt back into this server's rotation.")
     @app_commands.describe(prompt="A skipped prompt (pick from the list)")
     @app_commands.autocomplete(prompt=unskip_autocomplete)
     async def unskip_prompt(self, interaction: Interaction, prompt: str) -> None:
+        await self._set_skipped(interaction, prompt, skip=False)
+
+    async def _set_skipped(self, interaction: Interaction, prompt: str, *, skip: bool) -> None:
         assert interaction.guild_id is not None
         key = prompt.strip()
-        changed = await self.service.unskip_prompt(interaction.guild_id, key)
-        text = f"`{ui.cut(key, 140)}` is back in the rotation." if changed else f"`{ui.cut(key, 140)}` wasn't skipped."
+        shown = f"`{ui.cut(key, 140)}`"
+        if skip:
+            changed = await self.service.skip_prompt(interaction.guild_id, key)
+            text = f"{shown} is skipped here" if changed else f"{shown} was already skipped"
+            text += ": the rotation won't post it. `/pack unskip-prompt` brings it back."
+        else:
+            changed = await self.service.unskip_prompt(interaction.guild_id, key)
+            text = f"{shown} is back in the rotation." if changed else f"{shown} wasn't skipped."
         await interaction.response.send_message(text, ephemeral=True)
 
     @pack.command(name="sensitive-prompts", description="Include prompts their pack marks as sensitive.")

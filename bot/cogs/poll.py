@@ -356,22 +356,19 @@ class Poll(commands.Cog):
 
     @commands.Cog.listener("on_raw_poll_vote_add")
     async def on_native_add(self, payload: discord.RawPollVoteActionEvent) -> None:
-        await self.service.native_vote(
-            message_id=payload.message_id,
-            guild_id=payload.guild_id,
-            user_id=payload.user_id,
-            answer_id=payload.answer_id,
-            add=True,
-        )
+        await self._native_vote(payload, add=True)
 
     @commands.Cog.listener("on_raw_poll_vote_remove")
     async def on_native_remove(self, payload: discord.RawPollVoteActionEvent) -> None:
+        await self._native_vote(payload, add=False)
+
+    async def _native_vote(self, payload: discord.RawPollVoteActionEvent, *, add: bool) -> None:
         await self.service.native_vote(
             message_id=payload.message_id,
             guild_id=payload.guild_id,
             user_id=payload.user_id,
             answer_id=payload.answer_id,
-            add=False,
+            add=add,
         )
 
     @commands.Cog.listener("on_interaction")

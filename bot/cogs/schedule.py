@@ -50,10 +50,9 @@ async def timezone_autocomplete(_interaction: Interaction, current: str) -> list
 async def prompt_autocomplete(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
     if interaction.guild_id is None:
         return []
-    service = get_service(interaction.client)
     query = current.casefold().strip()
     out = []
-    for _pack, key, prompt in await service.active_prompts(interaction.guild_id):
+    for _pack, key, prompt in await interaction.client.packs.active_prompts(interaction.guild_id):
         if len(key) > 100:
             continue
         if query and query not in key.casefold() and query not in prompt.question.casefold():

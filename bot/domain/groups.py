@@ -40,11 +40,12 @@ import math
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from bot.domain.leaning import Leaning, Moments, combine
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "CONSENSUS_TOLERANCE",
@@ -119,6 +120,8 @@ def matrix_from_votes(
     votes: Iterable[tuple[Hashable, Hashable, float]],
 ) -> tuple[np.ndarray, list[Hashable], list[Hashable]]:
     """``(matrix, members, polls)`` from ``(member, poll, position)`` rows; later rows win."""
+    import numpy as np
+
     cells: dict[tuple[Hashable, Hashable], float] = {}
     members: dict[Hashable, int] = {}
     polls: dict[Hashable, int] = {}
@@ -154,6 +157,8 @@ def _map_order(point: tuple[float, float, str | None]) -> tuple[float, float, st
 
 def _project(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     """2-D PCA of an imputed matrix; axis 1 oriented towards higher mean position."""
+    import numpy as np
+
     centred = x - x.mean(axis=0)
     u, s, vt = np.linalg.svd(centred, full_matrices=False)
     coords = np.zeros((x.shape[0], 2))
@@ -179,6 +184,7 @@ def _project(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
 
 def _cluster(coords: np.ndarray, seed: int) -> tuple[int, np.ndarray, float] | None:
     """Best (k, labels, silhouette) with at least two clusters of MIN_GROUP, or None."""
+    import numpy as np
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
@@ -202,6 +208,7 @@ def _cluster(coords: np.ndarray, seed: int) -> tuple[int, np.ndarray, float] | N
 
 def _null_silhouette(coords: np.ndarray, k: int, seed: int) -> float:
     """Best silhouette k-means reaches on single Gaussian clouds shaped like ``coords``."""
+    import numpy as np
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
@@ -228,6 +235,8 @@ def opinion_groups(
     seed: int = 0,
 ) -> GroupsResult:
     """Opinion groups of a members x polls matrix of positions (NaN = did not vote); see the module doc."""
+    import numpy as np
+
     x = np.asarray(matrix, dtype=float)
     if x.ndim != 2:
         x = x.reshape(0, 0) if x.size == 0 else np.atleast_2d(x)

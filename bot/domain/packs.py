@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
-from yaml.events import AliasEvent, CollectionStartEvent
+from yaml.events import AliasEvent, CollectionStartEvent, Event
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.domain.essay import PROMPTS_DIR, Essay, load_essay, normalise_space
@@ -256,9 +256,10 @@ class PackLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: Node | None, index: object) -> Node:  # type: ignore[override]
-        event = self.peek_event()
-        line = event.start_mark.line + 1
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        # Called through the class: the stubs leave peek_event unannotated (untyped_calls_exclude).
+        event: Event = yaml.parser.Parser.peek_event(self)
+        line = event.start_mark.line + 1 if event.start_mark is not None else 0  # the parser always sets it
         if isinstance(event, AliasEvent):
             # Refused here, before the composer looks the anchor up: an alias bomb never grows.
             raise _Refused(line, f"aliases (*{event.anchor}) are not allowed in a pack; write the value out")
@@ -278,7 +279,7 @@ class PackLoader(yaml.SafeLoader):
                 self._depth -= 1
         else:
             node = super().compose_node(parent, index)
-        if node.tag not in _ALLOWED_TAGS:  # e.g. a resolver result we do not expect
+        if node is not None and node.tag not in _ALLOWED_TAGS:  # e.g. a resolver result we do not expect
             raise _Refused(line, f"the tag {_short_tag(node.tag)} is not allowed")
         return node
 
@@ -401,7 +402,7 @@ def _kind(node: Node) -> str:
     }.get(node.tag, node.tag)
 
 
-def _bool_of(node: ScalarNode) -> str:
+def _bool_of(node: Node) -> str:
     return "true" if node.value.lower() in ("yes", "true", "on", "y") else "false"
 
 
@@ -456,7 +457,7 @@ class _Checker:
         if node is None:
             return False
         if isinstance(node, ScalarNode) and node.tag == _BOOL and node.value.lower() in ("true", "false"):
-            return node.value.lower() == "true"
+            return str(node.value).lower() == "true"
         if isinstance(node, ScalarNode) and node.tag == _BOOL:
             hint = f"; write true or false (not {node.value!r})"
         elif isinstance(node, ScalarNode) and node.tag == _STR and node.value.strip().lower() in ("true", "false"):
@@ -651,7 +652,15 @@ class _Checker:
             self.bad(node, "dilemmas", "missing: a prompt needs 'dilemmas' (a list) or a single 'dilemma'")
         if len(self.out.problems) != before:
             return None
-        if None in (prompt_id, paragraph, excerpt, theme, question, sensitive, dilemmas):
+        if (
+            prompt_id is None
+            or paragraph is None
+            or excerpt is None
+            or theme is None
+            or question is None
+            or sensitive is None
+            or dilemmas is None
+        ):
             return None
         return Prompt(prompt_id, paragraph, excerpt, theme, question, dilemmas, context, sensitive)
 
@@ -750,7 +759,14 @@ class _Checker:
         teen = self.flag(fields.get("teen"), f"{field}.teen")
         beyond_anglo = self.flag(fields.get("beyond_anglo"), f"{field}.beyond_anglo")
         options = self.options(fields.get("options"), f"{field}.options")
-        if not setting_ok or None in (dilemma_id, question, options, teen, beyond_anglo):
+        if (
+            not setting_ok
+            or dilemma_id is None
+            or question is None
+            or options is None
+            or teen is None
+            or beyond_anglo is None
+        ):
             return None
         return Dilemma(question, options, dilemma_id, setting, teen, beyond_anglo)
 

@@ -18,12 +18,14 @@ schedule's next slot. Its handler:
 403 (missing permission) and 404 (channel deleted) block the schedule with a reason that names the
 permission and the channel, and end the job without a retry loop (PermanentJobError). Anything else
 raises, so the scheduler retries with backoff; the stored nonce makes the retry safe.
+
+The packs a debate draws from are in :mod:`bot.services.packs` (the :class:`Catalog` built here is
+shared with the bot's ``PackService``), members' suggestions in :mod:`bot.services.suggestions`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -39,10 +41,11 @@ from bot.domain import permissions as perms
 from bot.domain import rotation
 from bot.domain.errors import NotFound, UserError
 from bot.domain.essay import Essay, load_essay
-from bot.domain.packs import Pack, PackError, Prompt, load_builtin_pack, parse_pack
+from bot.domain.packs import Pack, Prompt, load_builtin_pack
 from bot.domain.schedule import catch_up_decision, next_slot, slot_for_date
 from bot.domain.shards import ShardScope
 from bot.scheduler import GuildUnavailable, PermanentJobError
+from bot.services.packs import Catalog
 from bot.storage import debates as debate_store
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
@@ -118,69 +121,6 @@ class Delivered:
 
 
 Deliver = Callable[[Debate, Prompt | None, PostOptions, int | None], Awaitable[Delivered]]
-
-
-# -- prompts ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PackInfo:
-    slug: str
-    name: str
-    enabled: bool
-    builtin: bool
-    prompts: tuple[Prompt, ...]
-
-
-class Catalog:
-    """The packs a server can draw from: the built-in pack plus its own, parsed once per version."""
-
-    def __init__(self, essay: Essay, builtin: Pack) -> None:
-        self.essay = essay
-        self.builtin = builtin
-        self._parsed: dict[str, Pack] = {}
-
-    def parse(self, row: pack_store.PackRow) -> Pack | None:
-        digest = hashlib.sha256(row.source.encode()).hexdigest()
-        pack = self._parsed.get(digest)
-        if pack is None:
-            try:
-                pack = parse_pack(row.source.encode(), row.slug, self.essay)
-            except PackError:
-                log.warning("stored pack %s of guild %s no longer validates; ignored", row.slug, row.guild_id)
-                return None
-            if len(self._parsed) > 512:
-                self._parsed.clear()
-            self._parsed[digest] = pack
-        return pack
-
-    async def packs(self, conn: AsyncConnection, guild_id: int) -> list[PackInfo]:
-        settings = await guild_store.get(conn, guild_id)
-        builtin_on = settings.builtin_pack_enabled if settings else True
-        out = [PackInfo(self.builtin.id, self.builtin.name, builtin_on, True, self.builtin.prompts)]
-        for row in await pack_store.list_for(conn, guild_id):
-            pack = self.parse(row)
-            out.append(PackInfo(row.slug, row.name, row.enabled, False, pack.prompts if pack else ()))
-        return out
-
-    async def active(self, conn: AsyncConnection, guild_id: int) -> dict[str, Prompt]:
-        """``{"<pack slug>/<prompt id>": prompt}`` over the server's enabled packs."""
-        return {
-            f"{info.slug}/{p.id}": p for info in await self.packs(conn, guild_id) if info.enabled for p in info.prompts
-        }
-
-    async def for_debate(self, conn: AsyncConnection, debate: Debate) -> Prompt | None:
-        """The debate's prompt with the dilemma the debate chose (``prompt.dilemma``), or None if gone."""
-        prompt = await self.find(conn, debate.guild_id, debate.prompt_key)
-        return prompt.using(debate.dilemma_id) if prompt is not None else None
-
-    async def find(self, conn: AsyncConnection, guild_id: int, key: str) -> Prompt | None:
-        """A prompt by key in any of the server's packs, enabled or not."""
-        slug, _, prompt_id = key.partition("/")
-        for info in await self.packs(conn, guild_id):
-            if info.slug == slug:
-                return next((p for p in info.prompts if p.id == prompt_id), None)
-        return None
 
 
 # -- the service ----------------------------------------------------------------------------------------
@@ -701,184 +641,6 @@ class DebateService:
                 conn, guild_id, f"The debate of {skipped_date} was skipped by a moderator.", now=now
             )
         return skipped_date, due
-
-    # -- packs ------------------------------------------------------------------------------------------
-
-    async def upload_pack(self, guild_id: int, data: bytes, filename: str) -> tuple[Pack, bool]:
-        """Validate (all-or-nothing) and store a server's pack; PackError lists every problem."""
-        pack = parse_pack(data, filename, self.essay)
-        if pack.id in (self.catalog.builtin.id, pack_store.SUGGESTIONS_SLUG):
-            raise UserError(f"The pack id `{pack.id}` is reserved: give your pack another `id`.")
-        async with self.db.write() as conn:
-            await guild_store.ensure(conn, guild_id, now=self.clock.now())
-            created = await pack_store.save(
-                conn,
-                guild_id,
-                slug=pack.id,
-                name=pack.name,
-                source=data.decode("utf-8"),
-                prompt_count=len(pack.prompts),
-                now=self.clock.now(),
-            )
-        return pack, created
-
-    async def set_pack_enabled(self, guild_id: int, slug: str, enabled: bool) -> PackInfo:
-        async with self.db.write() as conn:
-            await guild_store.ensure(conn, guild_id, now=self.clock.now())
-            if slug == self.catalog.builtin.id:
-                await guild_store.update_settings(conn, guild_id, builtin_pack_enabled=enabled)
-            elif not await pack_store.set_enabled(conn, guild_id, slug, enabled):
-                raise NotFound("There is no pack with that id here: pick one from the list.")
-            info = next(i for i in await self.catalog.packs(conn, guild_id) if i.slug == slug)
-        return info
-
-    async def remove_pack(self, guild_id: int, slug: str) -> None:
-        if slug == self.catalog.builtin.id:
-            raise UserError("The built-in pack can't be removed; `/pack disable` turns it off.")
-        async with self.db.write() as conn:
-            if not await pack_store.remove(conn, guild_id, slug):
-                raise NotFound("There is no pack with that id here: pick one from the list.")
-
-    async def pack_infos(self, guild_id: int) -> list[PackInfo]:
-        async with self.db.read() as conn:
-            return await self.catalog.packs(conn, guild_id)
-
-    async def prompt_key_of(self, conn: AsyncConnection, guild_id: int, key: str) -> str:
-        """``key`` if it names a prompt of one of the server's packs; NotFound otherwise."""
-        if len(key) > 140 or await self.catalog.find(conn, guild_id, key) is None:
-            raise NotFound(
-                "There is no prompt with that id in this server's packs: pick one from the list as you type "
-                "(`/debate prompts` shows them)."
-            )
-        return key
-
-    async def skip_prompt(self, guild_id: int, key: str) -> bool:
-        """Take one prompt out of this server's rotation; False if it was skipped already."""
-        now = self.clock.now()
-        async with self.db.write() as conn:
-            await guild_store.ensure(conn, guild_id, now=now)
-            return await pack_store.skip_prompt(conn, guild_id, await self.prompt_key_of(conn, guild_id, key), now=now)
-
-    async def unskip_prompt(self, guild_id: int, key: str) -> bool:
-        """Put a skipped prompt back into the rotation; False if it was not skipped."""
-        async with self.db.write() as conn:
-            if await pack_store.unskip_prompt(conn, guild_id, key):
-                return True
-            await self.prompt_key_of(conn, guild_id, key)  # an unknown key is NotFound, not "wasn't skipped"
-            return False
-
-    async def prompt_flags(self, guild_id: int) -> tuple[set[str], bool]:
-        """The server's skipped prompt keys, and whether sensitive prompts join its rotation."""
-        async with self.db.read() as conn:
-            skipped = await pack_store.skipped_prompts(conn, guild_id)
-            settings = await guild_store.get(conn, guild_id)
-        return skipped, bool(settings and settings.sensitive_prompts)
-
-    async def set_sensitive(self, guild_id: int, include: bool) -> int:
-        """Include (or leave out) prompts marked sensitive; returns how many the active packs hold."""
-        now = self.clock.now()
-        async with self.db.write() as conn:
-            await guild_store.ensure(conn, guild_id, now=now)
-            await guild_store.update_settings(conn, guild_id, sensitive_prompts=include)
-            active = await self.catalog.active(conn, guild_id)
-        return sum(1 for p in active.values() if p.sensitive)
-
-    async def active_prompts(self, guild_id: int) -> list[tuple[str, str, Prompt]]:
-        """``(pack name, key, prompt)`` over the enabled packs, in pack then file order."""
-        async with self.db.read() as conn:
-            infos = await self.catalog.packs(conn, guild_id)
-        return [(i.name, f"{i.slug}/{p.id}", p) for i in infos if i.enabled for p in i.prompts]
-
-    # -- suggestions -------------------------------------------------------------------------------------
-
-    def _suggestion_prompt(self, fields: dict[str, Any]) -> dict[str, Any]:
-        from bot.ui.debates import parse_option_lines
-
-        excerpt = " ".join(str(fields["excerpt"]).split())
-        paragraph = self.essay.find(excerpt)
-        if paragraph is None:
-            raise UserError(
-                "The excerpt must be copied word for word from the essay (one to three whole sentences); "
-                "`/debate prompts` shows passages you can copy."
-            )
-        try:
-            options = parse_option_lines(str(fields["options"]))
-        except ValueError as exc:
-            raise UserError(f"The options couldn't be read: {exc}.") from None
-        return {
-            "paragraph": paragraph,
-            "excerpt": excerpt,
-            "theme": str(fields["theme"]).strip().lower().replace(" ", "-"),
-            "question": " ".join(str(fields["question"]).split()),
-            "dilemma": {"question": " ".join(str(fields["poll_question"]).split()), "options": options},
-        }
-
-    async def _server_pack_yaml(self, conn: AsyncConnection, guild_id: int, extra: list[dict[str, Any]]) -> bytes:
-        import yaml
-
-        row = await pack_store.get(conn, guild_id, pack_store.SUGGESTIONS_SLUG)
-        prompts: list[dict[str, Any]] = []
-        if row is not None:
-            prompts = list((yaml.safe_load(row.source) or {}).get("prompts") or [])
-        doc = {
-            "pack": {
-                "id": pack_store.SUGGESTIONS_SLUG,
-                "name": "Server suggestions",
-                "description": "Prompts suggested by members of this server and approved by its moderators.",
-                "version": 1,
-            },
-            "prompts": prompts + extra,
-        }
-        return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100).encode("utf-8")
-
-    async def suggest(self, guild_id: int, user_id: int, fields: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
-        """Validate a member's suggestion as part of the server pack and store it; returns
-        ``(suggestion id, review channel id, body)``. UserError/PackError say what to fix."""
-        body = self._suggestion_prompt(fields)
-        now = self.clock.now()
-        async with self.db.write() as conn:
-            schedule = await schedule_store.get(conn, guild_id)
-            if schedule is None or schedule.review_channel_id is None:
-                raise UserError(
-                    "Suggestions aren't open here yet: a moderator can name a review channel with `/schedule setup`."
-                )
-            data = await self._server_pack_yaml(conn, guild_id, [{"id": "suggestion-new", **body}])
-            parse_pack(data, "your suggestion", self.essay)
-            await guild_store.ensure(conn, guild_id, now=now)
-            suggestion_id = await pack_store.add_suggestion(
-                conn, guild_id, user_id=user_id, body=body, review_channel_id=schedule.review_channel_id, now=now
-            )
-        return suggestion_id, schedule.review_channel_id, body
-
-    async def set_review_message(self, suggestion_id: int, message_id: int) -> None:
-        async with self.db.write() as conn:
-            await pack_store.set_review_message(conn, suggestion_id, message_id)
-
-    async def decide_suggestion(self, guild_id: int, suggestion_id: int, *, approve: bool):
-        """Approve (the prompt joins the server's own pack) or reject a pending suggestion of this server."""
-        now = self.clock.now()
-        async with self.db.write() as conn:
-            suggestion = await pack_store.get_suggestion(conn, suggestion_id, guild_id)
-            if suggestion is None:
-                raise NotFound("That suggestion isn't in this server.")
-            if suggestion.status != "pending":
-                raise UserError(f"That suggestion was already {suggestion.status}.")
-            if approve:
-                data = await self._server_pack_yaml(
-                    conn, guild_id, [{"id": f"suggestion-{suggestion_id}", **suggestion.body}]
-                )
-                pack = parse_pack(data, pack_store.SUGGESTIONS_SLUG, self.essay)
-                await pack_store.save(
-                    conn,
-                    guild_id,
-                    slug=pack.id,
-                    name=pack.name,
-                    source=data.decode("utf-8"),
-                    prompt_count=len(pack.prompts),
-                    now=now,
-                )
-            await pack_store.decide(conn, suggestion_id, "approved" if approve else "rejected", now=now)
-        return suggestion, suggestion.body
 
     # -- delivery through discord.py ------------------------------------------------------------------
 

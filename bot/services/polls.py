@@ -35,7 +35,7 @@ from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
 from bot.storage import reconcile as reconcile_store
-from bot.storage.polls import Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
+from bot.storage.vote_writer import WRITES, Mode, Outcome, VoteRequest, VoteResult, VoteStoreError, VoteWriter
 from bot.ui import debates as debate_ui
 from bot.ui import polls as ui
 
@@ -350,7 +350,7 @@ class PollService:
             # Acknowledged at the defer when there was one, else now: Discord's 3 s cover the first answer.
             acked = acked_at if deferred else discord.utils.utcnow()
             metrics.vote_answered(str(result.outcome), (acked - interaction.created_at).total_seconds())
-        if result.outcome in store.WRITES and result.live_counts:
+        if result.outcome in WRITES and result.live_counts:
             self._schedule_live(poll_id)
 
     async def _answer(
@@ -722,12 +722,25 @@ class PollService:
                 await store.set_status(conn, poll_id, "deleted", now=self.clock.now())
                 await job_store.cancel(conn, close_key(poll_id))
             if isinstance(exc, discord.Forbidden):
-                raise UserError(
-                    f"I can't post in <#{channel_id}>: I need View Channel and Send Messages there."
-                ) from exc
+                raise UserError(self._refused_post(guild_id, channel_id, style)) from exc
             raise UserError("Discord refused the poll message; please try again.") from exc
         await self.attach_message(poll_id, message.id)
         return poll_id
+
+    def _refused_post(self, guild_id: int, channel_id: int, style: str) -> str:
+        """Why Discord refused a poll post (403), naming what the bot lacks there for this poll's style:
+        from the gateway's view of the channel when it shows the gap, else everything the post needs."""
+        actions = ["post"] + (["native-poll"] if style == "native" else [])
+        guild = self.bot.get_guild(guild_id)
+        channel = guild.get_channel(channel_id) if guild is not None else None
+        lacking = []
+        if channel is not None and guild is not None and guild.me is not None:
+            lacking = perms.missing(channel.permissions_for(guild.me).value, actions)
+        fix = "Grant it to my role or in the channel's permissions, or pick another channel."
+        if lacking:
+            return f"I can't post in <#{channel_id}>: I'm {perms.describe_missing(lacking, 'that channel')}. {fix}"
+        wanted = perms.join_names(perms.names(perms.needed(actions)))
+        return f"Discord refused the poll in <#{channel_id}>: I need {wanted} there. {fix}"
 
     async def open_poll_ids(self, guild_id: int) -> list[int]:
         async with self.db.read() as conn:

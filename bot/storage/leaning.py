@@ -21,9 +21,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +38,9 @@ from bot.domain.leaning import (
     week_start,
 )
 from bot.storage.tables import leaning_weekly, poll_options, polls, vote_events, votes
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ALL_THEMES = ""  # the theme key of the all-themes rows in leaning_weekly
 MIN_MATRIX_VOTES = 7  # bot.domain.groups.MIN_VOTES; filtered here so big servers ship less
@@ -317,6 +319,8 @@ async def vote_matrix(
     conn: AsyncConnection, guild_id: int, *, since: date | None = None, min_votes: int = MIN_MATRIX_VOTES
 ) -> VoteMatrix:
     """Final positions of members with at least ``min_votes`` votes on the window's closed polls."""
+    import numpy as np
+
     window = _closed(guild_id, since, None, None)
     per_member = (
         select(votes.c.user_id, func.count().label("n"))

@@ -1,41 +1,31 @@
-"""Polls, their options, the current votes and the vote history; the group-commit vote writer.
+"""Polls, their options, the current votes and the vote history.
 
 A vote is one row per (poll, member): the primary key enforces it and an upsert changes it. Every
 cast, change and withdrawal is also appended to ``vote_events``. Tallies are always computed from the
 rows (``SELECT option_idx, count(*) ... GROUP BY``); Python never keeps a running count.
 
-:class:`VoteWriter` queues vote requests and commits them in groups: one write transaction validates
-and stores every request queued while the previous transaction was committing, then resolves each
-request's future with its outcome. Callers acknowledge a vote only after that future resolves.
+Votes cast through buttons and native polls are written by the group-commit writer in
+:mod:`bot.storage.vote_writer`; it shares :func:`apply_votes` and :func:`vote_event` with
+:func:`sync_voters` here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import sqlite3
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.domain.clock import Clock
 from bot.domain.leaning import Moments, week_start
 from bot.domain.shards import ShardScope
-from bot.storage.database import Database
 from bot.storage.dialect import insert as insert_for
 from bot.storage.scope import owned
-from bot.storage.tables import guilds, leaning_weekly, poll_options, polls, vote_events, votes
-
-log = logging.getLogger(__name__)
+from bot.storage.tables import leaning_weekly, poll_options, polls, vote_events, votes
 
 MAX_SNOWFLAKE = 2**63 - 1
-MAX_BATCH = 2000
-_IN_CHUNK = 400  # pairs per IN (...) list: 800 bound parameters, well under every SQLite's limit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +94,7 @@ def _order_of(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(part) for part in text.split(","))
 
 
-def _poll_from(row, options: Sequence[OptionRow] = ()) -> PollRow:
+def _poll_from(row: Row[Any], options: Sequence[OptionRow] = ()) -> PollRow:
     return PollRow(
         row.id,
         row.guild_id,
@@ -170,7 +160,9 @@ async def insert_poll(
             closes_at=closes_at,
         )
     )
-    poll_id = int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None  # a single-row INSERT always reports its key
+    poll_id = int(key[0])
     await conn.execute(
         insert(poll_options),
         [{"poll_id": poll_id, "idx": i, "label": label, "position": pos} for i, (label, pos) in enumerate(options)],
@@ -383,19 +375,19 @@ async def sync_voters(conn: AsyncConnection, poll_id: int, voters: Mapping[int, 
         if before == idx:
             continue
         upserts.append({"poll_id": poll_id, "user_id": user_id, "guild_id": row.guild_id, "option_idx": idx})
-        events.append(_event(poll_id, row.guild_id, user_id, "cast" if before is None else "change", idx, now))
+        events.append(vote_event(poll_id, row.guild_id, user_id, "cast" if before is None else "change", idx, now))
     for user_id in current.keys() - voters.keys():
         removals.append({"b_poll": poll_id, "b_user": user_id})
-        events.append(_event(poll_id, row.guild_id, user_id, "withdraw", None, now))
-    await _apply(conn, upserts, removals, events, now)
+        events.append(vote_event(poll_id, row.guild_id, user_id, "withdraw", None, now))
+    await apply_votes(conn, upserts, removals, events, now)
     return len(events)
 
 
-def _event(poll_id: int, guild_id: int, user_id: int, kind: str, idx: int | None, now: datetime) -> dict[str, Any]:
+def vote_event(poll_id: int, guild_id: int, user_id: int, kind: str, idx: int | None, now: datetime) -> dict[str, Any]:
     return {"poll_id": poll_id, "guild_id": guild_id, "user_id": user_id, "kind": kind, "option_idx": idx, "at": now}
 
 
-async def _apply(
+async def apply_votes(
     conn: AsyncConnection,
     upserts: list[dict[str, Any]],
     removals: list[dict[str, Any]],
@@ -418,399 +410,3 @@ async def _apply(
         )
     if events:
         await conn.execute(insert(vote_events), events)
-
-
-# ---------------------------------------------------------------------------------------------
-# Group commit
-
-
-class Mode:
-    CLICK = "click"  # a button: the same option again changes nothing (the caller offers withdrawal)
-    WITHDRAW = "withdraw"  # remove the member's vote, whatever it is
-    SET = "set"  # a native poll vote added: set to this option
-    UNSET = "unset"  # a native poll vote removed: withdraw only if it is this option
-
-
-class Outcome:
-    CAST = "cast"
-    CHANGED = "changed"
-    SAME = "same"  # clicked the current choice: nothing written
-    WITHDRAWN = "withdrawn"
-    NO_VOTE = "no_vote"  # nothing to withdraw
-    UNAVAILABLE = "unavailable"  # no such poll here, not its message, closed, or option out of range
-    NO_ROLE = "no_role"
-    TOO_NEW = "too_new"
-
-
-WRITES = frozenset({Outcome.CAST, Outcome.CHANGED, Outcome.WITHDRAWN})
-
-
-@dataclass(frozen=True, slots=True)
-class VoteResult:
-    outcome: str
-    option_idx: int | None = None  # the member's choice after this request (None: no vote)
-    previous_idx: int | None = None
-    label: str | None = None  # label of option_idx (or of the withdrawn option)
-    closes_at: datetime | None = None
-    live_counts: bool = False
-    role_id: int | None = None  # for NO_ROLE
-    min_days: int = 0  # for TOO_NEW
-    eligible_at: datetime | None = None  # for TOO_NEW
-
-
-@dataclass(slots=True)
-class VoteRequest:
-    poll_id: int
-    guild_id: int | None
-    user_id: int
-    option_idx: int | None
-    mode: str = Mode.CLICK
-    message_id: int | None = None  # checked against polls.message_id when given
-    role_ids: frozenset[int] | None = None  # None: who-may-vote rules are not checked (native polls)
-    joined_at: datetime | None = None
-    future: asyncio.Future[VoteResult] | None = None
-    enqueued: float = field(default_factory=time.perf_counter)
-
-
-@dataclass(slots=True)
-class _PollState:
-    guild_id: int
-    message_id: int | None
-    status: str
-    closes_at: datetime
-    live_counts: bool
-    labels: dict[int, str]
-    vote_role_id: int | None = None
-    vote_min_days: int = 0
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-class VoteWriter:
-    """Queues vote requests and commits them in groups, one write transaction per group.
-
-    The next group forms while the previous transaction commits: there is no timer, so a lone vote is
-    committed at once and a burst shares fsyncs. ``max_batch=1`` gives one commit per vote (benchmarks).
-    """
-
-    def __init__(self, db: Database, clock: Clock, *, max_batch: int = MAX_BATCH) -> None:
-        self.db = db
-        self.clock = clock
-        self.max_batch = max_batch
-        self._queue: list[VoteRequest] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.committed = 0
-
-    def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="vote-writer")
-
-    async def stop(self) -> None:
-        """Commit what is queued, then stop."""
-        task, self._task = self._task, None
-        if task is not None:
-            self._queue.append(_STOP)  # type: ignore[arg-type]
-            self._wake.set()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-
-    def submit(self, request: VoteRequest) -> asyncio.Future[VoteResult]:
-        """Queue a request; the future resolves after the transaction holding it commits."""
-        if request.future is None:
-            request.future = asyncio.get_running_loop().create_future()
-        self._queue.append(request)
-        self._wake.set()
-        self.start()
-        return request.future
-
-    async def vote(self, request: VoteRequest) -> VoteResult:
-        return await self.submit(request)
-
-    async def _run(self) -> None:
-        while True:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            batch = self._queue[: self.max_batch]
-            del self._queue[: len(batch)]
-            stop = any(r is _STOP for r in batch)
-            batch = [r for r in batch if r is not _STOP]
-            if batch:
-                await self._commit(batch)
-            if stop:
-                # Anything still queued behind the stop marker is committed before returning.
-                while self._queue:
-                    rest = [r for r in self._queue[: self.max_batch] if r is not _STOP]
-                    del self._queue[: self.max_batch]
-                    if rest:
-                        await self._commit(rest)
-                return
-
-    async def _commit(self, batch: list[VoteRequest]) -> None:
-        try:
-            async with self.db.write() as conn:
-                results = await process_batch(conn, batch, now=self.clock.now())
-        except asyncio.CancelledError:
-            for r in batch:
-                if r.future is not None and not r.future.done():
-                    r.future.cancel()
-            raise
-        except Exception as exc:
-            log.warning("a group of %d votes could not be committed: %r", len(batch), exc)
-            for r in batch:
-                if r.future is not None and not r.future.done():
-                    r.future.set_exception(VoteStoreError(str(exc)))
-            return
-        self.batches += 1
-        self.committed += len(batch)
-        for r, res in zip(batch, results, strict=True):
-            if r.future is not None and not r.future.done():
-                r.future.set_result(res)
-
-
-class VoteStoreError(RuntimeError):
-    """The transaction holding a vote failed (disk full, lock timeout): the vote was not recorded."""
-
-
-_STOP = VoteRequest(poll_id=0, guild_id=None, user_id=0, option_idx=None)
-
-
-class _CoreBackend:
-    """Portable SQLAlchemy Core statements (PostgreSQL, and SQLite when the driver is not aiosqlite)."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
-
-    async def load_polls(self, poll_ids: list[int]) -> dict[int, _PollState]:
-        conn = self.conn
-        states: dict[int, _PollState] = {}
-        for chunk in _chunks(poll_ids, _IN_CHUNK):
-            rows = await conn.execute(
-                select(
-                    polls.c.id,
-                    polls.c.guild_id,
-                    polls.c.message_id,
-                    polls.c.status,
-                    polls.c.closes_at,
-                    polls.c.live_counts,
-                    guilds.c.vote_role_id,
-                    guilds.c.vote_min_days,
-                )
-                .join(guilds, guilds.c.id == polls.c.guild_id)
-                .where(polls.c.id.in_(chunk))
-            )
-            for r in rows:
-                states[r.id] = _PollState(
-                    r.guild_id,
-                    r.message_id,
-                    r.status,
-                    r.closes_at,
-                    bool(r.live_counts),
-                    {},
-                    r.vote_role_id,
-                    r.vote_min_days,
-                )
-            opts = await conn.execute(
-                select(poll_options.c.poll_id, poll_options.c.idx, poll_options.c.label).where(
-                    poll_options.c.poll_id.in_(chunk)
-                )
-            )
-            for o in opts:
-                states[o.poll_id].labels[o.idx] = o.label
-        return states
-
-    async def load_votes(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
-        current: dict[tuple[int, int], int] = {}
-        for poll_id, users in _users_by_poll(keys):
-            rows = await self.conn.execute(
-                select(votes.c.user_id, votes.c.option_idx).where(
-                    and_(votes.c.poll_id == poll_id, votes.c.user_id.in_(users))
-                )
-            )
-            for r in rows:
-                current[(poll_id, r.user_id)] = r.option_idx
-        return current
-
-    async def apply(self, upserts: list[tuple], removals: list[tuple], events: list[tuple], now: datetime) -> None:
-        await _apply(
-            self.conn,
-            [{"poll_id": p, "user_id": u, "guild_id": g, "option_idx": i} for p, u, g, i in upserts],
-            [{"b_poll": p, "b_user": u} for p, u in removals],
-            [_event(p, g, u, k, i, now) for p, g, u, k, i in events],
-            now,
-        )
-
-
-# SQLAlchemy's DATETIME storage format on SQLite, so raw rows read back the same through Core.
-_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
-_UPSERT_SQL = (
-    "INSERT INTO votes (poll_id, user_id, guild_id, option_idx, voted_at) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (poll_id, user_id) DO UPDATE SET option_idx = excluded.option_idx, voted_at = excluded.voted_at"
-)
-_DELETE_SQL = "DELETE FROM votes WHERE poll_id = ? AND user_id = ?"
-_EVENT_SQL = "INSERT INTO vote_events (poll_id, guild_id, user_id, kind, option_idx, at) VALUES (?, ?, ?, ?, ?, ?)"
-
-
-class _SqliteBackend:
-    """The hot path on SQLite: the whole batch (load, decide, write) runs as one call in aiosqlite's
-    thread, on the transaction's own sqlite3 connection.
-
-    Same statements as :class:`_CoreBackend`. It skips SQLAlchemy's per-row parameter processing (which
-    cost more than the SQL at 1,000 votes a batch) and makes one thread hop per batch instead of one per
-    statement, so a busy event loop delays a batch once, not eight times (benchmarks/README.md, "Votes").
-    """
-
-    def __init__(self, driver: Any) -> None:
-        self.driver = driver
-
-    async def run(self, batch: Sequence[VoteRequest], now: datetime) -> list[VoteResult]:
-        # aiosqlite's _execute runs a function on its connection thread; there is no public equivalent.
-        return await self.driver._execute(_sqlite_batch, self.driver._conn, batch, now)
-
-
-def _sqlite_batch(db: sqlite3.Connection, batch: Sequence[VoteRequest], now: datetime) -> list[VoteResult]:
-    poll_ids = sorted({r.poll_id for r in batch if valid_id(r.poll_id)})
-    states: dict[int, _PollState] = {}
-    for chunk in _chunks(poll_ids, _IN_CHUNK):
-        marks = ",".join("?" * len(chunk))
-        rows = db.execute(
-            "SELECT p.id, p.guild_id, p.message_id, p.status, p.closes_at, p.live_counts, g.vote_role_id, "
-            f"g.vote_min_days FROM polls p JOIN guilds g ON g.id = p.guild_id WHERE p.id IN ({marks})",
-            tuple(chunk),
-        ).fetchall()
-        for pid, gid, mid, status, closes, live, role, days in rows:
-            closes_at = datetime.fromisoformat(closes).replace(tzinfo=UTC)
-            states[pid] = _PollState(gid, mid, status, closes_at, bool(live), {}, role, days)
-        opts = db.execute(
-            f"SELECT poll_id, idx, label FROM poll_options WHERE poll_id IN ({marks})", tuple(chunk)
-        ).fetchall()
-        for pid, idx, label in opts:
-            states[pid].labels[idx] = label
-    keys = sorted({(r.poll_id, r.user_id) for r in batch if r.poll_id in states})
-    current: dict[tuple[int, int], int] = {}
-    for poll_id, users in _users_by_poll(keys):
-        marks = ",".join("?" * len(users))
-        rows = db.execute(
-            f"SELECT user_id, option_idx FROM votes WHERE poll_id = ? AND user_id IN ({marks})", (poll_id, *users)
-        ).fetchall()
-        for user_id, idx in rows:
-            current[(poll_id, user_id)] = idx
-    results, upserts, removals, events = _decide(batch, states, current, keys, now)
-    ts = now.astimezone(UTC).strftime(_SQLITE_TS)
-    if upserts:
-        db.executemany(_UPSERT_SQL, [(*row, ts) for row in upserts])
-    if removals:
-        db.executemany(_DELETE_SQL, removals)
-    if events:
-        db.executemany(_EVENT_SQL, [(*row, ts) for row in events])
-    return results
-
-
-_USERS_CHUNK = 900  # bound parameters per IN (...) list: under SQLite's oldest limit (999)
-
-
-def _users_by_poll(keys: list[tuple[int, int]]) -> Iterable[tuple[int, list[int]]]:
-    by_poll: dict[int, list[int]] = {}
-    for p, u in keys:
-        by_poll.setdefault(p, []).append(u)
-    for p, users in by_poll.items():
-        for chunk in _chunks(users, _USERS_CHUNK):
-            yield p, list(chunk)
-
-
-async def _backend(conn: AsyncConnection) -> _CoreBackend | _SqliteBackend:
-    if conn.dialect.name == "sqlite":
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        if hasattr(driver, "_execute") and isinstance(getattr(driver, "_conn", None), sqlite3.Connection):
-            return _SqliteBackend(driver)
-    return _CoreBackend(conn)
-
-
-async def process_batch(conn: AsyncConnection, batch: Sequence[VoteRequest], *, now: datetime) -> list[VoteResult]:
-    """Validate and store a group of requests, in order, inside the caller's write transaction."""
-    backend = await _backend(conn)
-    if isinstance(backend, _SqliteBackend):
-        return await backend.run(batch, now)
-    poll_ids = sorted({r.poll_id for r in batch if valid_id(r.poll_id)})
-    states = await backend.load_polls(poll_ids)
-    keys = sorted({(r.poll_id, r.user_id) for r in batch if r.poll_id in states})
-    current = await backend.load_votes(keys)
-    results, upserts, removals, events = _decide(batch, states, current, keys, now)
-    await backend.apply(upserts, removals, events, now)
-    return results
-
-
-def _decide(
-    batch: Sequence[VoteRequest],
-    states: dict[int, _PollState],
-    current: dict[tuple[int, int], int],
-    keys: list[tuple[int, int]],
-    now: datetime,
-) -> tuple[list[VoteResult], list[tuple], list[tuple], list[tuple]]:
-    """Apply the requests in order to ``current``; return the outcomes and the rows to write."""
-    before = dict(current)
-    results: list[VoteResult] = []
-    events: list[tuple] = []
-    for r in batch:
-        st = states.get(r.poll_id)
-        if (
-            st is None
-            or (r.guild_id is not None and st.guild_id != r.guild_id)
-            or (r.message_id is not None and st.message_id != r.message_id)
-            or st.status != "open"
-            or now >= st.closes_at
-            or (r.option_idx is not None and r.option_idx not in st.labels)
-        ):
-            results.append(VoteResult(Outcome.UNAVAILABLE))
-            continue
-        common = {"closes_at": st.closes_at, "live_counts": st.live_counts}
-        if r.role_ids is not None and r.mode != Mode.WITHDRAW:
-            if st.vote_role_id is not None and st.vote_role_id not in r.role_ids:
-                results.append(VoteResult(Outcome.NO_ROLE, role_id=st.vote_role_id, **common))
-                continue
-            if st.vote_min_days > 0:
-                eligible = (r.joined_at + timedelta(days=st.vote_min_days)) if r.joined_at else None
-                if eligible is None or now < eligible:
-                    results.append(
-                        VoteResult(Outcome.TOO_NEW, min_days=st.vote_min_days, eligible_at=eligible, **common)
-                    )
-                    continue
-        key = (r.poll_id, r.user_id)
-        prev = current.get(key)
-        if r.mode in (Mode.WITHDRAW, Mode.UNSET) or (r.option_idx is None):
-            if prev is None or (r.mode == Mode.UNSET and prev != r.option_idx):
-                results.append(VoteResult(Outcome.NO_VOTE, option_idx=prev, previous_idx=prev, **common))
-                continue
-            del current[key]
-            events.append((r.poll_id, st.guild_id, r.user_id, "withdraw", None))
-            results.append(VoteResult(Outcome.WITHDRAWN, None, prev, st.labels.get(prev), **common))
-            continue
-        idx = r.option_idx
-        label = st.labels[idx]
-        if prev == idx:
-            results.append(VoteResult(Outcome.SAME, idx, prev, label, **common))
-            continue
-        current[key] = idx
-        events.append((r.poll_id, st.guild_id, r.user_id, "cast" if prev is None else "change", idx))
-        results.append(VoteResult(Outcome.CAST if prev is None else Outcome.CHANGED, idx, prev, label, **common))
-    # Only the final state of each key is written: one upsert or one delete per (poll, member).
-    upserts: list[tuple] = []
-    removals: list[tuple] = []
-    for key in keys:
-        old, new = before.get(key), current.get(key)
-        if old == new:
-            continue
-        if new is None:
-            removals.append(key)
-        else:
-            upserts.append((key[0], key[1], states[key[0]].guild_id, new))
-    return results, upserts, removals, events

@@ -28,8 +28,7 @@ FIELD_NAME_MAX = 256
 EMBED_TOTAL_MAX = 6000
 THREAD_NAME_MAX = 100
 
-APPROVE_TEMPLATE = r"suggest:approve:(?P<id>[0-9]+)"
-REJECT_TEMPLATE = r"suggest:reject:(?P<id>[0-9]+)"
+REVIEW_TEMPLATE = r"suggest:(?P<action>approve|reject):(?P<id>[0-9]+)"
 
 
 def safe(text: str) -> str:
@@ -240,6 +239,23 @@ class Pager(discord.ui.View):
         await self._turn(interaction, 1)
 
 
+async def send_pages(
+    interaction: discord.Interaction,
+    pages: int,
+    render: Callable[[int], Awaitable[discord.Embed]],
+    view: Pager | None = None,
+) -> None:
+    """Answer with the first page, only to the member who asked: with ``view``, or with a plain
+    :class:`Pager` when there is more than one page."""
+    if view is None and pages > 1:
+        view = Pager(interaction.user.id, pages, render)
+    kwargs: dict[str, Any] = {"embed": await render(0), "ephemeral": True}
+    if view is not None:
+        await view.refresh()
+        kwargs["view"] = view
+    await interaction.response.send_message(**kwargs)
+
+
 class PromptSkipSelect(discord.ui.Select["PromptsPager"]):
     def __init__(self) -> None:
         super().__init__(placeholder="Moderators: skip or restore a prompt on this page", row=1)
@@ -373,26 +389,42 @@ def suggestion_embed(suggestion_id: int, body: dict[str, Any], *, user_id: int |
 
 def review_view(suggestion_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(ApproveButton(suggestion_id))
-    view.add_item(RejectButton(suggestion_id))
+    view.add_item(ReviewButton(suggestion_id, approve=True))
+    view.add_item(ReviewButton(suggestion_id, approve=False))
     return view
 
 
-class _Decide:
-    approve: bool
+class ReviewButton(discord.ui.DynamicItem[discord.ui.Button], template=REVIEW_TEMPLATE):
+    """Approve or Reject of one suggestion; the custom_id names the action and the suggestion."""
 
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    def __init__(self, suggestion_id: int, *, approve: bool) -> None:
+        action = "approve" if approve else "reject"
+        super().__init__(
+            discord.ui.Button(
+                label=action.capitalize(),
+                style=discord.ButtonStyle.success if approve else discord.ButtonStyle.danger,
+                custom_id=f"suggest:{action}:{suggestion_id}",
+            )
+        )
+        self.suggestion_id = suggestion_id
+        self.approve = approve
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> ReviewButton:
+        return cls(int(match["id"]), approve=match["action"] == "approve")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
         from bot.app import send_ephemeral, user_message
 
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
             await send_ephemeral(interaction, "You need the **Manage Server** permission to review suggestions.")
             return
-        service = cast("CommonGround", interaction.client).debates
+        service = cast("CommonGround", interaction.client).suggestions
         try:
             suggestion, body = await service.decide_suggestion(
-                interaction.guild_id,
-                self.suggestion_id,  # type: ignore[attr-defined]
-                approve=self.approve,
+                interaction.guild_id, self.suggestion_id, approve=self.approve
             )
         except Exception as exc:
             message = user_message(exc)
@@ -402,35 +434,3 @@ class _Decide:
             return
         embed = suggestion_embed(suggestion.id, body, user_id=None, status="approved" if self.approve else "rejected")
         await interaction.response.edit_message(embed=embed, view=None)
-
-
-class ApproveButton(_Decide, discord.ui.DynamicItem[discord.ui.Button], template=APPROVE_TEMPLATE):
-    approve = True
-
-    def __init__(self, suggestion_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Approve", style=discord.ButtonStyle.success, custom_id=f"suggest:approve:{suggestion_id}"
-            )
-        )
-        self.suggestion_id = suggestion_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str]):  # type: ignore[override]
-        return cls(int(match["id"]))
-
-
-class RejectButton(_Decide, discord.ui.DynamicItem[discord.ui.Button], template=REJECT_TEMPLATE):
-    approve = False
-
-    def __init__(self, suggestion_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Reject", style=discord.ButtonStyle.danger, custom_id=f"suggest:reject:{suggestion_id}"
-            )
-        )
-        self.suggestion_id = suggestion_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction, item, match: re.Match[str]):  # type: ignore[override]
-        return cls(int(match["id"]))

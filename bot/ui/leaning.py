@@ -1,4 +1,8 @@
-"""The answers of ``/leaning``: embeds, and two small chart adapters over ``bot.ui.charts``.
+"""The answers of ``/leaning``: embeds, and the chart adapters over ``bot.ui.charts``.
+
+The adapters import ``bot.ui.charts`` (matplotlib, numpy) when a chart is drawn, in the worker thread
+that draws it (``asyncio.to_thread``), never at start-up: a process that only takes votes and posts
+debates does not hold the chart stack in memory.
 
 Every number is shown with what it rests on ("based on 7 votes"); every embed stays inside Discord's
 limits (title 256, description 4096, field 1024, total 6000) whatever the questions say.
@@ -12,8 +16,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import discord
-import numpy as np
-from matplotlib.patches import Rectangle
 
 from bot.domain.groups import MIN_GROUP, MIN_VOTES, GroupsResult
 from bot.domain.leaning import (
@@ -28,7 +30,6 @@ from bot.domain.leaning import (
     label_for,
 )
 from bot.storage.leaning import MemberCompass, PollFinal
-from bot.ui import charts
 
 ACCENT = discord.Colour(0x5DADE2)
 WITHDREW = "#CC79A7"
@@ -251,6 +252,11 @@ def shift_embed(summary: ShiftSummary, questions: Mapping[int, str], period_labe
 
 def shift_chart(summary: ShiftSummary, questions: Mapping[int, str], title: str) -> bytes:
     """Stacked bars: kept / towards the individual / towards the community / withdrew, per debate."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    from bot.ui import charts
+
     rows = [("All debates", summary.overall)] + [
         (questions.get(p, "a poll"), s) for p, s in top_shifts(summary, limit=5)
     ]
@@ -390,8 +396,31 @@ def me_embed(compass: MemberCompass, period_label: str) -> discord.Embed:
     return finish(embed)
 
 
+def leaning_chart(points: Sequence[SeriesPoint], title: str, marks: Sequence[tuple[date, str]] = ()) -> bytes:
+    """``charts.leaning_chart``, importing the chart stack on first use."""
+    from bot.ui import charts
+
+    return charts.leaning_chart(points, title, marks)
+
+
+def themes_chart(rows: Sequence[tuple[str, Leaning]], title: str) -> bytes:
+    """``charts.themes_chart``, importing the chart stack on first use."""
+    from bot.ui import charts
+
+    return charts.themes_chart(rows, title)
+
+
+def groups_chart(result: GroupsResult, title: str) -> bytes:
+    """``charts.groups_chart``, importing the chart stack on first use."""
+    from bot.ui import charts
+
+    return charts.groups_chart(result, title)
+
+
 def me_chart(compass: MemberCompass, title: str) -> bytes:
     """The themes chart with a "you" bar above the server's for each theme (up to six themes)."""
+    from bot.ui import charts
+
     rows: list[tuple[str, Leaning]] = [("You · all themes", compass.member), ("Server · all themes", compass.server)]
     for theme, mine, server in compass.themes[:5]:
         rows += [(f"You · {theme}", mine), (f"Server · {theme}", server)]

@@ -15,9 +15,11 @@ from bot.domain.errors import UserError
 from bot.domain.leaning import label_for
 from bot.domain.packs import MAX_OPTIONS, MAX_PACK_BYTES, THEMES, PackError
 from bot.domain.schedule import ScheduleInputError, format_days, next_slot, parse_days, parse_time, parse_timezone
-from bot.services.debates import get_service
+from bot.services.debates import DebateService, get_service
+from bot.services.packs import PackService
 from bot.services.schedule_checks import check_setup
 from bot.services.site import SiteService
+from bot.services.suggestions import SuggestionService
 from bot.storage import debates as debate_store
 from bot.storage import leaning as leaning_store
 from bot.storage import packs as pack_store
@@ -27,7 +29,7 @@ from bot.storage.export import export_csv
 from bot.storage.schedules import days_to_mask
 from bot.ui import debates as debates_ui
 from bot.web import svg
-from bot.web.auth import access, fresh_guilds, require_session
+from bot.web.auth import Access, access, fresh_guilds, require_session
 from bot.web.discord_oauth import can_manage
 from bot.web.prompt_form import WEB_PACK, PromptForm, essay_choices
 from bot.web.server import REQUEST_SESSION
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 ARCHIVE_PAGE = 30
 PUBLIC_RECENT = 10
+# A page of debates as read for the results block: (debates, result line per debate id, finals per poll id).
+_Results = tuple[list[Any], dict[int, Any], dict[int, Any]]
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -66,6 +70,12 @@ def add_routes(server: WebServer, app: web.Application) -> None:
     r.add_get("/p/{guild_id}", p.public)
 
 
+def _download(text: str, content_type: str, filename: str) -> web.Response:
+    return web.Response(
+        text=text, content_type=content_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
 def _tz(name: str | None) -> ZoneInfo:
     return ZoneInfo(name or "UTC")
 
@@ -76,8 +86,24 @@ class Pages:
         self.site = SiteService(server.db, server.clock)
 
     @property
-    def debates(self):
+    def debates(self) -> DebateService:
         return get_service(self.s.bot)
+
+    @property
+    def packs(self) -> PackService:
+        return self.s.bot.packs
+
+    @property
+    def suggestion_service(self) -> SuggestionService:
+        return self.s.bot.suggestions
+
+    async def _recorded(self, a: Access, action: str, detail: str, *, then: str) -> web.HTTPSeeOther:
+        """A change made through the site, written to the server's audit log; returns the redirect to
+        ``then`` for the handler to raise."""
+        await self.site.record(
+            a.guild.id, user_id=a.session.user_id, user_name=a.session.user_name, action=action, detail=detail
+        )
+        return web.HTTPSeeOther(then)
 
     # -- home ------------------------------------------------------------------------------------------
 
@@ -255,20 +281,18 @@ class Pages:
             review_channel_id=review.id if review else None,
             catch_up_minutes=catch_up * 60,
         )
-        await self.site.record(
-            guild.id,
-            user_id=a.session.user_id,
-            user_name=a.session.user_name,
-            action="schedule",
-            detail=f"#{channel.name} at {at:%H:%M} {tz.key}, {format_days(chosen)}; poll {poll_hours} h "
+        raise await self._recorded(
+            a,
+            "schedule",
+            f"#{channel.name} at {at:%H:%M} {tz.key}, {format_days(chosen)}; poll {poll_hours} h "
             f"({values['poll_style']}); next post {due.astimezone(tz):%Y-%m-%d %H:%M}",
+            then=f"/s/{guild.id}/schedule?saved=1",
         )
-        raise web.HTTPSeeOther(f"/s/{guild.id}/schedule?saved=1")
 
     # -- prompts and packs -------------------------------------------------------------------------------
 
     async def _prompts_view(self, request, a, form: PromptForm, *, status=200, saved=None, import_errors=None):
-        infos = await self.debates.pack_infos(a.guild.id)
+        infos = await self.packs.pack_infos(a.guild.id)
         return self.s.render(
             request,
             "prompts.html",
@@ -307,36 +331,48 @@ class Pages:
         form, data = await self._checked(request, a)
         if data is None:
             return await self._prompts_view(request, a, form, status=400)
+        return await self._save_pack(request, a, data, WEB_PACK, form)
+
+    async def _save_pack(
+        self, request: web.Request, a: Access, data: bytes, name: str, form: PromptForm | None = None
+    ) -> web.StreamResponse:
+        """Store a pack as `/pack upload` does: the web pack with the prompt ``form`` adds, or an imported
+        file. Refused: the prompts page again (400) naming the problems, nothing stored. Stored: the
+        audit log, then back to the prompts page."""
         try:
-            pack, _created = await self.debates.upload_pack(a.guild.id, data, WEB_PACK)
+            if form is None and len(data) > MAX_PACK_BYTES:
+                raise UserError(f"That file is over {MAX_PACK_BYTES // 1024} KiB; a pack may be at most that.")
+            pack, created = await self.packs.upload_pack(a.guild.id, data, name)
         except PackError as exc:
-            form.absorb(exc)
-            return await self._prompts_view(request, a, form, status=400)
-        await self.site.record(
-            a.guild.id,
-            user_id=a.session.user_id,
-            user_name=a.session.user_name,
-            action="prompt added",
-            detail=f"{pack.id}/{form.values['id']}: {form.values['question'][:200]}",
-        )
-        raise web.HTTPSeeOther(f"/s/{a.guild.id}/prompts?saved={form.values['id']}")
+            if form is not None:
+                form.absorb(exc)
+                return await self._prompts_view(request, a, form, status=400)
+            problems = [str(p) for p in exc.problems]
+            return await self._prompts_view(request, a, PromptForm.empty(), status=400, import_errors=problems)
+        except UserError as exc:
+            if form is not None:
+                raise
+            return await self._prompts_view(request, a, PromptForm.empty(), status=400, import_errors=[exc.message])
+        if form is not None:
+            action, saved = "prompt added", form.values["id"]
+            detail = f"{pack.id}/{form.values['id']}: {form.values['question'][:200]}"
+        else:
+            action, saved = "pack imported", f"pack:{pack.id}"
+            detail = f"{pack.id} ({len(pack.prompts)} prompts, {'new' if created else 'updated'})"
+        raise await self._recorded(a, action, detail, then=f"/s/{a.guild.id}/prompts?saved={saved}")
 
     async def pack_export(self, request: web.Request) -> web.StreamResponse:
         a = await access(self.s, request, manage=True)
         slug = request.match_info["slug"]
-        if slug == self.debates.catalog.builtin.id:
-            text = self.debates.catalog.builtin.source
+        if slug == self.packs.catalog.builtin.id:
+            text = self.packs.catalog.builtin.source
         else:
             async with self.s.db.read() as conn:
                 row = await pack_store.get(conn, a.guild.id, slug)
             if row is None:
                 raise web.HTTPNotFound()
             text = row.source
-        return web.Response(
-            text=text,
-            content_type="application/yaml",
-            headers={"Content-Disposition": f'attachment; filename="{slug}.yaml"'},
-        )
+        return _download(text, "application/yaml", f"{slug}.yaml")
 
     async def pack_import(self, request: web.Request) -> web.StreamResponse:
         a = await access(self.s, request, manage=True)
@@ -348,23 +384,7 @@ class Pages:
             )
         data = upload.file.read(MAX_PACK_BYTES + 1)
         name = (upload.filename or "pack.yaml")[:100]
-        try:
-            if len(data) > MAX_PACK_BYTES:
-                raise UserError(f"That file is over {MAX_PACK_BYTES // 1024} KiB; a pack may be at most that.")
-            pack, created = await self.debates.upload_pack(a.guild.id, data, name)
-        except PackError as exc:
-            problems = [str(p) for p in exc.problems]
-            return await self._prompts_view(request, a, PromptForm.empty(), status=400, import_errors=problems)
-        except UserError as exc:
-            return await self._prompts_view(request, a, PromptForm.empty(), status=400, import_errors=[exc.message])
-        await self.site.record(
-            a.guild.id,
-            user_id=a.session.user_id,
-            user_name=a.session.user_name,
-            action="pack imported",
-            detail=f"{pack.id} ({len(pack.prompts)} prompts, {'new' if created else 'updated'})",
-        )
-        raise web.HTTPSeeOther(f"/s/{a.guild.id}/prompts?saved=pack:{pack.id}")
+        return await self._save_pack(request, a, data, name)
 
     # -- suggestions -------------------------------------------------------------------------------------
 
@@ -386,18 +406,15 @@ class Pages:
             raise web.HTTPNotFound() from None
         approve = decision == "approve"
         try:
-            suggestion, body = await self.debates.decide_suggestion(a.guild.id, suggestion_id, approve=approve)
+            suggestion, body = await self.suggestion_service.decide_suggestion(
+                a.guild.id, suggestion_id, approve=approve
+            )
         except UserError as exc:
             raise web.HTTPBadRequest(text=exc.message) from None
         await self._close_review_message(suggestion, body, approve)
-        await self.site.record(
-            a.guild.id,
-            user_id=a.session.user_id,
-            user_name=a.session.user_name,
-            action="suggestion",
-            detail=f"#{suggestion_id} {decision}d",
+        raise await self._recorded(
+            a, "suggestion", f"#{suggestion_id} {decision}d", then=f"/s/{a.guild.id}/suggestions"
         )
-        raise web.HTTPSeeOther(f"/s/{a.guild.id}/suggestions")
 
     async def _close_review_message(self, suggestion: Any, body: dict[str, Any], approve: bool) -> None:
         """What the review buttons do in Discord: the review message shows the decision, without buttons."""
@@ -428,11 +445,7 @@ class Pages:
     async def archive_csv(self, request: web.Request) -> web.StreamResponse:
         a = await access(self.s, request, manage=True)
         text = await export_csv(self.s.db, a.guild.id)  # the same export as /poll export
-        return web.Response(
-            text=text,
-            content_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="common-ground-{a.guild.id}.csv"'},
-        )
+        return _download(text, "text/csv", f"common-ground-{a.guild.id}.csv")
 
     async def audit(self, request: web.Request) -> web.StreamResponse:
         a = await access(self.s, request, manage=True)
@@ -463,18 +476,31 @@ class Pages:
         return response
 
 
-async def archive_data(db: Any, guild_id: int, page: int) -> dict[str, Any]:
-    """A page of the archive: debates newest first, with each closed poll's final counts and bars."""
-    async with db.read() as conn:
-        rows, total = await debate_store.history(conn, guild_id, offset=(page - 1) * ARCHIVE_PAGE, limit=ARCHIVE_PAGE)
-        results = await debate_store.result_lines(conn, [d.id for d in rows])
-        closed = [r.poll_id for r in results.values() if r.status != "open"]
-        finals = {f.poll_id: f for f in await leaning_store.poll_finals(conn, guild_id, poll_ids=closed)}
+async def _read_results(conn: Any, guild_id: int, *, offset: int, limit: int) -> tuple[_Results, int]:
+    """Debates newest first, with each one's poll line and, once closed, its final counts."""
+    rows, total = await debate_store.history(conn, guild_id, offset=offset, limit=limit)
+    results = await debate_store.result_lines(conn, [d.id for d in rows])
+    closed = [r.poll_id for r in results.values() if r.status != "open"]
+    finals = {f.poll_id: f for f in await leaning_store.poll_finals(conn, guild_id, poll_ids=closed)}
+    return (rows, results, finals), total
+
+
+def _cards(read: _Results) -> list[dict[str, Any]]:
+    """What the debate_card macro (templates/_results.html) shows per debate; bars drawn after the read."""
+    rows, results, finals = read
     items = []
     for d in rows:
         line = results.get(d.id)
-        final = finals.get(line.poll_id) if line else None
+        final = finals.get(line.poll_id) if line is not None else None
         items.append({"debate": d, "line": line, "final": final, "bars": svg.bars(final) if final else None})
+    return items
+
+
+async def archive_data(db: Any, guild_id: int, page: int) -> dict[str, Any]:
+    """A page of the archive: debates newest first, with each closed poll's final counts and bars."""
+    async with db.read() as conn:
+        read, total = await _read_results(conn, guild_id, offset=(page - 1) * ARCHIVE_PAGE, limit=ARCHIVE_PAGE)
+    items = _cards(read)
     pages = max((total + ARCHIVE_PAGE - 1) // ARCHIVE_PAGE, 1)
     return {"items": items, "page": page, "pages": pages, "total": total, "label_for": label_for}
 
@@ -489,15 +515,8 @@ async def public_data(db: Any, clock: Any, guild_id: int, guild_name: str | None
         points = await leaning_store.weekly_series(conn, guild_id, since=since)
         themes = await leaning_store.theme_leanings(conn, guild_id)
         overall = await leaning_store.period_leaning(conn, guild_id)
-        rows, total = await debate_store.history(conn, guild_id, offset=0, limit=PUBLIC_RECENT)
-        results = await debate_store.result_lines(conn, [d.id for d in rows])
-        closed_ids = [r.poll_id for r in results.values() if r.status != "open"]
-        finals = {f.poll_id: f for f in await leaning_store.poll_finals(conn, guild_id, poll_ids=closed_ids)}
-    recent = []
-    for d in rows:
-        line = results.get(d.id)
-        final = finals.get(line.poll_id) if line is not None else None
-        recent.append({"debate": d, "final": final, "bars": svg.bars(final) if final else None})
+        read, total = await _read_results(conn, guild_id, offset=0, limit=PUBLIC_RECENT)
+    recent = _cards(read)
     return {
         "guild_name": guild_name or "A Common Ground server",
         "points": points,

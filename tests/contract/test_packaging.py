@@ -76,7 +76,7 @@ def test_optional_imports_are_declared_in_an_extra():
 
 
 def test_aiosqlite_has_an_upper_bound():
-    # storage/polls.py calls aiosqlite's private Connection._execute / ._conn on the vote fast path.
+    # storage/vote_writer.py calls aiosqlite's private Connection._execute / ._conn on the vote fast path.
     [spec] = [Requirement(r) for r in PYPROJECT["project"]["dependencies"] if r.startswith("aiosqlite")]
     assert any(s.operator in ("<", "<=", "==", "~=") for s in spec.specifier), spec
 

@@ -26,6 +26,7 @@ from bot.domain.clock import FakeClock
 from bot.sandbox import Conditions, Sandbox
 from bot.sandbox.conditions import Clocks
 from bot.sandbox.ratelimits import BAN_BODY, ROUTE_BUCKETS
+from tests.contract.sandbox_client import connected
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -237,18 +238,10 @@ class Client(discord.Client):
 
 @contextlib.asynccontextmanager
 async def with_client(sb: Sandbox) -> AsyncIterator[Client]:
-    old_base, old_gw = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    sb.configure_discord()
+    """A bare client logged in to ``sb`` (see sandbox_client.connected, which also stops ``sb`` after)."""
     client = Client()
-    task = asyncio.create_task(client.start(sb.token))
-    try:
-        await asyncio.wait_for(client.ready_event.wait(), 10)
+    async with connected(sb, client, client.ready_event):
         yield client
-    finally:
-        await client.close()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(task, 5)
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gw
 
 
 @pytest.mark.parametrize("skew", [5.0, -5.0])

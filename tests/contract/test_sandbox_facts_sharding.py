@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from bot.sandbox import Sandbox
-from bot.sandbox.server import MAX_GUILDS_PER_SHARD, shard_of
+from bot.sandbox.gateway import MAX_GUILDS_PER_SHARD, shard_of
 
 pytestmark = pytest.mark.timeout(60)
 

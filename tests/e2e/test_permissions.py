@@ -6,8 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import discord
+import pytest
 
+from bot.domain.errors import UserError
+from bot.domain.packs import Dilemma, Option
 from bot.domain.permissions import invite_permissions
+from bot.storage import polls as poll_store
 from bot.storage import schedules as schedule_store
 from tests.harness import Harness
 
@@ -217,3 +221,25 @@ async def test_a_result_without_attach_files_is_published_without_its_chart(tmp_
         assert shown["attachments"] == []
         assert any("Result" in (e.get("title") or "") or "result" in str(e).lower() for e in shown["embeds"]), shown
         assert shown["edited_timestamp"] is not None
+
+
+async def test_a_refused_ad_hoc_post_names_what_the_poll_needs(tmp_path):
+    """Permissions can change between /poll create's check and the form's submit: Discord's 403 on the
+    post is answered with what this poll's style needs, not a fixed "View Channel and Send Messages"."""
+    async with Harness(tmp_path, bot_permissions=invite_permissions({"native-polls"})) as h:
+        h.sandbox.set_channel_permissions(h.channel.id, deny_bot=P(send_polls=True).value)
+        await channel_perms_seen(h, lambda p: not p.send_polls)
+        channel = h.bot.get_partial_messageable(h.channel.id, guild_id=h.guild.id)
+        with pytest.raises(UserError) as refused:
+            await h.bot.polls.post(
+                channel,
+                guild_id=h.guild.id,
+                channel_id=h.channel.id,
+                dilemma=Dilemma("Who first?", (Option("Me", -1.0), Option("Us", 1.0))),
+                closes_at=h.clock.now() + timedelta(hours=1),
+                style="native",
+            )
+        text = refused.value.message
+        assert "Send Polls" in text and "Send Messages" not in text, text
+        async with h.db.read() as conn:
+            assert await poll_store.open_polls(conn) == []  # the refused poll is not left open

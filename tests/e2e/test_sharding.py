@@ -12,7 +12,8 @@ import pytest
 from bot.config import load_settings
 from bot.domain.shards import shard_of
 from bot.runtime import build_bot
-from bot.sandbox.server import MAX_GUILDS_PER_SHARD, Sandbox
+from bot.sandbox.gateway import MAX_GUILDS_PER_SHARD
+from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
 from tests.harness import TEST_IDENTIFY_INTERVAL
 

@@ -18,9 +18,10 @@ from bot.services.polls import PollService, close_key
 from bot.storage import guilds as guild_store
 from bot.storage import jobs as job_store
 from bot.storage import polls as store
+from bot.storage import vote_writer
 from bot.storage.database import Database, scalar
-from bot.storage.polls import Mode, Outcome, VoteRequest, VoteWriter, process_batch
 from bot.storage.tables import leaning_weekly, vote_events, votes
+from bot.storage.vote_writer import Mode, Outcome, VoteRequest, VoteWriter, process_batch
 from tests.conftest import sqlite_only
 
 NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)  # a Wednesday
@@ -255,14 +256,14 @@ async def test_both_backends_agree(db: Database, service: PollService, monkeypat
     reqs = [click(poll_id, u % 7, u % 3) for u in range(40)]
     reqs += [click(poll_id, 3, None, message=None, mode=Mode.WITHDRAW), click(poll_id, 3, 1)]
     used: list[str] = []
-    pick = store._backend
+    pick = vote_writer._backend
 
     async def spy(conn):
         backend = await pick(conn)
         used.append(type(backend).__name__)
         return backend
 
-    monkeypatch.setattr(store, "_backend", spy)
+    monkeypatch.setattr(vote_writer, "_backend", spy)
     async with db.write() as conn:
         fast = await process_batch(conn, reqs, now=NOW)
     fast_rows, fast_events = await rows(db, poll_id), await events(db, poll_id)
@@ -272,9 +273,9 @@ async def test_both_backends_agree(db: Database, service: PollService, monkeypat
 
     async def core(conn):
         used.append("_CoreBackend")
-        return store._CoreBackend(conn)
+        return vote_writer._CoreBackend(conn)
 
-    monkeypatch.setattr(store, "_backend", core)
+    monkeypatch.setattr(vote_writer, "_backend", core)
     async with db.write() as conn:
         slow = await process_batch(conn, reqs, now=NOW)
     assert used == ["_SqliteBackend", "_CoreBackend"]  # the fast path really ran, then the portable one
@@ -292,10 +293,10 @@ async def test_failed_commit_resolves_every_future_with_an_error(db: Database, s
     async def broken(conn, batch, *, now):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store, "process_batch", broken)
+    monkeypatch.setattr(vote_writer, "process_batch", broken)
     futures = [service.writer.submit(click(poll_id, u, 0)) for u in range(10)]
     outcomes = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 5)
-    assert all(isinstance(o, store.VoteStoreError) for o in outcomes)
+    assert all(isinstance(o, vote_writer.VoteStoreError) for o in outcomes)
     assert await rows(db, poll_id) == {}
 
 

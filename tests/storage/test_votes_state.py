@@ -25,7 +25,7 @@ from bot.scheduler import Scheduler
 from bot.services.polls import PollService
 from bot.storage import polls as store
 from bot.storage.database import Database
-from bot.storage.polls import Mode, Outcome, VoteRequest
+from bot.storage.vote_writer import Mode, Outcome, VoteRequest
 from tests.sqlite_template import migrated_sqlite
 
 NOW = datetime(2026, 5, 1, 9, tzinfo=UTC)

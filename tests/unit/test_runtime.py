@@ -38,3 +38,73 @@ def test_serve_logs_in_then_tunes_the_collector_then_connects():
     step, _, frozen, thresholds, scanned = connect
     assert step == "connect" and frozen > 1000 and not scanned
     assert thresholds == result["wanted"] == [20_000, 50, 100]
+
+
+HEAVY = ("matplotlib", "numpy", "scipy", "sklearn", "threadpoolctl")
+
+STARTUP_SCRIPT = """
+import asyncio, json, sys
+from bot import runtime
+from bot.config import load_settings
+from bot.storage.database import Database
+
+HEAVY = %r
+after_import = sorted(m for m in HEAVY if m in sys.modules)
+
+async def main():
+    settings = load_settings({}, token="t0ken", database_url=sys.argv[1])
+    db = await Database.open(settings.database_url)
+    try:
+        bot = runtime.build_bot(settings, db)
+        async with bot:
+            await bot.setup_hook()  # every extension loaded, every cog and view registered, the scheduler running
+            loaded = sorted(bot.extensions)
+    finally:
+        await db.close()
+    return loaded
+
+loaded = asyncio.run(main())
+print(json.dumps({
+    "after_import": after_import,
+    "after_setup": sorted(m for m in HEAVY if m in sys.modules),
+    "extensions": loaded,
+}))
+"""
+
+
+def test_startup_does_not_load_the_chart_and_statistics_stack(tmp_path):
+    """matplotlib, numpy, scipy and scikit-learn cost ~40 MB of every process's memory; they are imported
+    where a chart, a period leaning or opinion groups are computed, not by building and setting up the bot."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    out = subprocess.run(
+        [sys.executable, "-c", STARTUP_SCRIPT % (HEAVY,), url], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    from bot.app import EXTENSIONS
+
+    assert result["extensions"] == sorted(EXTENSIONS)  # the check covers every cog's imports
+    assert result["after_import"] == []
+    assert result["after_setup"] == []
+
+
+CHART_SCRIPT = """
+import json, sys
+from bot.domain.leaning import Moments, combine
+from bot.ui import leaning as ui
+
+before = "matplotlib" in sys.modules or "scipy" in sys.modules
+lean = combine([Moments.of([-1.0] * 9 + [1.0]), Moments.of([1.0] * 9 + [-1.0])])  # polls apart: Student t
+png = ui.themes_chart([("theme", lean)], "title")
+print(json.dumps({"before": before, "png": png[:8].hex(), "after": sorted(m for m in %r if m in sys.modules)}))
+"""
+
+
+def test_the_stack_is_imported_where_it_is_used():
+    """The lazy imports are not lost ones: a period leaning and a chart still work in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", CHART_SCRIPT % (HEAVY,)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    assert result["before"] is False
+    assert result["png"] == b"\x89PNG\r\n\x1a\n".hex()
+    assert {"matplotlib", "numpy", "scipy"} <= set(result["after"])
