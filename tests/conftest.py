@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
+import discord.http
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -39,3 +41,24 @@ async def db(tmp_path):
 
 
 sqlite_only = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite-specific (pragmas, file backups)")
+
+
+class _ScaledSleep:
+    """The asyncio module as discord.http sees it, with every ``sleep`` shortened by ``factor``."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def __getattr__(self, name: str):
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float, result=None):
+        return await asyncio.sleep(delay * self.factor, result)
+
+
+@pytest.fixture
+def quick_discord_retries(monkeypatch):
+    """discord.py waits real time between retries: 1, 3, 5 and 7 s after a 5xx answer, retry_after after a
+    429 (discord/http.py). A test that makes the sandbox fail on purpose, and asserts what happens once
+    discord.py gives up, waits a hundredth of that; the number and order of the retries are unchanged."""
+    monkeypatch.setattr(discord.http, "asyncio", _ScaledSleep(0.01))
