@@ -23,11 +23,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import signal
+import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.domain.shards import format_shards, shard_of
@@ -50,9 +55,20 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (/proc/<pid>/stat, fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Proc:
-    def __init__(self, name: str, shards: tuple[int, ...], count: int) -> None:
-        self.name, self.shards, self.count = name, shards, count
+    """A cluster: `commonground run` on a range of shards, or (``bare``) the bare discord.py bot."""
+
+    def __init__(self, name: str, shards: tuple[int, ...], count: int, *, bare: bool = False) -> None:
+        self.name, self.shards, self.count, self.bare = name, shards, count, bare
+        # The bare bot reconciles nothing: READY of all its shards is its start-up.
+        self.marker = " ready as " if bare else "servers reconciled"
         self.proc: asyncio.subprocess.Process | None = None
         self.started = 0.0
         self.ready_at: float | None = None
@@ -61,11 +77,15 @@ class Proc:
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self, env: dict[str, str]) -> None:
-        args = ["run", "--shards", format_shards(self.shards), "--shard-count", str(self.count)]
+        module, command = ("benchmarks.bare_bot", []) if self.bare else ("bot", ["run"])
+        args = [*command, "--shards", format_shards(self.shards), "--shard-count", str(self.count)]
         self.started = time.monotonic()
         self.ready_at = self.reconciled_at = None
+        profile = []
+        if env.get("BENCH_PROFILE"):  # a directory: each process runs under cProfile, written there at exit
+            profile = ["-m", "cProfile", "-o", f"{env['BENCH_PROFILE']}/{self.name}.prof"]
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", *args, env=env,
+            sys.executable, *profile, "-m", module, *args, env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         self._reader = asyncio.create_task(self._read())
@@ -75,10 +95,16 @@ class Proc:
         async for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             self.lines.append(line)
+            self._keep(line)
             if " ready as " in line and self.ready_at is None:
                 self.ready_at = time.monotonic()
-            if "servers reconciled" in line and self.reconciled_at is None:
+            if self.marker in line and self.reconciled_at is None:
                 self.reconciled_at = time.monotonic()
+
+    def _keep(self, line: str) -> None:
+        if os.environ.get("BENCH_LOGS"):  # a directory: every process's log is kept there
+            with open(f"{os.environ['BENCH_LOGS']}/{self.name}.log", "a") as f:
+                print(line, file=f)
 
     async def wait_reconciled(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -103,6 +129,155 @@ class Proc:
                 await self.proc.wait()
         if self._reader is not None:
             self._reader.cancel()
+
+
+@dataclass
+class Target:
+    """One posted poll in a server of one cluster, and the members who click it."""
+
+    cluster: str
+    guild_id: int
+    channel_id: int
+    message_id: int
+    poll_id: int
+    options: int
+    members: list[int] = field(default_factory=list)
+
+
+def _custom_ids(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["custom_id"]] if isinstance(node.get("custom_id"), str) else []
+        return found + [c for v in node.values() for c in _custom_ids(v)]
+    if isinstance(node, list):
+        return [c for v in node for c in _custom_ids(v)]
+    return []
+
+
+def click_target(sb: Sandbox, proc: Proc, gid: int, channel_id: int, members: int) -> Target:
+    """The wave's poll in server ``gid`` (its vote buttons), with ``members`` new members to click it."""
+    for msg in sb.messages(channel_id):
+        votes = [c for c in _custom_ids(msg.get("components") or []) if c.startswith("poll:vote:")]
+        if votes:
+            poll_id = int(votes[0].split(":")[2])
+            t = Target(proc.name, gid, channel_id, int(msg["id"]), poll_id, len(votes))
+            t.members = [sb.add_member(gid, f"clicker{i}").id for i in range(members)]
+            return t
+    raise LookupError(f"no poll posted in server {gid} of {proc.name}")
+
+
+async def click(
+    sb: Sandbox, targets: list[Target], procs: list[Proc], rate: float, seconds: float, seed: int
+) -> dict[str, Any]:
+    """Open-loop clicks at ``rate`` per second for ``seconds``, spread evenly over the targets (so over the
+    clusters), members and options picked at random with ``seed``; the clusters' CPU time is read around it."""
+    rng = random.Random(seed)
+    total = int(rate * seconds)
+    plan = []
+    for i in range(total):
+        t = targets[i % len(targets)]
+        plan.append((t, rng.choice(t.members), rng.randrange(t.options)))
+    sent: list[tuple[Target, int, int, Any]] = []
+    loop = asyncio.get_running_loop()
+
+    async def send(t: Target, user_id: int, idx: int) -> None:
+        ix = await sb.click(t.channel_id, t.message_id, f"poll:vote:{t.poll_id}:{idx}", user_id)
+        sent.append((t, user_id, idx, ix))
+        first = await ix.response(timeout=30)
+        if first["type"] == 5:  # deferred: the answer is the follow-up
+            await sb.wait_for(lambda: ix.followups, timeout=30)
+
+    cpu0 = {p.name: cpu_seconds(p.proc.pid) for p in procs if p.proc is not None}
+    start = loop.time()
+    tasks = []
+    for i, (t, user_id, idx) in enumerate(plan):
+        delay = start + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)  # paces the open-loop sender; every click is awaited below
+        tasks.append(asyncio.create_task(send(t, user_id, idx)))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    elapsed = loop.time() - start
+    await asyncio.sleep(1.0)  # replies answered at the deadline: their CPU is the clusters' too
+    cpu = {p.name: cpu_seconds(p.proc.pid) - cpu0[p.name] for p in procs if p.proc is not None}
+    answered = [ix for _, _, _, ix in sent if ix.callbacks]
+    latencies = sorted(ix.callbacks[0]["at"] - ix.created_at for ix in answered)
+    last: dict[tuple[int, int], int] = {}
+    clicked: dict[tuple[int, int], set[int]] = {}
+    for t, user_id, idx, ix in sorted(sent, key=lambda s: s[3].callbacks[0]["at"] if s[3].callbacks else 0):
+        if not ix.callbacks:
+            continue
+        clicked.setdefault((t.poll_id, user_id), set()).add(idx)
+        content = (ix.callbacks[0]["data"] or {}).get("content", "")
+        if ix.callbacks[0]["type"] == 5 and ix.followups:
+            content = ix.followups[0].get("content", "")  # deferred under load: the answer is the follow-up
+        if content.startswith(("You chose", "You already chose")):
+            last[(t.poll_id, user_id)] = idx
+    return {
+        "total": total,
+        "elapsed": elapsed,
+        "errors": sum(isinstance(r, BaseException) for r in results),
+        "answered": len(answered),
+        "per_cluster": {t.cluster: sum(1 for s in sent if s[0] is t and s[3].callbacks) for t in targets},
+        "not_one_callback": sum(1 for *_, ix in sent if len(ix.callbacks) != 1),
+        "latencies": latencies,
+        "cpu": cpu,
+        "last": last,
+        "clicked": clicked,
+    }
+
+
+def print_clicks(label: str, stats: dict[str, Any], rate: float) -> float:
+    lat = stats["latencies"]
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+    cpu = sum(stats["cpu"].values())
+    per_click = cpu / max(stats["answered"], 1) * 1e6
+    per = ", ".join(f"{name} {n:,}" for name, n in stats["per_cluster"].items())
+    print(
+        f"  {label}: {stats['total']:,} clicks sent at {rate:.0f}/s, answered {stats['answered']:,} ({per}); "
+        f"errors {stats['errors']}, not exactly one callback {stats['not_one_callback']}; "
+        f"{stats['answered'] / stats['elapsed']:,.0f} clicks/s answered over {stats['elapsed']:.1f} s; "
+        f"reply p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms"
+    )
+    cpus = ", ".join(f"{name} {s:.2f} s" for name, s in stats["cpu"].items())
+    print(f"  {label}: CPU of the clusters {cpu:.2f} s ({cpus}) = {per_click:,.0f} µs per answered click")
+    return per_click
+
+
+async def vote_rows_match(url: str, targets: list[Target], stats: dict[str, Any]) -> bool:
+    """Per poll: the vote rows = the last vote event of each member (the recount), for exactly the members
+    whose last answered click said it was stored, each row one of that member's clicks."""
+    engine = create_async_engine(url)
+    ok = True
+    try:
+        async with engine.connect() as conn:
+            for t in targets:
+                found = await conn.execute(
+                    text("SELECT user_id, option_idx FROM votes WHERE poll_id = :p"), {"p": t.poll_id}
+                )
+                rows = {row[0]: row[1] for row in found}
+                history = (
+                    await conn.execute(
+                        text("SELECT user_id, kind, option_idx FROM vote_events WHERE poll_id = :p ORDER BY id"),
+                        {"p": t.poll_id},
+                    )
+                ).all()
+                recount: dict[int, int] = {}
+                for user_id, kind, idx in history:
+                    if kind == "withdraw":
+                        recount.pop(user_id, None)
+                    else:
+                        recount[user_id] = idx
+                answered = {u for (p, u) in stats["last"] if p == t.poll_id}
+                foreign = [u for u, idx in rows.items() if idx not in stats["clicked"].get((t.poll_id, u), ())]
+                good = rows == recount and set(rows) == answered and not foreign
+                print(
+                    f"  {t.cluster}, poll {t.poll_id}: {len(rows):,} vote rows, recount {len(recount):,}, "
+                    f"rows = recount {rows == recount}; members with a row {len(rows):,}, members told their vote "
+                    f"is stored {len(answered):,}; rows not among the member's clicks {len(foreign)}"
+                )
+                ok = ok and good
+    finally:
+        await engine.dispose()
+    return ok
 
 
 async def fresh_postgres(url: str) -> None:
@@ -158,6 +333,12 @@ async def main() -> None:
     parser.add_argument("--baseline-servers", type=int, default=1_000)
     parser.add_argument("--wave", type=int, default=0, help="servers with a post due in one wave")
     parser.add_argument("--kill", action="store_true", help="SIGKILL the cluster holding shard 0 mid-wave")
+    parser.add_argument(
+        "--clicks", type=float, default=0, help="after the wave: clicks/s in total through both clusters"
+    )
+    parser.add_argument("--click-seconds", type=float, default=10.0)
+    parser.add_argument("--members", type=int, default=1000, help="members clicking, per cluster's poll")
+    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--wave-delay",
         type=int,
@@ -226,6 +407,14 @@ async def main() -> None:
             print(f"  {p.name}: {per:.1f} KB per additional server (over the {args.baseline_servers:,}-server process)")
 
     if args.wave:
+        slot_at = time.monotonic() + (slot - datetime.now(UTC)).total_seconds()
+        if any((p.reconciled_at or 0) > slot_at for p in procs):
+            print(
+                "  a cluster finished reconciling after the wave's slot, so it armed its schedules for the next "
+                "day: those servers will show as missed; raise --wave-delay"
+            )
+
+    if args.wave:
 
         def posted() -> dict[int, int]:
             return {gid: sum(1 for m in sb.messages(ch) if m.get("embeds")) for gid, ch in channels.items()}
@@ -234,7 +423,8 @@ async def main() -> None:
         own = [gid for gid in channels if shard_of(gid, args.shards) in first.shards]
         wave_start = None
         killed = False
-        deadline = time.monotonic() + 900
+        # Until 30 minutes after the slot: 5,000 posts at each cluster's REST share take minutes.
+        deadline = slot_at + 1800
         while time.monotonic() < deadline:
             counts = posted()
             done = sum(1 for n in counts.values() if n)
@@ -260,10 +450,49 @@ async def main() -> None:
             f"({'with' if killed else 'without'} a SIGKILL): duplicates={duplicates}, missed={missed}"
         )
 
+    if args.clicks:
+        await clicks_phase(sb, url, args, procs, channels)
+
     for p in procs:
         await p.stop()
     await db.close()
     await sb.stop()
+
+
+async def clicks_phase(
+    sb: Sandbox, url: str, args: argparse.Namespace, procs: list[Proc], channels: dict[int, int]
+) -> None:
+    """Clicks on one wave poll per cluster, through every cluster at once; then the same clicks (same
+    plan, same polls) answered by bare discord.py bots on the same shards: the CPU floor per click."""
+    for p in procs:
+        await p.wait_reconciled(900)  # a cluster restarted by --kill is serving again
+    targets = []
+    for p in procs:
+        gid = next(g for g in channels if shard_of(g, args.shards) in p.shards)
+        targets.append(click_target(sb, p, gid, channels[gid], args.members))
+    print(
+        f"clicks: {args.clicks:.0f}/s for {args.click_seconds:.0f} s over {len(targets)} polls "
+        f"(one per cluster, {args.members:,} members each)"
+    )
+    real = await click(sb, targets, procs, args.clicks, args.click_seconds, args.seed)
+    per_click = print_clicks("Common Ground", real, args.clicks)
+    rows_ok = await vote_rows_match(url, targets, real)
+    once = real["answered"] == real["total"] and real["not_one_callback"] == 0 and real["errors"] == 0
+    print(f"  every click answered exactly once: {once}; vote rows = recount: {rows_ok}")
+
+    for p in procs:
+        await p.stop()
+    bare = [Proc(f"bare-{p.name}", p.shards, p.count, bare=True) for p in procs]
+    env = env_for(sb, url)
+    await asyncio.gather(*(b.start(env) for b in bare))
+    await asyncio.gather(*(b.wait_reconciled(900) for b in bare))
+    for t, b in zip(targets, bare, strict=True):
+        t.cluster = b.name
+    floor_stats = await click(sb, targets, bare, args.clicks, args.click_seconds, args.seed)
+    floor = print_clicks("bare discord.py", floor_stats, args.clicks)
+    print(f"  bot CPU per click / bare discord.py floor: {per_click / max(floor, 1):.2f}x (goal: within 2x)")
+    for b in bare:
+        await b.stop()
 
 
 if __name__ == "__main__":

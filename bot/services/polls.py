@@ -334,7 +334,19 @@ class PollService:
                 # unless Discord's deadline has already passed (a defer then only earns a 404).
                 if self.timing.time_left(loop.time() - born) > 0:
                     started = loop.time()
-                    await interaction.response.defer(ephemeral=True, thinking=True)
+                    try:
+                        await interaction.response.defer(ephemeral=True, thinking=True)
+                    except discord.HTTPException as exc:
+                        # Past Discord's deadline after all (10062: the estimate of its clock was off, or the
+                        # machine stalled): no answer can reach the member now; the vote is still stored.
+                        outcome = (await asyncio.gather(future, return_exceptions=True))[0]
+                        log.warning(
+                            "could not defer a poll click in guild %s (%s); the vote %s",
+                            interaction.guild_id,
+                            exc.status,
+                            "was not stored" if isinstance(outcome, BaseException) else "is stored",
+                        )
+                        return
                     self.timing.round_trip(loop.time() - started)
                     acked_at = discord.utils.utcnow()
                     deferred = True

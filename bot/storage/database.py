@@ -7,6 +7,7 @@ On PostgreSQL both roles share one pooled engine.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import functools
 import logging
@@ -16,18 +17,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.storage.tables import metadata
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,8 @@ _POSTGRES_SETTINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url)
@@ -176,12 +178,30 @@ def alembic_config(url: str) -> Config:
 
 
 @functools.cache
-def shipped_revisions() -> tuple[str | None, frozenset[str]]:
-    """The head revision and every revision this code ships. Read once per process: loading the
-    migration scripts is most of the cost of opening an up-to-date database, and the folder is part of
-    the installed code, so it does not change while the process runs."""
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    return script.get_current_head(), frozenset(rev.revision for rev in script.walk_revisions())
+def shipped_revisions() -> dict[str, str | None]:
+    """Every migration this code ships, ``revision -> down_revision``, read from the files' own
+    ``revision``/``down_revision`` lines. Alembic (with Mako and Pygments, ~11 MB that would stay in every
+    process's memory) is imported only when a migration is actually run, not to find out that none is due."""
+    found: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("[0-9]*.py")):
+        values: dict[str, Any] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+                continue
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                values[target.id] = ast.literal_eval(node.value)
+        found[values["revision"]] = values.get("down_revision")
+    return found
+
+
+def shipped_head() -> str:
+    """The newest migration this code ships (the one no other revises): migrations are one line."""
+    revisions = shipped_revisions()
+    heads = set(revisions) - set(revisions.values())
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations must form one line; heads found: {sorted(heads)}")
+    return heads.pop()
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
@@ -231,8 +251,8 @@ class Database:
             writer = reader = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         db = cls(url, writer, reader)
         try:
-            current = await db.check_schema_version()
-            if migrate and current != shipped_revisions()[0]:  # at head, alembic's upgrade would do nothing
+            await db.check_schema_version()
+            if migrate:
                 await db.migrate()
         except DBAPIError as exc:
             await db.close(checkpoint=False)
@@ -282,23 +302,36 @@ class Database:
     # -- migrations -------------------------------------------------------------------------------
 
     async def current_revision(self) -> str | None:
-        async with self.writer.connect() as conn:
-            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        """The revision recorded in ``alembic_version`` (what alembic's ``get_current_revision`` reads),
+        or None on a database never migrated."""
 
-    async def check_schema_version(self) -> str | None:
-        """Refuse a database whose schema is newer than the migrations this code ships; return its
-        revision (None: an empty database)."""
+        def _read(c: Connection) -> str | None:
+            if not inspect(c).has_table("alembic_version"):
+                return None
+            rows = c.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+            if len(rows) > 1:
+                raise RuntimeError(f"the database records several schema revisions: {sorted(rows)}")
+            return rows[0] if rows else None
+
+        async with self.writer.connect() as conn:
+            return await conn.run_sync(_read)
+
+    async def check_schema_version(self) -> None:
+        """Refuse a database whose schema is newer than the migrations this code ships."""
         current = await self.current_revision()
         if current is None:
-            return None
-        if current not in shipped_revisions()[1]:
+            return
+        if current not in shipped_revisions():
             raise SchemaTooNewError(
                 f"the database schema is at revision {current}, which this version of Common Ground "
                 "does not know: it was written by a newer version. Upgrade Common Ground, or restore a backup."
             )
-        return current
 
     async def migrate(self, revision: str = "head") -> None:
+        if revision == "head" and await self.current_revision() == shipped_head():
+            return  # nothing to run: alembic is not even imported
+        from alembic import command
+
         cfg = alembic_config(self.url)
 
         def _upgrade(sync_conn: Connection) -> None:
@@ -350,7 +383,7 @@ class Database:
 
     async def _canary_read(self) -> str:
         """ "ok" when a reader sees the schema at this code's head revision and can read every table."""
-        head = shipped_revisions()[0]
+        head = shipped_head()
         try:
             async with self.read() as conn:
                 revision = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalar()

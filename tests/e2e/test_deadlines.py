@@ -82,3 +82,29 @@ async def test_debate_suggest_defers_privately_before_its_database_and_rest_work
         await h.sandbox.wait_for(lambda: "went to the moderators" in final_text(sub), timeout=10)
         assert sub.original["flags"] & 64
         await h.sandbox.wait_for(lambda: h.sandbox.messages(review.id), timeout=10)
+
+
+async def test_a_vote_whose_defer_comes_too_late_is_stored_and_nothing_raises(tmp_path, caplog):
+    """The bot's estimate of Discord's 3 s can be wrong (a host clock jump, a loaded machine): when the
+    defer of a slow vote itself is refused (10062, here a sandbox deadline of 1 s against the bot's 1.5 s
+    wait), the vote is still stored and the click ends in a warning, not an exception in discord.py's
+    item callback."""
+    from tests.e2e.test_polls import post_poll
+
+    async with Harness(tmp_path, sandbox_options={"interaction_deadline": 1.0}) as h:
+        poll_id, message_id = await post_poll(h)
+        member = h.members[0]
+        async with write_lock_held(h):
+            ix = await h.sandbox.click(h.channel.id, message_id, f"poll:vote:{poll_id}:1", member.id)
+            await h.sandbox.wait_for(lambda: ix.rejected_callbacks, timeout=10)
+        # The handler logs once the vote's transaction has committed.
+        await h.sandbox.wait_for(
+            lambda: any("could not defer a poll click" in r.getMessage() for r in caplog.records), timeout=10
+        )
+        async with h.db.read() as conn:
+            rows = await conn.exec_driver_sql(
+                "SELECT option_idx FROM votes WHERE poll_id = ? AND user_id = ?", (poll_id, member.id)
+            )
+            assert rows.scalar() == 1
+        assert not ix.callbacks
+        assert not [r for r in caplog.records if "Ignoring exception" in r.getMessage()]

@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import insert, select
 
-from bot.storage.database import Database, alembic_config
+from bot.storage.database import Database, alembic_config, shipped_head, shipped_revisions
 from bot.storage.tables import debates, guilds, metadata, polls, prompt_skips
 from tests.conftest import POSTGRES_URL, _fresh_postgres
 
@@ -20,6 +20,33 @@ async def test_head_matches_the_tables_module(db: Database):
     async with db.writer.connect() as conn:
         diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
     assert diff == []
+
+
+def test_shipped_revisions_read_from_the_files_are_alembics():
+    """Start-up decides "nothing to migrate" from the files, without alembic: the same answer alembic gives."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite:///unused.db"))
+    assert shipped_revisions() == {rev.revision: rev.down_revision for rev in script.walk_revisions()}
+    assert shipped_head() == script.get_current_head()
+
+
+async def test_a_database_at_the_head_is_not_migrated_again_and_one_behind_is(tmp_path):
+    if POSTGRES_URL:
+        await _fresh_postgres(POSTGRES_URL)
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path}/heads.db"
+    previous = shipped_revisions()[shipped_head()]
+    assert previous is not None
+    db = await Database.open(url, migrate=False)
+    try:
+        await db.migrate(previous)
+        assert await db.current_revision() == previous
+        await db.migrate()  # one behind the head: alembic runs the last migration
+        assert await db.current_revision() == shipped_head()
+        await db.migrate()  # at the head: nothing to run
+        assert await db.current_revision() == shipped_head()
+    finally:
+        await db.close()
 
 
 async def test_upgrade_from_0003_keeps_rows_and_adds_the_new_columns(tmp_path):
