@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
+import discord.http
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage.database import Database
+from tests.sqlite_template import migrated_sqlite
 
 # Set to a PostgreSQL URL (postgresql+asyncpg://…) to run the storage tests against PostgreSQL instead
 # of SQLite; the database's public schema is dropped and recreated before each test.
@@ -24,12 +27,13 @@ async def _fresh_postgres(url: str) -> None:
 
 @pytest.fixture
 async def db(tmp_path):
-    """A real database with every migration applied: a SQLite file, or PostgreSQL when configured."""
+    """A real database with every migration applied: a SQLite file (a copy of one migrated per test
+    process, tests/sqlite_template.py), or PostgreSQL when configured."""
     if POSTGRES_URL:
         await _fresh_postgres(POSTGRES_URL)
         database = await Database.open(POSTGRES_URL)
     else:
-        database = await Database.open(f"sqlite+aiosqlite:///{tmp_path}/test.db")
+        database = await Database.open(await migrated_sqlite(tmp_path / "test.db"))
     try:
         yield database
     finally:
@@ -37,3 +41,24 @@ async def db(tmp_path):
 
 
 sqlite_only = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite-specific (pragmas, file backups)")
+
+
+class _ScaledSleep:
+    """The asyncio module as discord.http sees it, with every ``sleep`` shortened by ``factor``."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def __getattr__(self, name: str):
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float, result=None):
+        return await asyncio.sleep(delay * self.factor, result)
+
+
+@pytest.fixture
+def quick_discord_retries(monkeypatch):
+    """discord.py waits real time between retries: 1, 3, 5 and 7 s after a 5xx answer, retry_after after a
+    429 (discord/http.py). A test that makes the sandbox fail on purpose, and asserts what happens once
+    discord.py gives up, waits a hundredth of that; the number and order of the retries are unchanged."""
+    monkeypatch.setattr(discord.http, "asyncio", _ScaledSleep(0.01))

@@ -27,6 +27,7 @@ from bot.runtime import build_bot
 from bot.sandbox.conditions import Conditions
 from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
+from tests.sqlite_template import migrated_sqlite
 
 # Import every extension (and with them matplotlib, scikit-learn, ...) when the harness is imported, at
 # collection: a bot's first start in a test process would otherwise spend seconds of its 10-second
@@ -88,7 +89,10 @@ class Harness:
         )
         self.guild, self.channel, self.mod_role, self.mod = world.guild, world.channel, world.mod_role, world.mod
         self.members = [sb.add_member(self.guild.id, f"member{i}") for i in range(self.member_count)]
-        self.settings = sandbox_settings(sb, self.tmp_path / "e2e.db", **self.settings_overrides)
+        database = self.tmp_path / "e2e.db"
+        if not database.exists():  # a fresh file: a copy of this process's migrated template
+            await migrated_sqlite(database)
+        self.settings = sandbox_settings(sb, database, **self.settings_overrides)
         self.db = await Database.open(self.settings.database_url)
         await self.start_bot()
         return self

@@ -35,6 +35,7 @@ all-or-nothing: any problem raises PackError listing every problem found.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -890,4 +891,13 @@ def builtin_pack_path() -> Path:
 def load_builtin_pack(essay: Essay | None = None) -> Pack:
     """Load and validate the built-in pack (PackError if it is broken, which a contract test prevents)."""
     path = builtin_pack_path()
-    return parse_pack(read_capped(path), f"prompts/{path.name}", essay or load_essay())
+    return _parse_builtin(read_capped(path), f"prompts/{path.name}", essay or load_essay())
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_builtin(data: bytes, source: str, essay: Essay) -> Pack:
+    """parse_pack, remembered for the same bytes and essay: validating the built-in pack costs about
+    0.3 s of CPU, and every bot built in one process (each test's, a restart's) would pay it again. The
+    file is still read each time, so an edited pack is parsed afresh; a Pack is immutable, so sharing
+    one is safe."""
+    return parse_pack(data, source, essay)

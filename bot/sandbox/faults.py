@@ -75,7 +75,8 @@ class Faults:
 
     def slow_answer(self, route_substring: str | None, seconds: float, count: int = 1) -> FaultRule:
         """Perform the next ``count`` matching requests at once, then hold their answers ``seconds``:
-        Discord has created the message while the client still waits (kill the client meanwhile)."""
+        Discord has created the message while the client still waits (kill the client meanwhile). The
+        sandbox's ``stop()`` drops an answer still held."""
         return self._add("slow_answer", route_substring, count, seconds=seconds)
 
     def latency(self, seconds: float) -> None:

@@ -212,6 +212,9 @@ class Sandbox(GatewayMixin, InteractionsMixin):
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_Conn] = set()
         self._changed = asyncio.Event()
+        # Set by stop(): answers held by a slow_answer fault are dropped then (the client that waited for
+        # them is gone), instead of the HTTP server's shutdown waiting out the rest of their hold.
+        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.bot_user = self._make_user(self.bot_user_id, bot_name, bot=True)
         self.oauth = OAuth(self)  # /oauth2/authorize, /oauth2/token, /users/@me(/guilds) with Bearer tokens
@@ -219,6 +222,7 @@ class Sandbox(GatewayMixin, InteractionsMixin):
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Start serving; afterwards ``api_base`` and ``gateway_url`` are valid."""
+        self._stopping.clear()
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         self._add_routes(app)
         self.oauth.install(app)
@@ -232,6 +236,7 @@ class Sandbox(GatewayMixin, InteractionsMixin):
 
     async def stop(self) -> None:
         """Close every gateway connection and stop the HTTP server."""
+        self._stopping.set()
         for conn in list(self._conns):
             with contextlib.suppress(Exception):
                 await conn.ws.close(code=1001)
@@ -1080,7 +1085,8 @@ class Sandbox(GatewayMixin, InteractionsMixin):
                     elif fault is not None and fault.kind == "slow_answer":
                         rec.status = response.status  # done on the server's side; the answer is held
                         self._bump()
-                        await asyncio.sleep(fault.params["seconds"])
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stopping.wait(), fault.params["seconds"])
         except DiscordHTTPError as exc:
             response = _json(exc.body, exc.status)
         except web.HTTPNotFound:

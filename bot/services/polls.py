@@ -140,7 +140,10 @@ class PollService:
         self._followups = Limiter(FOLLOWUP_CONCURRENCY)
         self.expired_skipped = 0  # answers not sent because Discord's deadline or the token had passed
         self._live_last: dict[int, float] = {}
-        self._live_refused: set[int] = set()
+        # Polls whose message Discord refused us (403: the bot lost View Channel or Read Message History
+        # there): no live edit and no result edit is sent to it again, each would only be refused and
+        # count toward the invalid-request ban (L3). Kept for this process's life.
+        self._refused: set[int] = set()
         self._close_locks: dict[int, asyncio.Lock] = {}
         self._native_by_message: dict[int, store.PollRow] = {}
         self._not_ours: OrderedDict[int, None] = OrderedDict()
@@ -497,6 +500,7 @@ class PollService:
         except discord.NotFound:
             return None
         except discord.Forbidden as exc:
+            self._refused.add(poll.id)
             log.warning("native poll %s can't be read any more (%s); closing it from stored votes", poll.id, exc.code)
             return UNREADABLE_NOTE
         if voters is None:
@@ -555,7 +559,9 @@ class PollService:
         if poll is None or poll.status == "open":
             return
         counts = {o.idx: o.final_count or 0 for o in poll.options}
-        if poll.message_id is not None and poll.status != "deleted":
+        if poll_id in self._refused:
+            log.info("poll %s result not edited into its message: Discord refused that message before", poll_id)
+        elif poll.message_id is not None and poll.status != "deleted":
             # M4: an edit that adds a file needs Attach Files; without it the result goes out without its chart
             # rather than not at all (/schedule status names the missing permission).
             embed, file = await self._result_parts(poll, counts, chart=self._may_attach(poll.channel_id))
@@ -575,6 +581,7 @@ class PollService:
                 # The message was deleted (F13): remember it, never try to edit it again.
                 await self._mark_deleted(poll_id)
             except discord.Forbidden as exc:
+                self._refused.add(poll_id)
                 log.warning("poll %s result edit forbidden (%s); not retried", poll_id, exc.code)
         async with self.db.read() as conn:
             thread_id = await store.debate_thread(conn, poll.debate_id)
@@ -656,7 +663,7 @@ class PollService:
     def _schedule_live(self, poll_id: int) -> None:
         """Coalesce: one pending edit per poll, at least LIVE_INTERVAL after the previous one; none
         after Discord refused one (403: the bot lost access; retrying only counts toward the ban, L3)."""
-        if poll_id in self._live_pending or poll_id in self._live_refused:
+        if poll_id in self._live_pending or poll_id in self._refused:
             return
         loop = asyncio.get_running_loop()
         last = self._live_last.get(poll_id)
@@ -693,7 +700,7 @@ class PollService:
             with contextlib.suppress(GuildUnavailable):  # the next click schedules another edit
                 await self._mark_deleted(poll_id)
         except discord.Forbidden as exc:
-            self._live_refused.add(poll_id)
+            self._refused.add(poll_id)
             log.warning("live count edit of poll %s refused (%s); no more live edits for it", poll_id, exc.code)
         except discord.HTTPException as exc:
             log.warning("live count edit of poll %s failed (%s)", poll_id, exc.status)

@@ -144,7 +144,7 @@ async def test_leaning_failure_after_a_public_defer_is_answered_privately(tmp_pa
         assert "went wrong" not in _public_bot_texts(h)
 
 
-async def test_post_now_retried_past_the_nonce_window_adopts_the_earlier_post(tmp_path):
+async def test_post_now_retried_past_the_nonce_window_adopts_the_earlier_post(tmp_path, quick_discord_retries):
     """Discord created the post but answered 502 every time (discord.py's retries reuse the nonce and get
     it back deduped, then give up): the moderator hears it failed. Retried 20 minutes later, past the
     nonce window, the bot finds its earlier post instead of making a second one."""

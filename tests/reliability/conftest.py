@@ -55,6 +55,6 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("reliability summary")
     for item in sorted(_SUMMARIES, key=lambda s: (s.kind, s.case)):
         terminalreporter.write_line(item.line())
-    bad = [int(s.figures["tried"]) for s in _SUMMARIES if s.kind == "bad-input"]
+    bad = [int(s.figures["tried"]) for s in _SUMMARIES if s.kind == "bad-input" and "tried" in s.figures]
     if bad:
         terminalreporter.write_line(CaseSummary("bad inputs (all kinds)", "bad-input", {"tried": sum(bad)}).line())

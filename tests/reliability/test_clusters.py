@@ -22,7 +22,7 @@ from bot.storage import jobs as job_store
 from bot.storage.database import Database
 from tests.conftest import POSTGRES_URL, _fresh_postgres
 from tests.harness import START, TEST_IDENTIFY_INTERVAL
-from tests.reliability.support import check_database
+from tests.reliability.support import check_database, tiny_chart
 
 pytestmark = pytest.mark.timeout(240)
 COUNT = 4
@@ -36,10 +36,6 @@ async def url(tmp_path) -> str:
         await _fresh_postgres(POSTGRES_URL)
         return POSTGRES_URL
     return f"sqlite+aiosqlite:///{tmp_path}/clusters.db"
-
-
-def tiny_chart(*_args, **_kwargs) -> bytes:
-    return b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def spread_id(k: int) -> int:

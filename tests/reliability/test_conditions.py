@@ -214,3 +214,44 @@ async def test_a_refused_live_edit_is_not_repeated(tmp_path, summary, monkeypatc
         tried = sb.requests_to(f"/messages/{message_id}", "PATCH")
         summary("L3 live edit refused (403)", "fault", clicks=len(crowd), edits_tried=len(tried))
         assert len(tried) == 1, [r.status for r in tried]
+
+
+async def test_a_poll_whose_live_edit_was_refused_closes_without_editing_again(tmp_path, summary, monkeypatch):
+    """L3: after a 403 on the poll's message (a live edit), its close sends no result edit to that message:
+    it is closed from the stored votes, and the one request sure to fail is not repeated."""
+    monkeypatch.setattr(polls_service, "LIVE_INTERVAL", 0.05)
+    async with world(tmp_path) as (h, _):
+        sb = h.sandbox
+        async with h.db.write() as conn:
+            await guild_store.update_settings(conn, h.guild.id, show_live_counts=True)
+        poll_id, message_id = await post_poll(h, hours=48)
+        sb.faults.forbidden(f"PATCH /channels/{h.channel.id}/messages/{message_id}", code=50001)
+        assert (await click(sb, h.channel.id, message_id, poll_id, 0, h.members[0].id)).acked
+        await sb.wait_for(lambda: sb.requests_to(f"/messages/{message_id}", "PATCH"), timeout=10)
+        await h.bot.polls.close(poll_id)
+        tried = sb.requests_to(f"/messages/{message_id}", "PATCH")
+        async with h.db.read() as conn:
+            status = (await conn.exec_driver_sql("SELECT status FROM polls WHERE id = ?", (poll_id,))).scalar_one()
+        summary("L3 close after a refused live edit", "fault", edits_tried=len(tried), status=status)
+        assert status == "closed"
+        assert [r.status for r in tried] == [403], [r.status for r in tried]
+        await check_database(h.db)
+
+
+async def test_a_native_poll_that_cannot_be_read_closes_without_editing_its_message(tmp_path, summary):
+    """L3: a native poll whose message Discord refuses (403 on the read) closes from the stored votes and
+    sends nothing more to that message: its result edit would be refused the same way."""
+    async with world(tmp_path) as (h, _):
+        sb = h.sandbox
+        poll_id, message_id = await post_poll(h, hours=48, style="native")
+        sb.faults.forbidden(f"/channels/{h.channel.id}/messages/{message_id}", code=50001)
+        await h.bot.polls.close(poll_id)
+        tried = sb.requests_to(f"/channels/{h.channel.id}/messages/{message_id}")
+        async with h.db.read() as conn:
+            status, note = (
+                await conn.exec_driver_sql("SELECT status, close_note FROM polls WHERE id = ?", (poll_id,))
+            ).one()
+        summary("L3 native poll unreadable at close", "fault", requests=len(tried), status=status)
+        assert status == "closed" and note
+        assert [(r.method, r.status) for r in tried] == [("GET", 403)], [(r.method, r.status) for r in tried]
+        await check_database(h.db)

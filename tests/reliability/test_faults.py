@@ -28,6 +28,7 @@ from tests.reliability.support import (
     post_poll,
     reconciled_after,
     stored_votes,
+    tiny_chart,
     world,
 )
 
@@ -381,7 +382,8 @@ async def identities(h, guild_id: int) -> set[tuple]:
     return out
 
 
-async def test_f11_removed_from_a_server(tmp_path, summary):
+async def test_f11_removed_from_a_server(tmp_path, summary, monkeypatch):
+    monkeypatch.setattr("bot.ui.charts.tally_chart", tiny_chart)  # 30 days of results for the kept server
     async with world(tmp_path, servers=2, members=5) as (h, (gone, kept)):
         sb = h.sandbox
         for s in (gone, kept):

@@ -11,7 +11,7 @@ import pytest
 
 from bot.storage import jobs as job_store
 from tests.harness import START
-from tests.reliability.support import check_database, mention_violations, world
+from tests.reliability.support import check_database, mention_violations, tiny_chart, world
 
 ZONES = (
     ("America/New_York", "02:30"),  # 8 Mar: 02:00 -> 03:00, the slot does not exist that day
@@ -22,11 +22,6 @@ ZONES = (
     ("UTC", "00:00"),  # midnight, the day boundary itself
 )
 DAYS = 45
-
-
-def tiny_chart(*_args, **_kwargs) -> bytes:
-    """Poll results still get an image; rendering 1,000 real charts is the charts benchmark's job."""
-    return b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def expected_dates(zone: str, at: str, start: datetime, end: datetime) -> list[str]:

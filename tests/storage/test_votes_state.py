@@ -26,6 +26,7 @@ from bot.services.polls import PollService
 from bot.storage import polls as store
 from bot.storage.database import Database
 from bot.storage.vote_writer import Mode, Outcome, VoteRequest
+from tests.sqlite_template import migrated_sqlite
 
 NOW = datetime(2026, 5, 1, 9, tzinfo=UTC)
 GUILDS = (10, 20)
@@ -57,7 +58,7 @@ class PollMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp())
-        self.url = f"sqlite+aiosqlite:///{self.dir}/state.db"
+        self.path = self.dir / "state.db"
         self.clock = FakeClock(NOW)
         self.polls: dict[int, dict] = {}  # id -> {"guild", "message", "status"}
         self.votes: dict[tuple[int, int], int] = {}
@@ -70,7 +71,9 @@ class PollMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
 
     async def _open(self) -> None:
-        self.db = await Database.open(self.url)
+        if not self.path.exists():
+            await migrated_sqlite(self.path)
+        self.db = await Database.open(f"sqlite+aiosqlite:///{self.path}")
         bot = SimpleNamespace(
             db=self.db,
             clock=self.clock,

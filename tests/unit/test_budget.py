@@ -33,6 +33,21 @@ async def test_a_burst_of_requests_is_spread_at_the_rate():
     assert stamps[-1] == pytest.approx((400 - budget.burst) / 40)
 
 
+async def test_the_default_budget_stays_under_the_global_limit_when_the_network_bunches_requests():
+    """Discord counts a request when it arrives: 80 ms ± 40 ms on the way (Conditions.realistic) can move
+    requests granted 1.08 s apart into one second. Rate plus burst must leave room for that: the busy-hour
+    soak saw 49 of Discord's 50 in one second with a burst of 8 (a fifth of the rate)."""
+    t = FakeTime()
+    budget = RestBudget(clock=t.clock, sleep=t.sleep)
+    stamps = []
+    for _ in range(400):
+        await budget.acquire()
+        stamps.append(t.now)
+    spread = 1.0 + 2 * 0.040  # one second, plus the jitter on either side
+    busiest = max(sum(1 for s in stamps if a <= s < a + spread - 1e-9) for a in stamps)
+    assert busiest < GLOBAL_LIMIT, busiest
+
+
 async def test_concurrent_waiters_are_served_in_order():
     t = FakeTime()
     budget = RestBudget(10, burst=1, clock=t.clock, sleep=t.sleep)
