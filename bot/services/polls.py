@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from bot.storage.polls import AsyncConnection  # re-exported: SQL toolkits stay in bot/storage
 
 log = logging.getLogger(__name__)
+MISSING_ACCESS = 50001  # Discord's JSON error code when the bot cannot see the channel at all
 
 ACK_DEADLINE = 1.5  # seconds before we defer: Discord's deadline for the first answer is 3 s, and the defer
 # itself is a REST call that a loaded loop can delay by a second (F6: 8 s lock, 1,000 clicks)
@@ -500,7 +501,10 @@ class PollService:
         except discord.NotFound:
             return None
         except discord.Forbidden as exc:
-            self._refused.add(poll.id)
+            if exc.code == MISSING_ACCESS:
+                # The channel itself is out of reach: an edit of the message would be refused too. Without
+                # Read Message History alone (50013), the bot may still edit its own message: the result goes in.
+                self._refused.add(poll.id)
             log.warning("native poll %s can't be read any more (%s); closing it from stored votes", poll.id, exc.code)
             return UNREADABLE_NOTE
         if voters is None:
