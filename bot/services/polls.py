@@ -129,6 +129,14 @@ class Limiter:
                 self._changed.notify(max(1, self.limit - self.held))
 
 
+def _tally_chart(*args: Any) -> bytes:
+    """``charts.tally_chart``, run in a worker thread: the first call imports the chart stack (matplotlib,
+    numpy: seconds of CPU on a slow machine) there too, not on the event loop."""
+    from bot.ui.charts import tally_chart
+
+    return tally_chart(*args)
+
+
 class PollService:
     def __init__(self, bot) -> None:
         self.bot = bot
@@ -636,9 +644,7 @@ class PollService:
         if not chart:
             return ui.result_embed(poll, counts, leaning, chart=False), None
         try:
-            from bot.ui.charts import tally_chart
-
-            png = await asyncio.to_thread(tally_chart, poll.question, ui.options_for_chart(poll, counts), leaning)
+            png = await asyncio.to_thread(_tally_chart, poll.question, ui.options_for_chart(poll, counts), leaning)
             file = discord.File(io.BytesIO(png), filename=ui.chart_name(poll.id))
         except Exception:
             log.exception("poll %s chart could not be rendered; sending the result without it", poll.id)
