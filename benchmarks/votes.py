@@ -20,6 +20,7 @@ from pathlib import Path
 from bot.domain.clock import SystemClock
 from bot.storage import guilds
 from bot.storage import polls as store
+from bot.runtime import tune_gc
 from bot.storage.database import Database
 from bot.storage.vote_writer import MAX_BATCH, Mode, VoteRequest, VoteWriter
 
@@ -94,6 +95,10 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = await Database.open(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
+        # The collector settings `commonground run` uses (bot.runtime.tune_gc). Without them the figure
+        # depends on what else is imported: a small heap (the chart stack is imported lazily) gets full
+        # collections in the middle of the run, a large one hides them.
+        tune_gc()
         try:
             check = await db.require_healthy()
             print(
