@@ -18,9 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.domain.clock import SystemClock
+from bot.runtime import tune_gc
 from bot.storage import guilds
 from bot.storage import polls as store
-from bot.runtime import tune_gc
 from bot.storage.database import Database
 from bot.storage.vote_writer import MAX_BATCH, Mode, VoteRequest, VoteWriter
 
