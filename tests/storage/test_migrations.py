@@ -29,12 +29,16 @@ def test_shipped_revisions_read_from_the_files_are_alembics():
     assert shipped_head() == script.get_current_head()
 
 
-async def test_a_database_at_the_head_is_not_migrated_again_and_one_behind_is(tmp_path):
+async def _empty_database_url(sqlite_path):
+    """An empty database: the PostgreSQL of scripts/test-postgres, emptied, or a new SQLite file."""
     if POSTGRES_URL:
         await _fresh_postgres(POSTGRES_URL)
-        url = POSTGRES_URL
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path}/heads.db"
+        return POSTGRES_URL
+    return f"sqlite+aiosqlite:///{sqlite_path}"
+
+
+async def test_a_database_at_the_head_is_not_migrated_again_and_one_behind_is(tmp_path):
+    url = await _empty_database_url(tmp_path / "heads.db")
     previous = shipped_revisions()[shipped_head()]
     assert previous is not None
     db = await Database.open(url, migrate=False)
@@ -50,11 +54,7 @@ async def test_a_database_at_the_head_is_not_migrated_again_and_one_behind_is(tm
 
 
 async def test_upgrade_from_0003_keeps_rows_and_adds_the_new_columns(tmp_path):
-    if POSTGRES_URL:
-        await _fresh_postgres(POSTGRES_URL)
-        url = POSTGRES_URL
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    url = await _empty_database_url(tmp_path / "old.db")
     old = await Database.open(url, migrate=False)
     try:
         await old.migrate("0003")
