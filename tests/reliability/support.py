@@ -366,3 +366,30 @@ async def eventually(check, *, timeout: float = 20, every: float = 0.02) -> None
         if loop.time() > deadline:
             raise TimeoutError(f"condition not met within {timeout}s")
         await asyncio.sleep(every)
+
+
+async def daily_schedule(
+    service,
+    guild_id: int,
+    channel_id: int,
+    *,
+    post_time: str = "09:00",
+    timezone: str = "UTC",
+    thread: bool = True,
+    poll_hours: int = 24,
+    poll_style: str = "buttons",
+) -> None:
+    """An every-day schedule, saved through the debate service (the back end of /schedule setup)."""
+    await service.setup(
+        guild_id,
+        channel_id=channel_id,
+        post_time=post_time,
+        timezone=timezone,
+        weekdays=0b1111111,
+        ping_role_id=None,
+        thread=thread,
+        pin=False,
+        poll_hours=poll_hours,
+        poll_style=poll_style,
+        review_channel_id=None,
+    )

@@ -48,6 +48,7 @@ from tests.reliability.support import (
     build_servers,
     check_database,
     click,
+    daily_schedule,
     eventually,
     gather_limited,
     mention_violations,
@@ -252,18 +253,8 @@ async def test_busy_hour(tmp_path, summary, monkeypatch):
                     async with h.db.write() as conn:
                         await guild_store.ensure(conn, s.guild.id, now=h.clock.now())
                         await guild_store.update_settings(conn, s.guild.id, show_live_counts=True)
-                await h.bot.debates.setup(
-                    s.guild.id,
-                    channel_id=s.channel.id,
-                    post_time="09:00",
-                    timezone=ZONE,
-                    weekdays=0b1111111,
-                    ping_role_id=None,
-                    thread=True,
-                    pin=False,
-                    poll_hours=24,
-                    poll_style="native" if native else "buttons",
-                    review_channel_id=None,
+                await daily_schedule(
+                    h.bot.debates, s.guild.id, s.channel.id, timezone=ZONE, poll_style="native" if native else "buttons"
                 )
             h.clock.set(YESTERDAY + SLOT)
             await asyncio.wait_for(h.bot.scheduler.drain(), 3600)

@@ -22,7 +22,7 @@ from bot.storage import jobs as job_store
 from bot.storage.database import Database
 from tests.conftest import POSTGRES_URL, _fresh_postgres
 from tests.harness import START, TEST_IDENTIFY_INTERVAL
-from tests.reliability.support import check_database, tiny_chart
+from tests.reliability.support import check_database, daily_schedule, tiny_chart
 
 pytestmark = pytest.mark.timeout(240)
 COUNT = 4
@@ -179,19 +179,8 @@ async def test_two_clusters_with_overlapping_shards_run_every_job_of_a_fake_day_
                 cluster.bot.scheduler.handlers[kind] = counted
         service = a.bot.debates
         for k, (g, channel) in enumerate(servers):
-            await service.setup(
-                g.id,
-                channel_id=channel.id,
-                post_time=f"{(6 + k) % 24:02d}:{(k * 7) % 60:02d}",
-                timezone="UTC",
-                weekdays=0b1111111,
-                ping_role_id=None,
-                thread=False,
-                pin=False,
-                poll_hours=6,
-                poll_style="buttons",
-                review_channel_id=None,
-            )
+            at = f"{(6 + k) % 24:02d}:{(k * 7) % 60:02d}"
+            await daily_schedule(service, g.id, channel.id, post_time=at, thread=False, poll_hours=6)
         end = START + timedelta(days=1)
         while True:
             async with a.db.read() as conn:

@@ -20,6 +20,7 @@ from tests.reliability.support import (
     STORE_FAILED,
     check_database,
     click,
+    daily_schedule,
     diff,
     dump,
     gather_limited,
@@ -41,20 +42,7 @@ def posts_in(sb, channel_id: int) -> list[dict]:
 
 async def schedule(h, server, *, time_: str = "09:00", tz: str = "UTC") -> None:
     """A daily schedule for an extra server, saved through the debate service (the command's back end)."""
-    service = h.bot.debates
-    await service.setup(
-        server.guild.id,
-        channel_id=server.channel.id,
-        post_time=time_,
-        timezone=tz,
-        weekdays=0b1111111,
-        ping_role_id=None,
-        thread=True,
-        pin=False,
-        poll_hours=24,
-        poll_style="buttons",
-        review_channel_id=None,
-    )
+    await daily_schedule(h.bot.debates, server.guild.id, server.channel.id, post_time=time_, timezone=tz)
 
 
 def lost_and_double(clicks, stored) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import pytest
 
 from bot.storage import jobs as job_store
 from tests.harness import START
-from tests.reliability.support import check_database, mention_violations, tiny_chart, world
+from tests.reliability.support import check_database, daily_schedule, mention_violations, tiny_chart, world
 
 ZONES = (
     ("America/New_York", "02:30"),  # 8 Mar: 02:00 -> 03:00, the slot does not exist that day
@@ -46,19 +46,8 @@ async def run_l4(tmp_path, summary, monkeypatch, *, servers: int, case: str) -> 
         for i, s in enumerate(extra):
             zone, at = ZONES[i % len(ZONES)]
             plan[s.guild.id] = (s, zone, at)
-            await service.setup(
-                s.guild.id,
-                channel_id=s.channel.id,
-                post_time=at,
-                timezone=zone,
-                weekdays=0b1111111,
-                ping_role_id=None,
-                thread=False,  # threads are F4/F5's business; here only the posts are counted
-                pin=False,
-                poll_hours=24,
-                poll_style="buttons",
-                review_channel_id=None,
-            )
+            # thread=False: threads are F4/F5's business; here only the posts are counted
+            await daily_schedule(service, s.guild.id, s.channel.id, post_time=at, timezone=zone, thread=False)
         end = START + timedelta(days=DAYS)
         steps = 0
         while True:
