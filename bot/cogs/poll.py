@@ -251,11 +251,7 @@ class Poll(commands.Cog):
         lacking = perms.missing(granted, actions) if granted is not None else []
         if lacking:
             where = f"#{name}" if name else f"<#{channel_id}>"
-            raise UserError(
-                f"I can't post that poll in {where}: I'm missing "
-                + perms.join_names([f"**{p.name}** ({p.why})" for p in lacking])
-                + " there. Grant it to my role or in the channel's permissions, or pick another channel."
-            )
+            raise UserError(perms.cannot_post(where, lacking))
         await interaction.response.send_modal(CreateModal(self, hours=hours, channel_id=channel_id, style=style))
 
     @poll.command(name="close", description="Close an open poll now and show its result.")

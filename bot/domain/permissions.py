@@ -206,6 +206,15 @@ def describe_missing(lacking: Iterable[Permission], where: str) -> str:
     return f"missing {join_names(items)} in {where}"
 
 
+def cannot_post(where: str, lacking: Iterable[Permission]) -> str:
+    """The answer when a poll can't be posted in ``where`` (``#debates``, ``<#id>``) for want of ``lacking``."""
+    items = [f"**{p.name}** ({p.why})" for p in lacking]
+    return (
+        f"I can't post that poll in {where}: I'm missing {join_names(items)} there. "
+        "Grant it to my role or in the channel's permissions, or pick another channel."
+    )
+
+
 # -- the README's list ----------------------------------------------------------------------------------
 
 README_BEGIN = (

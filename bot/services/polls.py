@@ -149,8 +149,8 @@ class PollService:
         self._followups = Limiter(FOLLOWUP_CONCURRENCY)
         self.expired_skipped = 0  # answers not sent because Discord's deadline or the token had passed
         self._live_last: dict[int, float] = {}
-        # Polls whose message Discord refused us (403: the bot lost View Channel or Read Message History
-        # there): no live edit and no result edit is sent to it again, each would only be refused and
+        # Polls whose message Discord refused us (403 on an edit, or Missing Access on a read: the bot lost
+        # the channel): no live edit and no result edit is sent to it again, each would only be refused and
         # count toward the invalid-request ban (L3). Kept for this process's life.
         self._refused: set[int] = set()
         self._close_locks: dict[int, asyncio.Lock] = {}
@@ -630,13 +630,18 @@ class PollService:
 
         return load_essay().title
 
-    def _may_attach(self, channel_id: int) -> bool:
-        """False when the gateway's cache says the bot lacks Attach Files there (unknown: try)."""
+    def _cached_permissions(self, channel_id: int) -> int | None:
+        """The bot's permissions in a channel as the gateway's cache shows them (None: not cached)."""
         channel = self.bot.get_channel(channel_id)
         guild = getattr(channel, "guild", None)
         if channel is None or guild is None or guild.me is None:
-            return True
-        return not perms.missing(channel.permissions_for(guild.me).value, ["chart"])
+            return None
+        return channel.permissions_for(guild.me).value
+
+    def _may_attach(self, channel_id: int) -> bool:
+        """False when the gateway's cache says the bot lacks Attach Files there (unknown: try)."""
+        granted = self._cached_permissions(channel_id)
+        return granted is None or not perms.missing(granted, ["chart"])
 
     async def _result_parts(self, poll: store.PollRow, counts: dict[int, int], *, chart: bool = True):
         leaning = poll_leaning(_moments(poll))
@@ -751,25 +756,18 @@ class PollService:
                 await store.set_status(conn, poll_id, "deleted", now=self.clock.now())
                 await job_store.cancel(conn, close_key(poll_id))
             if isinstance(exc, discord.Forbidden):
-                raise UserError(self._refused_post(guild_id, channel_id, style)) from exc
+                raise UserError(self._refused_post(channel_id, style)) from exc
             raise UserError("Discord refused the poll message; please try again.") from exc
         await self.attach_message(poll_id, message.id)
         return poll_id
 
-    def _refused_post(self, guild_id: int, channel_id: int, style: str) -> str:
+    def _refused_post(self, channel_id: int, style: str) -> str:
         """Why Discord refused a poll post (403), naming what the bot lacks there for this poll's style:
         from the gateway's view of the channel when it shows the gap, else everything the post needs."""
         actions = ["post"] + (["native-poll"] if style == "native" else [])
-        guild = self.bot.get_guild(guild_id)
-        channel = guild.get_channel(channel_id) if guild is not None else None
-        lacking = []
-        if channel is not None and guild is not None and guild.me is not None:
-            lacking = perms.missing(channel.permissions_for(guild.me).value, actions)
-        fix = "Grant it to my role or in the channel's permissions, or pick another channel."
-        if lacking:
-            return f"I can't post in <#{channel_id}>: I'm {perms.describe_missing(lacking, 'that channel')}. {fix}"
-        wanted = perms.join_names(perms.names(perms.needed(actions)))
-        return f"Discord refused the poll in <#{channel_id}>: I need {wanted} there. {fix}"
+        granted = self._cached_permissions(channel_id)
+        lacking = perms.missing(granted, actions) if granted is not None else []
+        return perms.cannot_post(f"<#{channel_id}>", lacking or perms.needed(actions))
 
     async def open_poll_ids(self, guild_id: int) -> list[int]:
         async with self.db.read() as conn:
