@@ -51,7 +51,6 @@ class InteractionTiming:
 
     def __init__(self, *, window: int = WINDOW, rtt_window: int = RTT_WINDOW) -> None:
         self._observed = WindowMin(window)
-        self._rtts: deque[float] = deque(maxlen=rtt_window)
         self._rtt_min = WindowMin(rtt_window)
 
     # -- readings -----------------------------------------------------------------------------------
@@ -64,18 +63,9 @@ class InteractionTiming:
     def round_trip(self, seconds: float) -> None:
         """Record the round trip of an interaction response or follow-up."""
         if seconds >= 0 and math.isfinite(seconds):
-            self._rtts.append(seconds)
             self._rtt_min.add(seconds)
 
     # -- estimates ----------------------------------------------------------------------------------
-
-    @property
-    def rtt(self) -> float:
-        """The median recent round trip (DEFAULT_RTT before any)."""
-        if not self._rtts:
-            return DEFAULT_RTT
-        ordered = sorted(self._rtts)
-        return ordered[len(ordered) // 2]
 
     @property
     def one_way(self) -> float:
