@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -31,6 +32,7 @@ from bot.services.suggestions import SuggestionService
 
 if TYPE_CHECKING:
     from bot.storage.database import Database
+    from bot.storage.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +241,7 @@ class CommonGround(commands.AutoShardedBot):
         self.clock: Clock = clock or SystemClock()
         self._extension_names = tuple(extensions)
         self.scheduler = Scheduler(db, self.clock, scope=settings.scope)
+        self.scheduler.in_outage = self.failed_in_outage
         # The services cogs, buttons and scheduled jobs share: typed attributes built here (or injected),
         # before any extension loads, so no extension depends on another having loaded first.
         self.polls: PollService = polls or PollService(self)
@@ -264,6 +267,13 @@ class CommonGround(commands.AutoShardedBot):
         are taken only while this holds; otherwise the job is retried."""
         guild = self.get_guild(guild_id)
         return guild is not None and not guild.unavailable
+
+    def failed_in_outage(self, job: Job, exc: Exception) -> bool:
+        """A job failed with a 5xx or a timeout while its server is in an outage (G4): Discord is not serving
+        it, nothing is wrong with the job. The scheduler retries it quietly and never parks it for this."""
+        if job.guild_id is None or self.guild_available(job.guild_id):
+            return False
+        return isinstance(exc, discord.DiscordServerError | TimeoutError | aiohttp.ClientError)
 
     async def check_identity(self) -> None:
         """The database belongs to one Discord application, stored at first start; another one's token

@@ -39,6 +39,9 @@ from bot.storage.jobs import PARK_AFTER, Job
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[None]]
+# Whether a handler's failure only says that Discord is not serving the job's server right now (a 5xx or
+# a timeout while the guild is in an outage, G4): given by the bot, which knows the guilds' state.
+OutageCheck = Callable[[Job, Exception], bool]
 
 # With the real clock, re-read the queue at least this often, in case the wall clock jumped.
 MAX_SLEEP = timedelta(minutes=10)
@@ -128,6 +131,7 @@ class Scheduler:
         self._idle.set()
         self._inflight: set[asyncio.Task[None]] = set()
         self._fake_clock = hasattr(clock, "add_listener")
+        self.in_outage: OutageCheck = lambda _job, _exc: False
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -324,6 +328,15 @@ class Scheduler:
         async with self.db.write() as conn:
             await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc))
 
+    async def _wait_for_guild(self, job: Job, exc: Exception) -> None:
+        """Retry after the backoff, one line in the log (no traceback), not counted toward parking; the
+        job is brought forward when its server comes back (:meth:`bring_forward`)."""
+        delay = backoff(job.attempts)
+        log.info("job %s waits for its server (%s); retrying in %s", job.key, _brief(exc), delay)
+        self.metrics["waited"] += 1
+        async with self.db.write() as conn:
+            await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc), park=False)
+
     async def _run(self, job: Job) -> None:
         settled = False
         try:
@@ -349,14 +362,15 @@ class Scheduler:
                 except asyncio.CancelledError:
                     raise
                 except GuildUnavailable as exc:
-                    delay = backoff(job.attempts)
-                    log.info("job %s waits for its server (%s); retrying in %s", job.key, exc, delay)
-                    async with self.db.write() as conn:
-                        await job_store.retry(conn, job, due_at=self.clock.now() + delay, error=repr(exc), park=False)
+                    await self._wait_for_guild(job, exc)
                 except Exception as exc:
-                    await self._failed(job, exc)
-                    async with self.db.write() as conn:
-                        await job_store.release(conn, job.id, owner=self.owner)
+                    if self.in_outage(job, exc):
+                        # A 5xx or a timeout from a server in an outage: expected, retried quietly, never parked.
+                        await self._wait_for_guild(job, exc)
+                    else:
+                        await self._failed(job, exc)
+                        async with self.db.write() as conn:
+                            await job_store.release(conn, job.id, owner=self.owner)
                 else:
                     async with self.db.write() as conn:
                         await job_store.done(conn, job)  # re-armed while it ran: kept, and released below
@@ -372,3 +386,9 @@ class Scheduler:
             if not self._running:
                 self._idle.set()
             self._wake.set()
+
+
+def _brief(exc: Exception) -> str:
+    """One line for the log: the exception's text, or its type when it has none (a bare TimeoutError)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text or type(exc).__name__

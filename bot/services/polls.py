@@ -263,7 +263,9 @@ class PollService:
         try:
             await self.publish(poll_id)
         except (discord.HTTPException, GuildUnavailable) as exc:
-            log.warning("poll %s result not published yet (%s); the publish job retries", poll_id, exc)
+            # Expected while the server is in an outage (G4): one quiet line; otherwise worth a warning.
+            level = logging.WARNING if self.bot.guild_available(poll.guild_id) else logging.INFO
+            log.log(level, "poll %s result not published yet (%s); the publish job retries", poll_id, exc)
             return
         await self.scheduler.cancel(publish_key(poll_id))
 

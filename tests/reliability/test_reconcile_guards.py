@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -133,3 +134,50 @@ async def test_an_outage_blocks_no_schedule_and_closes_no_poll_as_deleted(tmp_pa
         published = [r for r in sb.requests_to(f"/messages/{message_id}", "PATCH") if r.status == 200]
         tried = [(r.method, r.status, r.fault) for r in sb.requests_to(f"/messages/{message_id}")]
         assert published, f"the result was not published after the outage: {tried}"
+
+
+async def test_5xx_during_an_outage_are_retried_quietly_and_never_park_a_job(tmp_path, summary, caplog):
+    """G4: a server in an outage answers 503 to every call. The post and the result edit due then wait
+    for it: one INFO line per retry, no warning, no traceback, not the failure path that parks a job after
+    ten; when the server is back (within the post's catch-up window) both go out at once."""
+    async with world(tmp_path) as (h, _):
+        sb = h.sandbox
+        reply = await h.reply(h.mod, "schedule setup", {"channel": h.channel.id, "time": "09:00", "timezone": "UTC"})
+        assert "Next post" in reply["data"]["content"]
+        poll_id, message_id = await post_poll(h, hours=2)
+        sb.start_outage(h.guild.id)  # every REST call on this server answers 503 from now on
+        await sb.wait_for(lambda: h.bot.get_guild(h.guild.id).unavailable, timeout=5)
+        caplog.set_level(logging.INFO, logger="bot")
+        caplog.clear()
+        await h.advance(timedelta(hours=3, minutes=5))  # 09:05: the post is due, and the poll's close
+        for _ in range(15):  # two and a half hours of outage: eight backoffs and more
+            await h.advance(timedelta(minutes=10))
+        records = [r for r in caplog.records if r.name.startswith("bot.")]
+        noisy = [f"{r.levelname} {r.name}: {r.getMessage()}" for r in records if r.levelno >= logging.WARNING]
+        tracebacks = [r.getMessage() for r in records if r.exc_info]
+        waits = Counter(
+            r.getMessage().split()[1]
+            for r in records
+            if "waits for its server" in r.getMessage() and "503" in r.getMessage()
+        )
+        posts_during = [m for m in h.posts() if int(m["id"]) != message_id]
+        assert posts_during == [] and any(r.status == 503 for r in sb.requests), "the outage did not stop the post"
+        assert noisy == [] and tracebacks == [], (noisy, tracebacks)
+        assert waits[f"post:{h.guild.id}"] >= 5 and waits[f"poll-publish:{poll_id}"] >= 5, waits
+        assert h.bot.scheduler.metrics["retried"] == 0 and h.bot.scheduler.metrics["parked"] == 0
+
+        sb.end_outage(h.guild.id)  # back: what waited runs now, not at the end of its backoff
+
+        async def delivered():
+            await h.bot.scheduler.drain()
+            posted = any(m.get("embeds") for m in h.posts() if int(m["id"]) != message_id)
+            edited = [r for r in sb.requests_to(f"/messages/{message_id}", "PATCH") if r.status == 200]
+            return posted and bool(edited)
+
+        await eventually(delivered, timeout=20)
+        async with h.db.read() as conn:
+            blocked = (await conn.exec_driver_sql("SELECT blocked_reason FROM schedules")).scalar()
+            row = await poll_store.get(conn, poll_id)
+        await check_database(h.db)
+        summary("G4 5xx during an outage", "fault", quiet_retries=sum(waits.values()), warnings=len(noisy), parked=0)
+        assert blocked is None and row.status == "closed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -424,3 +425,35 @@ async def test_a_job_waiting_for_a_server_in_an_outage_is_never_parked_and_comes
     async with db.read() as conn:
         assert await job_store.get(conn, "k") is None
         assert (await job_store.get(conn, "parked")).attempts == job_store.PARK_AFTER
+
+
+async def test_a_failure_the_bot_calls_an_outage_is_retried_quietly_and_never_parks(db, sched, caplog):
+    """``in_outage`` (the bot's check: a 5xx or a timeout while the job's server is unavailable, G4) turns a
+    failure into a quiet wait: one INFO line, no traceback, not counted toward parking. Other servers' failures,
+    and the same error once the server is back, take the usual path (a warning, parked after ten)."""
+    down = {7}
+    sched.in_outage = lambda job, exc: isinstance(exc, TimeoutError) and job.guild_id in down
+    runs: Counter[int] = Counter()
+
+    async def handler(job):
+        runs[job.guild_id] += 1
+        raise TimeoutError
+
+    sched.register("t", handler)
+    await sched.schedule("t", "down", START, {}, guild_id=7)
+    await sched.schedule("t", "up", START, {}, guild_id=8)
+    with caplog.at_level(logging.INFO, logger="bot.scheduler"):
+        await sched.drain()
+        for _ in range(job_store.PARK_AFTER + 2):
+            sched.clock.advance(timedelta(hours=1, seconds=1))  # past the longest backoff
+            await sched.drain()
+    async with db.read() as conn:
+        waiting = await job_store.get(conn, "down")
+        assert await job_store.parked(conn, 7) == []
+        assert len(await job_store.parked(conn, 8)) == 1
+    assert runs[7] == job_store.PARK_AFTER + 3 and runs[8] == job_store.PARK_AFTER
+    assert waiting is not None and waiting.attempts < job_store.PARK_AFTER
+    quiet = [r for r in caplog.records if "job down" in r.getMessage()]
+    assert len(quiet) == runs[7] and {r.levelno for r in quiet} == {logging.INFO}
+    assert all(r.exc_info is None and "waits for its server (TimeoutError)" in r.getMessage() for r in quiet)
+    assert sched.metrics["waited"] == runs[7] and sched.metrics["parked"] == 1
