@@ -132,6 +132,7 @@ class Scheduler:
         self._inflight: set[asyncio.Task[None]] = set()
         self._fake_clock = hasattr(clock, "add_listener")
         self.in_outage: OutageCheck = lambda _job, _exc: False
+        self._settled: set[int] = set()  # jobs whose handler settled them in its own last transaction
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -170,6 +171,15 @@ class Scheduler:
         if moved:
             self.poke()
         return moved
+
+    async def settle(self, conn: Any, job: Job) -> None:
+        """Finish ``job`` inside the handler's last write transaction (``conn``), as the scheduler would
+        after the handler returns (deleted unless re-armed meanwhile, its lease released): one write
+        transaction per job instead of two. If the handler raises
+        afterwards, the usual failure path still runs (and finds the job gone or re-armed)."""
+        await job_store.done(conn, job)
+        await job_store.release(conn, job.id, owner=self.owner)
+        self._settled.add(job.id)
 
     def poke(self) -> None:
         """Re-read the queue now (a job was added or moved)."""
@@ -372,9 +382,10 @@ class Scheduler:
                         async with self.db.write() as conn:
                             await job_store.release(conn, job.id, owner=self.owner)
                 else:
-                    async with self.db.write() as conn:
-                        await job_store.done(conn, job)  # re-armed while it ran: kept, and released below
-                        await job_store.release(conn, job.id, owner=self.owner)
+                    if job.id not in self._settled:
+                        async with self.db.write() as conn:
+                            await job_store.done(conn, job)  # re-armed while it ran: kept, and released below
+                            await job_store.release(conn, job.id, owner=self.owner)
                 settled = True
         finally:
             if not settled:
@@ -383,6 +394,7 @@ class Scheduler:
                     async with self.db.write() as conn:
                         await job_store.release(conn, job.id, owner=self.owner)
             self._running.discard(job.id)
+            self._settled.discard(job.id)
             if not self._running:
                 self._idle.set()
             self._wake.set()

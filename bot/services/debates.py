@@ -29,7 +29,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -150,6 +150,10 @@ class DebateService:
         self.posts = 0  # delivered posts, for tests and benchmarks
         self.wired = False  # job handlers and the reconcile listener registered (get_service)
         self._send_locks: dict[int, asyncio.Lock] = {}
+        # Debates whose send start was committed with their creation, and no send has begun since: their
+        # first send needs no look for an earlier post (there cannot be one). In memory: after a restart
+        # every started send is looked for again, as it must be.
+        self._unsent: set[int] = set()
 
     @property
     def polls(self) -> PollService | None:
@@ -334,6 +338,7 @@ class DebateService:
             # Posted (or settled) already: this run only has to arm the next slot.
             async with self.db.write() as conn:
                 await self.arm(conn, schedule, after=max(now, slot.due_utc))
+                await self.scheduler.settle(conn, job)
             return
         window = timedelta(minutes=schedule.catch_up_minutes)
         if catch_up_decision(slot, now, window) == "skip":
@@ -342,6 +347,7 @@ class DebateService:
                 async with self.db.write() as conn:
                     await self._record(conn, existing, late)
                     await self.arm(conn, schedule, after=now)
+                    await self.scheduler.settle(conn, job)
                 return
             local = slot.due_utc.astimezone(tz)
             note = (
@@ -353,11 +359,12 @@ class DebateService:
                 if existing is not None:
                     await debate_store.mark_status(conn, existing.id, "skipped", error="missed the catch-up window")
                 await self.arm(conn, schedule, after=now)
+                await self.scheduler.settle(conn, job)
             log.info("guild %s: slot %s skipped (late by %s)", guild_id, slot_date, now - slot.due_utc)
             return
         options = PostOptions.of(schedule, schedule.channel_id)
         async with self.db.write() as conn:
-            debate, prompt, _created = await self._new_debate(
+            debate, prompt, created = await self._new_debate(
                 conn,
                 guild_id=guild_id,
                 kind="scheduled",
@@ -366,11 +373,17 @@ class DebateService:
                 channel_id=schedule.channel_id,
             )
             poll_id = await self._ensure_poll(conn, debate, prompt, options)
+            if created:
+                # The send follows at once: its start is committed with the row (one transaction, not two),
+                # still before the request leaves, so a crash from here on makes the next run look first.
+                await debate_store.mark_send_started(conn, debate.id, at=now)
+                self._unsent.add(debate.id)
         delivered = await self._deliver_or_block(debate, prompt, options, poll_id)
         async with self.db.write() as conn:
             if delivered is not None:
                 await self._record(conn, debate, delivered)
             await self.arm(conn, schedule, after=max(self.clock.now(), slot.due_utc))
+            await self.scheduler.settle(conn, job)  # this job's end, in the same transaction
 
     async def _record(self, conn: AsyncConnection, debate: Debate, delivered: Delivered) -> None:
         now = self.clock.now()
@@ -392,6 +405,8 @@ class DebateService:
             async with lock:
                 async with self.db.read() as conn:
                     current = await debate_store.get(conn, debate.id)
+                first = debate.id in self._unsent
+                self._unsent.discard(debate.id)  # from here on a send may have begun: a retry looks first
                 if current is not None:
                     if current.status == "posted":
                         return None
@@ -399,6 +414,8 @@ class DebateService:
                 if debate.send_started_at is None:
                     async with self.db.write() as conn:
                         await debate_store.mark_send_started(conn, debate.id, at=self.clock.now())
+                elif first:
+                    debate = replace(debate, send_started_at=None)  # started with its creation: nothing sent yet
                 return await self._deliver_blocking(debate, prompt, options, poll_id)
         finally:
             if not lock.locked() and self._send_locks.get(debate.id) is lock:

@@ -231,8 +231,9 @@ class PollService:
         # A vote may have come in before the message was attached; it is ours from now on.
         self._not_ours.pop(message_id, None)
 
-    async def close(self, poll_id: int, *, reason: str = "deadline") -> None:
-        """Close the poll (idempotent), then edit its message to the result and tell the debate thread."""
+    async def close(self, poll_id: int, *, reason: str = "deadline", job: Job | None = None) -> None:
+        """Close the poll (idempotent), then edit its message to the result and tell the debate thread.
+        ``job``: the close job running this, settled in the closing transaction."""
         lock = self._close_locks.setdefault(poll_id, asyncio.Lock())
         async with lock:
             poll = await self._get_or_none(poll_id)
@@ -247,6 +248,8 @@ class PollService:
                 if closed is None:
                     return
                 await job_store.cancel(conn, close_key(poll_id))
+                if job is not None:
+                    await self.scheduler.settle(conn, job)
                 # If the result edit below fails for a passing reason, this job retries it.
                 await self.scheduler.schedule(
                     "poll-publish",
@@ -727,7 +730,7 @@ class PollService:
     # -- jobs ---------------------------------------------------------------------------------------
 
     async def run_close_job(self, job: Job) -> None:
-        await self.close(int(job.payload["poll_id"]), reason="deadline")
+        await self.close(int(job.payload["poll_id"]), reason="deadline", job=job)
 
     async def run_publish_job(self, job: Job) -> None:
         await self.publish(int(job.payload["poll_id"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 
 import discord
@@ -277,3 +278,46 @@ async def test_a_parked_post_job_shows_in_status_and_resume_arms_it_again(tmp_pa
         assert "Stopped retrying" not in await status(h)
         await h.advance(timedelta(days=1))
         assert len(h.posts()) == 1
+
+
+async def test_a_scheduled_post_and_its_close_cost_few_write_transactions_and_no_extra_request(tmp_path, monkeypatch):
+    """The busy hour's pace is the bot's own work per job (issue 11). Besides the scheduler's claims (one
+    transaction for every job due together), a scheduled post is three write transactions: the debate and its
+    poll with the send's start (committed before the request leaves), the message attached to the poll (at
+    once, before the thread: members click as soon as they see it), the record with the next slot and the
+    job's end. Two requests (the message, its thread): no look for an earlier post on a first send. The close
+    the next day is two: the close with its job's end, and the result's publish job cancelled once it is out."""
+    async with Harness(tmp_path) as h:
+        await setup(h)
+        writes: list[str] = []
+        real_write = h.db.write
+
+        def counted_write():
+            caller = sys._getframe(1)
+            writes.append(f"{caller.f_code.co_name}")
+            return real_write()
+
+        monkeypatch.setattr(h.db, "write", counted_write)
+        before = len(h.sandbox.requests)
+        await h.advance(timedelta(hours=3))  # 09:00 London: the post
+        post_writes = [w for w in writes if w != "run_due"]  # claims: the harness's drain and the loop both look
+        post_calls = [(r.method, r.route) for r in h.sandbox.requests[before:]]
+        assert len(h.posts()) == 1
+        writes.clear()
+        before = len(h.sandbox.requests)
+        await h.advance(timedelta(days=1))  # the next 09:00: yesterday's poll closes, today's post goes out
+        both_writes = [w for w in writes if w != "run_due"]
+        both_calls = [(r.method, r.route) for r in h.sandbox.requests[before:]]
+        assert len(h.posts()) == 2
+        async with h.db.read() as conn:
+            left = (await conn.exec_driver_sql("SELECT kind FROM jobs ORDER BY kind")).scalars().all()
+    message, thread = (
+        ("POST", "/channels/{channel_id}/messages"),
+        ("POST", "/channels/{channel_id}/messages/{message_id}/threads"),
+    )
+    assert post_calls == [message, thread], post_calls
+    assert len(post_writes) == 3, post_writes
+    assert len(both_writes) == 3 + 2, both_writes
+    edit = ("PATCH", "/channels/{channel_id}/messages/{message_id}")
+    assert sorted(both_calls) == sorted([message, thread, edit, message]), both_calls  # + the result, the summary
+    assert left == ["debate-post", "poll-close"], left  # tomorrow's post and today's close, nothing else

@@ -457,3 +457,43 @@ async def test_a_failure_the_bot_calls_an_outage_is_retried_quietly_and_never_pa
     assert len(quiet) == runs[7] and {r.levelno for r in quiet} == {logging.INFO}
     assert all(r.exc_info is None and "waits for its server (TimeoutError)" in r.getMessage() for r in quiet)
     assert sched.metrics["waited"] == runs[7] and sched.metrics["parked"] == 1
+
+
+async def test_a_handler_may_settle_its_job_in_its_own_last_transaction(db, sched):
+    """``settle`` ends the job inside the handler's transaction (deleted, lease released) and the scheduler
+    writes nothing more for it; a handler that raises after settling still takes the failure path, which
+    finds the job gone and changes nothing; a re-armed job survives its settle."""
+    calls: list[str] = []
+
+    async def settles(job):
+        async with db.write() as conn:
+            calls.append(job.key)
+            if job.key == "again":  # re-armed while it ran: settle keeps it
+                await sched.schedule("t", "again", START + timedelta(days=1), {}, conn=conn)
+            await sched.settle(conn, job)
+        if job.key == "raises":
+            raise RuntimeError("after the settle")
+
+    sched.register("t", settles)
+    for key in ("plain", "raises", "again"):
+        await sched.schedule("t", key, START, {})
+    writes = 0
+    real_write = db.write
+
+    def counted():
+        nonlocal writes
+        writes += 1
+        return real_write()
+
+    db.write = counted
+    try:
+        await sched.drain()
+    finally:
+        db.write = real_write
+    async with db.read() as conn:
+        left = {j.key: j for j in await job_store.due(conn, START + timedelta(days=2), 10)}
+    assert sorted(calls) == ["again", "plain", "raises"]
+    assert set(left) == {"again"} and left["again"].due_at == START + timedelta(days=1)
+    # The claim, three handler transactions, and the failure path's retry + release of "raises" (two, no-ops).
+    assert writes == 1 + 3 + 2, writes
+    assert sched.metrics["retried"] == 1
