@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import sqlite3
+import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -111,6 +115,7 @@ class Click:
     text: str = ""  # the final visible answer (the message, or the follow-up after a defer)
     ephemeral: bool = False
     interaction: Any = None
+    started: float = 0.0  # time.monotonic() at the click
 
     @property
     def acked(self) -> bool:
@@ -121,7 +126,7 @@ async def click(
     sb: Sandbox, channel_id: int, message_id: int, poll_id: int, idx: int, user_id: int, *, timeout: float = 20
 ) -> Click:
     """A member clicks an option; waits for the first callback and, after a defer, the follow-up."""
-    out = Click(user_id, poll_id, idx)
+    out = Click(user_id, poll_id, idx, started=time.monotonic())
     t0 = time.perf_counter()
     try:
         ix = await sb.click(channel_id, message_id, vote_id(poll_id, idx), user_id)
@@ -393,3 +398,115 @@ async def daily_schedule(
         poll_style=poll_style,
         review_channel_id=None,
     )
+
+
+# -- event-loop stalls ---------------------------------------------------------------------------
+
+
+class LoopStalls:
+    """A watchdog for the event loop that the bot, the sandbox and the test share: a loop task stamps a
+    heartbeat every ``tick`` seconds; a thread that sees the stamp older than ``threshold`` samples the
+    loop thread's stack once per stall, so the soak can say *which code* held the loop, and for how long.
+
+    ``stalls``: (start on the monotonic clock, seconds held, where) per stall; ``where``: seconds held, by the
+    innermost repository frame (``file:function``)."""
+
+    def __init__(self, *, tick: float = 0.02, threshold: float = 0.25) -> None:
+        self.tick = tick
+        self.threshold = threshold
+        self.stalls: list[tuple[float, float, str]] = []  # (monotonic start, seconds held, where)
+        self.where: Counter[str] = Counter()
+        self._beat = time.monotonic()
+        self._stop = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._loop_thread = threading.get_ident()
+        self.gc_pauses: Counter[int] = Counter()  # seconds spent in the collector, by generation
+        self.gc_runs: Counter[int] = Counter()
+        self._gc_started = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if threading.get_ident() != self._loop_thread:
+            return
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses[info["generation"]] += time.perf_counter() - self._gc_started
+            self.gc_runs[info["generation"]] += 1
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self._beat = time.monotonic()
+            await asyncio.sleep(self.tick)
+
+    def _watch(self) -> None:
+        sampled_for = None
+        while not self._stop.wait(self.tick):
+            beat = self._beat
+            lag = time.monotonic() - beat
+            if lag < self.threshold:
+                if sampled_for is not None and sampled_for != beat:
+                    sampled_for = None
+                continue
+            if sampled_for == beat:
+                continue  # one sample per stall: the frame that was running when it crossed the threshold
+            sampled_for = beat
+            frame = sys._current_frames().get(self._loop_thread)
+            label = _repo_frames(frame)
+            # The stall's length is known when the heartbeat moves again.
+            while not self._stop.wait(self.tick) and self._beat == beat:
+                pass
+            held = (self._beat if self._beat != beat else time.monotonic()) - beat
+            self.stalls.append((beat, held, label))
+            self.where[" < ".join(label.split(" < ")[:2])] += held
+
+    def start(self) -> None:
+        self._loop_thread = threading.get_ident()
+        self._task = asyncio.create_task(self._heartbeat(), name="loop-stall-heartbeat")
+        self._thread = threading.Thread(target=self._watch, name="loop-stall-watch", daemon=True)
+        self._thread.start()
+        gc.callbacks.append(self._on_gc)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def summary(self, top: int = 8) -> str:
+        held = sorted(s for _, s, _ in self.stalls)
+        lines = [
+            f"loop stalls >= {self.threshold * 1000:.0f} ms: {len(held)}, total {sum(held):.1f} s, "
+            f"max {max(held, default=0) * 1000:.0f} ms"
+        ]
+        lines.append(
+            "garbage collections: "
+            + ", ".join(f"gen {g}: {self.gc_runs[g]} in {self.gc_pauses[g]:.2f} s" for g in sorted(self.gc_runs))
+        )
+        lines += [f"  {s:7.2f} s  {where}" for where, s in self.where.most_common(top)]
+        return "\n".join(lines)
+
+
+def _repo_frames(frame: Any, depth: int = 3) -> str:
+    """The innermost frame of all (often a library's) in brackets, then the innermost ``depth`` frames of
+    ours (bot/, tests/), innermost first."""
+    out: list[str] = []
+    innermost = None
+    while frame is not None and len(out) < depth:
+        code = frame.f_code
+        name = code.co_filename
+        if innermost is None:
+            innermost = f"{Path(name).name}:{code.co_name}"
+        for root in ("/bot/", "/tests/"):
+            if root in name and "/.venv/" not in name:
+                out.append(f"{name[name.rindex(root) + 1 :]}:{code.co_name}:{frame.f_lineno}")
+                break
+        frame = frame.f_back
+    if innermost is not None:
+        out.insert(0, f"[{innermost}]")
+    return " < ".join(out) or "?"

@@ -44,6 +44,7 @@ from tests.harness import TEST_IDENTIFY_INTERVAL, Harness
 from tests.reliability.support import (
     DEADLINE,
     DISABLED,
+    LoopStalls,
     Server,
     build_servers,
     check_database,
@@ -294,6 +295,8 @@ async def test_busy_hour(tmp_path, summary, monkeypatch):
             requests_before = len(sb.requests)
             granted_before = budget.granted
             stop_clock, stop_clicks = asyncio.Event(), asyncio.Event()
+            stalls = LoopStalls()
+            stalls.start()
             t_base = time.monotonic()
             ticker = asyncio.create_task(follow_real_time(h, base, t_base, stop_clock))
             t_nine = t_base + 5.0
@@ -341,6 +344,7 @@ async def test_busy_hour(tmp_path, summary, monkeypatch):
                 stop_clock.set()
                 await ticker
             t_end = time.monotonic()
+            await stalls.stop()
 
             # -- the bar ------------------------------------------------------------------------------------
             today = await posts_of(h, "2026-03-03")
@@ -383,9 +387,17 @@ async def test_busy_hour(tmp_path, summary, monkeypatch):
                 "busiest_second": busiest_second(counted),
                 "budget_granted": budget.granted - granted_before,
                 "soak_s": round(t_end - t_base),
+                "loop_stalls": len(stalls.stalls),
+                "loop_stall_max_ms": round(max((s for _, s, _ in stalls.stalls), default=0.0) * 1000),
+                "gc_full_s": round(stalls.gc_pauses[2], 1),
             }
             summary(f"busy hour: {n_servers} servers at 09:00", "load", **figures)
             print("busy hour:", ", ".join(f"{k}={v}" for k, v in figures.items()))
+            print(stalls.summary())
+            for c in clicks.sent:
+                if c.first_type is None or (c.interaction is not None and c.interaction.rejected_callbacks):
+                    near = [f"{s:.2f}s {w}" for at, s, w in stalls.stalls if at - 3 <= c.started <= at + s]
+                    print(f"  click at {c.started - t_nine:.1f} s: {c.text[:60]!r}; stalls around it: {near}")
             dump = os.environ.get("COMMONGROUND_BUSY_HOUR_DUMP")
             if dump:  # the wave request by request, for a closer look: seconds after 09:00, method, path, status
                 _dump(dump, wave, t_nine)
