@@ -126,6 +126,10 @@ class VoteWriter:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.committed = 0
+        # Seconds groups waited for the write transaction (other writers ahead of them): the part of a click's
+        # answer time spent queuing, for the soaks and operators.
+        self.wait_max = 0.0
+        self.wait_total = 0.0
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -176,8 +180,13 @@ class VoteWriter:
                 return
 
     async def _commit(self, batch: list[VoteRequest]) -> None:
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
         try:
             async with self.db.write() as conn:
+                waited = loop.time() - asked
+                self.wait_max = max(self.wait_max, waited)
+                self.wait_total += waited
                 results = await process_batch(conn, batch, now=self.clock.now())
         except asyncio.CancelledError:
             for r in batch:
