@@ -183,7 +183,7 @@ class VoteWriter:
         loop = asyncio.get_running_loop()
         asked = loop.time()
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(urgent=True) as conn:  # members wait: ahead of queued jobs
                 waited = loop.time() - asked
                 self.wait_max = max(self.wait_max, waited)
                 self.wait_total += waited

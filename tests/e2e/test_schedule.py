@@ -292,10 +292,10 @@ async def test_a_scheduled_post_and_its_close_cost_few_write_transactions_and_no
         writes: list[str] = []
         real_write = h.db.write
 
-        def counted_write():
+        def counted_write(**kw):
             caller = sys._getframe(1)
             writes.append(f"{caller.f_code.co_name}")
-            return real_write()
+            return real_write(**kw)
 
         monkeypatch.setattr(h.db, "write", counted_write)
         before = len(h.sandbox.requests)

@@ -480,10 +480,10 @@ async def test_a_handler_may_settle_its_job_in_its_own_last_transaction(db, sche
     writes = 0
     real_write = db.write
 
-    def counted():
+    def counted(**kw):
         nonlocal writes
         writes += 1
-        return real_write()
+        return real_write(**kw)
 
     db.write = counted
     try:
