@@ -17,13 +17,15 @@ trips, the 3 s interaction deadline and the bot's own CPU per request do not sca
 ``COMMONGROUND_BUSY_HOUR_SERVERS`` (default 5,000) and ``COMMONGROUND_BUSY_HOUR_OUTAGE`` (seconds,
 default 600) shrink the run for a quicker look; the printed line names the scale.
 ``COMMONGROUND_BUSY_HOUR_DUMP=<file>`` writes the wave request by request (seconds after 09:00, method,
-path, status) for a closer look at where the time went.
+path, status) for a closer look at where the time went; ``COMMONGROUND_BUSY_HOUR_PROFILE=<file>`` writes
+a cProfile of the wave (it slows the process: not for the figures).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import gc
 import os
 import random
@@ -320,6 +322,10 @@ async def test_busy_hour(tmp_path, summary, monkeypatch):
             tune_gc()
             stalls = LoopStalls()
             stalls.start()
+            profile_to = os.environ.get("COMMONGROUND_BUSY_HOUR_PROFILE")
+            profiler = cProfile.Profile() if profile_to else None
+            if profiler is not None:  # the wave's CPU by function (the loop thread), for a closer look
+                profiler.enable()
             t_base = time.monotonic()
             ticker = asyncio.create_task(follow_real_time(h, base, t_base, stop_clock))
             t_nine = t_base + 5.0
@@ -363,6 +369,9 @@ async def test_busy_hour(tmp_path, summary, monkeypatch):
                 await ticker
             t_end = time.monotonic()
             await stalls.stop()
+            if profiler is not None and profile_to:
+                profiler.disable()
+                profiler.dump_stats(profile_to)
 
             # -- the bar ------------------------------------------------------------------------------------
             today = await posts_of(h, "2026-03-03")
