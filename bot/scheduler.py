@@ -214,7 +214,9 @@ class Scheduler:
                 wall = self._wall()
                 async with self.db.read() as conn:
                     earliest = await job_store.earliest_due(conn, self.scope, wall_now=wall)
-                    lease_end = await job_store.earliest_lease_end(conn, self.clock.now(), self.scope, wall_now=wall)
+                    lease_end = await job_store.earliest_lease_end(
+                        conn, self.clock.now(), self.scope, wall_now=wall, running=self._running
+                    )
                 if lease_end is not None:
                     await self._refresh_dead_owners()
             except asyncio.CancelledError:

@@ -10,6 +10,7 @@ transaction (BEGIN IMMEDIATE) already makes read-then-claim atomic.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -110,12 +111,21 @@ async def earliest_due(
 
 
 async def earliest_lease_end(
-    conn: AsyncConnection, now: datetime, scope: ShardScope | None, *, wall_now: datetime
+    conn: AsyncConnection,
+    now: datetime,
+    scope: ShardScope | None,
+    *,
+    wall_now: datetime,
+    running: Collection[int] = (),
 ) -> datetime | None:
-    """When the first lease another process holds on a due job of ours ends (to look again then)."""
+    """When the first lease another process holds on a due job of ours ends (to look again then).
+    ``running``: the jobs the caller is running itself (its own leases, renewed while they run): not
+    counted, or every pass of a busy dispatcher would look for dead lease owners."""
     query = select(func.min(jobs.c.lease_until)).where(
         jobs.c.due_at <= now, _ACTIVE, owned(jobs.c.guild_id, scope, nullable=True), jobs.c.lease_until >= wall_now
     )
+    if running:
+        query = query.where(jobs.c.id.not_in(list(running)))
     ends: datetime | None = (await conn.execute(query)).scalar()
     return ends
 

@@ -497,3 +497,33 @@ async def test_a_handler_may_settle_its_job_in_its_own_last_transaction(db, sche
     # The claim, three handler transactions, and the failure path's retry + release of "raises" (two, no-ops).
     assert writes == 1 + 3 + 2, writes
     assert sched.metrics["retried"] == 1
+
+
+async def test_its_own_running_jobs_do_not_send_the_loop_looking_for_dead_lease_owners(db, running, monkeypatch):
+    """Another process's lease on a due job makes the loop look for dead owners and wake at its end; the
+    leases this scheduler holds on the jobs it is running are not that (the busy hour: every pass of the
+    wave re-read the lease owners)."""
+    looked: list[int] = []
+    real = job_store.live_lease_owners
+
+    async def counted(conn, prefix, *, wall_now):
+        looked.append(1)
+        return await real(conn, prefix, wall_now=wall_now)
+
+    monkeypatch.setattr(job_store, "live_lease_owners", counted)
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    async def slow(job):
+        started.set()
+        await asyncio.wait_for(finish.wait(), 10)
+
+    running.register("t", slow)
+    await running.schedule("t", "long", START, {})
+    await asyncio.wait_for(started.wait(), 5)
+    looked.clear()
+    for i in range(5):  # other jobs armed while it runs: five passes of the loop
+        await running.schedule("t", f"later{i}", START + timedelta(hours=1), {})
+        await asyncio.sleep(0.05)
+    finish.set()
+    await asyncio.wait_for(running.wait_idle(), 5)
+    assert looked == [], f"{len(looked)} looks for dead owners while only our own job ran"
