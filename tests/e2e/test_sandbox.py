@@ -14,6 +14,7 @@ import yarl
 from discord import app_commands
 
 from bot.sandbox import Sandbox
+from tests.harness import TEST_IDENTIFY_INTERVAL
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -68,6 +69,11 @@ class Bare(discord.Client):
         self.release = asyncio.Event()
         self.slow_done = asyncio.Event()
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """discord.py waits 5 s before every IDENTIFY but the first (Discord's pacing, G3); the sandbox
+        paces at TEST_IDENTIFY_INTERVAL here, and the pacing has its own tests (test_sharding.py)."""
+        await asyncio.sleep(0 if initial else TEST_IDENTIFY_INTERVAL)
+
     async def on_ready(self) -> None:
         self.ready_count += 1
         self.ready_event.set()
@@ -96,7 +102,8 @@ class Reason(discord.ui.Modal, title="Why close?"):
 
 @pytest.fixture
 async def env() -> AsyncIterator[tuple[Sandbox, Bare, object, object]]:
-    sb = Sandbox(heartbeat_interval=41250, interaction_deadline=0.3)
+    # IDENTIFY pacing scaled down as in every harness test (G3 has its own tests in test_sharding.py).
+    sb = Sandbox(heartbeat_interval=41250, interaction_deadline=0.3, identify_interval=TEST_IDENTIFY_INTERVAL)
     await sb.start()
     old_base, old_gw = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     discord.http.Route.BASE = sb.api_base
