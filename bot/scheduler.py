@@ -45,6 +45,9 @@ OutageCheck = Callable[[Job, Exception], bool]
 
 # With the real clock, re-read the queue at least this often, in case the wall clock jumped.
 MAX_SLEEP = timedelta(minutes=10)
+# On a database several processes share, at least this often: a job another process armed for one of our
+# servers (the website of cluster A changing a schedule of a server on cluster B) wakes no one here.
+SHARED_MAX_SLEEP = timedelta(seconds=30)
 BATCH = 200
 CONCURRENCY = 16
 # A claimed job is held this long (wall clock) and renewed while it runs; a process that dies
@@ -133,6 +136,7 @@ class Scheduler:
         self._fake_clock = hasattr(clock, "add_listener")
         self.in_outage: OutageCheck = lambda _job, _exc: False
         self._settled: set[int] = set()  # jobs whose handler settled them in its own last transaction
+        self.max_sleep = MAX_SLEEP if db.is_sqlite else SHARED_MAX_SLEEP
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -175,8 +179,8 @@ class Scheduler:
     async def settle(self, conn: Any, job: Job) -> None:
         """Finish ``job`` inside the handler's last write transaction (``conn``), as the scheduler would
         after the handler returns (deleted unless re-armed meanwhile, its lease released): one write
-        transaction per job instead of two. If the handler raises
-        afterwards, the usual failure path still runs (and finds the job gone or re-armed)."""
+        transaction per job instead of two. If the handler raises afterwards, the usual failure path
+        still runs (and finds the job gone or re-armed)."""
         await job_store.done(conn, job)
         await job_store.release(conn, job.id, owner=self.owner)
         self._settled.add(job.id)
@@ -228,7 +232,7 @@ class Scheduler:
             if self._fake_clock:
                 timeout = None if earliest is None or earliest > self.clock.now() else 0
             else:
-                wait = MAX_SLEEP if earliest is None else min(earliest - self.clock.now(), MAX_SLEEP)
+                wait = self.max_sleep if earliest is None else min(earliest - self.clock.now(), self.max_sleep)
                 timeout = max(wait.total_seconds(), 0)
             if lease_end is not None:
                 # A due job of ours is leased by another process: look again when that lease ends.
