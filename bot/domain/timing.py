@@ -6,6 +6,12 @@ is its true age plus the host clock's offset. The offset is estimated as the sma
 recent interactions, less the network's one-way delay (half the smallest measured round trip): the
 least-delayed interaction is the one that shows the offset best. Pure arithmetic: callers pass in the
 readings (seconds), so tests drive it with any skew and latency they like.
+
+A step of the host's wall clock (NTP correcting it by seconds) changes every later reading by the step;
+a window of readings from before it would hold the old offset for its next 512 interactions, taking
+each click for that much older (or younger) than it is. Callers pass the wall clock's distance from the
+monotonic clock with each reading (``drift``), which a step moves by exactly the step: readings are kept
+net of it, so the estimate follows a step at once.
 """
 
 from __future__ import annotations
@@ -50,14 +56,17 @@ class InteractionTiming:
     """Skew- and latency-corrected interaction ages, and a follow-up concurrency from measured RTT."""
 
     def __init__(self, *, window: int = WINDOW, rtt_window: int = RTT_WINDOW) -> None:
-        self._observed = WindowMin(window)
+        self._observed = WindowMin(window)  # readings net of the drift at their time
         self._rtt_min = WindowMin(rtt_window)
+        self._drift = 0.0  # the wall clock's distance from the monotonic clock at the latest reading
 
     # -- readings -----------------------------------------------------------------------------------
 
-    def observe(self, observed: float) -> float:
-        """Record ``host_now - snowflake_time`` of an interaction at its arrival; return its age estimate."""
-        self._observed.add(observed)
+    def observe(self, observed: float, *, drift: float = 0.0) -> float:
+        """Record ``host_now - snowflake_time`` of an interaction at its arrival; return its age estimate.
+        ``drift``: the host's wall clock less its monotonic clock when ``host_now`` was read."""
+        self._drift = drift
+        self._observed.add(observed - drift)
         return self.age(observed)
 
     def round_trip(self, seconds: float) -> None:
@@ -77,7 +86,7 @@ class InteractionTiming:
         """How far the host's clock is ahead of Discord's (negative: behind)."""
         if not self._observed:
             return 0.0
-        return self._observed.value - self.one_way
+        return self._observed.value + self._drift - self.one_way
 
     def age(self, observed: float) -> float:
         """The interaction's true age, in seconds, when ``observed`` was read (never below one way)."""

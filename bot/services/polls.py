@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
@@ -325,8 +326,9 @@ class PollService:
         # Discord's 3 s run from when it created the interaction (its clock, I3), not from when this
         # handler got to run: the host clock's offset and the network's delay are estimated from recent
         # interactions, and from here on the age is kept on the monotonic clock.
-        observed = (discord.utils.utcnow() - interaction.created_at).total_seconds()
-        born = loop.time() - self.timing.observe(observed)
+        wall, mono = time.time(), time.monotonic()
+        observed = wall - interaction.created_at.timestamp()
+        born = loop.time() - self.timing.observe(observed, drift=wall - mono)
         if interaction.guild_id is None or not store.valid_id(poll_id) or (idx is not None and idx >= 25):
             await self._answer(interaction, ui.UNAVAILABLE, deferred=False, born=born)
             return

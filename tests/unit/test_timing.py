@@ -73,3 +73,19 @@ def test_window_min_is_the_minimum_of_the_last_readings(size, readings):
     for n, value in enumerate(readings, 1):
         window.add(value)
         assert window.value == min(readings[max(0, n - size) : n])
+
+
+def test_a_step_of_the_host_clock_is_followed_at_once_not_after_a_window_of_readings():
+    """NTP steps the host's wall clock 3 s forward: every later reading is 3 s larger, and so is the wall
+    clock's distance from the monotonic clock (``drift``). The estimate follows at once; before, the window
+    kept the old readings' minimum for 512 interactions and took every click for 3 s older (past Discord's
+    deadline, not answered)."""
+    timing = InteractionTiming()
+    rng = random.Random(3)
+    for _ in range(200):
+        timing.round_trip(0.16 + rng.uniform(-0.08, 0.08))
+        timing.observe(2.0 + 0.08 + rng.uniform(-0.04, 0.04), drift=1000.0)
+    fresh = timing.observe(2.0 + 3.0 + 0.1, drift=1003.0)  # right after the step: 0.1 s old
+    assert fresh == pytest.approx(0.1, abs=0.06)
+    assert timing.time_left(fresh) > 2.5
+    assert timing.offset == pytest.approx(5.0, abs=0.06)
