@@ -199,7 +199,10 @@ class IdentifyPacer:
                 if delay > 0:
                     await asyncio.sleep(delay)
             if self.gate is not None:
-                await self.gate.take_turn(bucket, self.spacing)  # other processes' IDENTIFYs in this bucket
+                try:
+                    await self.gate.take_turn(bucket, self.spacing)  # other processes' IDENTIFYs in this bucket
+                except Exception as exc:  # the database is away: pace this process alone, as before
+                    log.warning("IDENTIFY without a turn across processes (bucket %d): %s", bucket, exc)
             self._last[bucket] = loop.time()
 
 
