@@ -186,6 +186,7 @@ async def click(
         if first["type"] == 5:  # deferred: the answer is the follow-up
             await sb.wait_for(lambda: ix.followups, timeout=30)
 
+    spies = await start_py_spy(procs, seconds)
     cpu0 = {p.name: cpu_seconds(p.proc.pid) for p in procs if p.proc is not None}
     start = loop.time()
     tasks = []
@@ -198,6 +199,8 @@ async def click(
     elapsed = loop.time() - start
     await asyncio.sleep(1.0)  # replies answered at the deadline: their CPU is the clusters' too
     cpu = {p.name: cpu_seconds(p.proc.pid) - cpu0[p.name] for p in procs if p.proc is not None}
+    for spy in spies:
+        await spy.wait()
     answered = [ix for _, _, _, ix in sent if ix.callbacks]
     latencies = sorted(ix.callbacks[0]["at"] - ix.created_at for ix in answered)
     last: dict[tuple[int, int], int] = {}
@@ -223,6 +226,32 @@ async def click(
         "last": last,
         "clicked": clicked,
     }
+
+
+async def start_py_spy(procs: list[Proc], seconds: float) -> list[asyncio.subprocess.Process]:
+    """With BENCH_PY_SPY=dir: sample each process with py-spy (a dev tool, not a dependency) while the
+    clicks are sent, as collapsed stacks in dir/<name>.txt (``benchmarks/profile_top.py`` sums them)."""
+    folder = os.environ.get("BENCH_PY_SPY")
+    if not folder:
+        return []
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    spies = []
+    for p in procs:
+        assert p.proc is not None
+        args = ["record", "--pid", str(p.proc.pid), "--rate", "100", "--duration", str(int(seconds) + 1)]
+        args += ["--format", "raw", "--nonblocking", "-o", f"{folder}/{p.name}.txt"]
+        quiet = asyncio.subprocess.DEVNULL
+        spies.append(await asyncio.create_subprocess_exec(spy, *args, stdout=quiet, stderr=quiet))
+    await asyncio.sleep(0.5)  # attached before the first click
+    return spies
+
+
+async def idle_cpu(procs: list[Proc], seconds: float) -> dict[str, float]:
+    """Each process's CPU per second while nothing happens (heartbeats, timers): the fixed cost that a
+    higher click rate amortises."""
+    before = {p.name: cpu_seconds(p.proc.pid) for p in procs if p.proc is not None}
+    await asyncio.sleep(seconds)  # a measuring window, not a wait for state
+    return {p.name: (cpu_seconds(p.proc.pid) - before[p.name]) / seconds for p in procs if p.proc is not None}
 
 
 def print_clicks(label: str, stats: dict[str, Any], rate: float) -> float:
@@ -337,6 +366,9 @@ async def main() -> None:
         "--clicks", type=float, default=0, help="after the wave: clicks/s in total through both clusters"
     )
     parser.add_argument("--click-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--idle-seconds", type=float, default=5.0, help="before the clicks: each process's CPU while idle"
+    )
     parser.add_argument("--members", type=int, default=1000, help="members clicking, per cluster's poll")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -349,27 +381,31 @@ async def main() -> None:
     url = args.database_url
     if not url.startswith("postgresql"):
         sys.exit("benchmarks.cluster: --database-url must be PostgreSQL (clusters share one database)")
+    if args.clicks and args.wave < 4 * args.clusters:
+        sys.exit("benchmarks.cluster: --clicks needs a wave poll in every cluster: use --wave 4 per cluster or more")
 
     # A large bot's max_concurrency (16): all 8 shards may identify at once; Discord's 5 s interval.
     sb = Sandbox(max_concurrency=16, identify_interval=5.0, heartbeat_interval=41250)
     await sb.start()
     print(f"cluster benchmark: {args.servers:,} servers, {args.shards} shards, {args.clusters} clusters, PostgreSQL")
 
-    # Baseline: one process holding --baseline-servers servers (one shard).
-    base_ids = [spread_id(k) for k in range(args.baseline_servers)]
-    for gid in base_ids:
-        sb.create_guild("b", guild_id=gid)
-    await fresh_postgres(url)
-    await (await Database.open(url)).close()  # migrated once, before the processes start
-    base = Proc("baseline", (0,), 1)
-    print(f"baseline: one process, {args.baseline_servers:,} servers")
-    await measure_ready(sb, url, [base], {"baseline": args.baseline_servers})
-    assert base.proc is not None
-    base_kb = rss_kb(base.proc.pid)
-    await base.stop()
-    for gid in base_ids:
-        sb.remove_guild(gid)
-        del sb.guilds[gid]
+    base_kb = 0
+    if args.baseline_servers:  # 0: no baseline process (a quick clicks run)
+        # Baseline: one process holding --baseline-servers servers (one shard).
+        base_ids = [spread_id(k) for k in range(args.baseline_servers)]
+        for gid in base_ids:
+            sb.create_guild("b", guild_id=gid)
+        await fresh_postgres(url)
+        await (await Database.open(url)).close()  # migrated once, before the processes start
+        base = Proc("baseline", (0,), 1)
+        print(f"baseline: one process, {args.baseline_servers:,} servers")
+        await measure_ready(sb, url, [base], {"baseline": args.baseline_servers})
+        assert base.proc is not None
+        base_kb = rss_kb(base.proc.pid)
+        await base.stop()
+        for gid in base_ids:
+            sb.remove_guild(gid)
+            del sb.guilds[gid]
 
     t = time.monotonic()
     ids = [spread_id(k) for k in range(args.baseline_servers, args.baseline_servers + args.servers)]
@@ -402,7 +438,7 @@ async def main() -> None:
         assert p.proc is not None
         n = servers_of[p.name]
         extra = n - args.baseline_servers
-        if extra > 0:
+        if extra > 0 and args.baseline_servers:
             per = (rss_kb(p.proc.pid) - base_kb) / extra
             print(f"  {p.name}: {per:.1f} KB per additional server (over the {args.baseline_servers:,}-server process)")
 
@@ -466,6 +502,10 @@ async def clicks_phase(
     plan, same polls) answered by bare discord.py bots on the same shards: the CPU floor per click."""
     for p in procs:
         await p.wait_reconciled(900)  # a cluster restarted by --kill is serving again
+    # The wave has posted everything (the loop above waits for it); what a post does after (its thread,
+    # its pin) is done within a couple of seconds, then the clusters are idle.
+    idle = await idle_cpu(procs, args.idle_seconds)
+    print("  idle before the clicks: " + ", ".join(f"{n} {s * 1000:.1f} ms CPU/s" for n, s in idle.items()))
     targets = []
     for p in procs:
         gid = next(g for g in channels if shard_of(g, args.shards) in p.shards)
@@ -488,6 +528,8 @@ async def clicks_phase(
     await asyncio.gather(*(b.wait_reconciled(900) for b in bare))
     for t, b in zip(targets, bare, strict=True):
         t.cluster = b.name
+    idle = await idle_cpu(bare, args.idle_seconds)
+    print("  idle before the clicks: " + ", ".join(f"{n} {s * 1000:.1f} ms CPU/s" for n, s in idle.items()))
     floor_stats = await click(sb, targets, bare, args.clicks, args.click_seconds, args.seed)
     floor = print_clicks("bare discord.py", floor_stats, args.clicks)
     print(f"  bot CPU per click / bare discord.py floor: {per_click / max(floor, 1):.2f}x (goal: within 2x)")
