@@ -234,6 +234,8 @@ class Database:
         # One in-process writer at a time: SQLite has one write lock anyway, and queuing here is
         # cheaper and fairer than spinning on busy_timeout.
         self.write_lock = asyncio.Lock()
+        # PostgreSQL: the connection write transactions run on, kept from one to the next (see write()).
+        self._write_conn: AsyncConnection | None = None
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Database:
@@ -283,15 +285,47 @@ class Database:
                     await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except (DBAPIError, sqlite3.Error) as exc:  # a damaged or busy file: closing must still go on
                 log.warning("checkpoint at close failed: %s", getattr(exc, "orig", exc))
+        async with self.write_lock:
+            await self._drop_write_connection()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite), committed when the block exits cleanly."""
-        async with self.write_lock, self.writer.begin() as conn:
-            yield conn
+        """A write transaction (BEGIN IMMEDIATE on SQLite), committed when the block exits cleanly.
+
+        On PostgreSQL write transactions (one at a time, like SQLite's) share one connection, kept
+        between them: a checkout from the pool pings the server first (``pool_pre_ping``; with asyncpg
+        BEGIN, a ping and ROLLBACK), three round trips more than a vote group's own four. A kept
+        connection the server has closed is noticed without a round trip (asyncpg sees its socket close)
+        and replaced from the pool, pinged; one that broke during a transaction is dropped with it."""
+        if self.is_sqlite:
+            async with self.write_lock, self.writer.begin() as conn:
+                yield conn
+            return
+        async with self.write_lock:
+            kept = self._write_conn
+            if kept is not None and await _unusable(kept):
+                await self._drop_write_connection()
+                kept = None
+            pg = kept if kept is not None else await self.writer.connect()
+            self._write_conn = pg
+            try:
+                async with pg.begin():
+                    yield pg
+            except BaseException:
+                if await _unusable(pg):
+                    await self._drop_write_connection()
+                raise
+
+    async def _drop_write_connection(self) -> None:
+        conn, self._write_conn = self._write_conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception as exc:  # a broken connection: the pool discards it
+                log.info("closing the write connection failed: %r", exc)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -409,6 +443,19 @@ class Database:
         if not source or source == ":memory:":
             raise RuntimeError("an in-memory database has nothing to back up")
         return await asyncio.to_thread(sqlite_backup, Path(source), target)
+
+
+async def _unusable(conn: AsyncConnection) -> bool:
+    """Whether a kept connection is known to be broken: invalidated by SQLAlchemy (a disconnect error), or
+    its driver's connection closed (asyncpg's is_closed(), set when the socket closes). No round trip."""
+    if conn.invalidated or conn.closed:
+        return True
+    try:
+        raw = await conn.get_raw_connection()
+    except Exception:
+        return True
+    is_closed = getattr(raw.driver_connection, "is_closed", None)
+    return bool(is_closed()) if callable(is_closed) else False
 
 
 def sqlite_backup(source: Path, target: Path) -> str:
