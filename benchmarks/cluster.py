@@ -14,6 +14,16 @@ a-b --shard-count S` child process. Printed:
   posts are counted in the sandbox: duplicates and missed. With ``--kill`` the cluster holding shard 0
   is SIGKILLed once a third of its posts are out, restarted at once, and the wave must still end with
   0 duplicates and 0 missed.
+- clicks (``--clicks RATE``): once every wave post is out and each process's idle CPU has been read,
+  open-loop clicks on one wave poll per cluster through all clusters at once, then the same click plan
+  answered by ``benchmarks/bare_bot.py`` processes on the same shards: clicks answered, reply p50/p99,
+  vote rows = recount, and the CPU time per answered click of both (the bot's against discord.py's floor).
+  ``BENCH_PY_SPY=dir`` samples every process with py-spy while the clicks run (``benchmarks/profile_top.py``).
+
+A quick clicks run on 2 cores (about 2 minutes; no baseline process, a wave of 8 posts):
+
+    .venv/bin/python -m benchmarks.cluster --database-url postgresql+asyncpg://... \
+        --servers 400 --baseline-servers 0 --wave 8 --wave-delay 20 --clicks 200
 
 The database must be PostgreSQL and is emptied first (its public schema is dropped).
 """
