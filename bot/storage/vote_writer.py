@@ -177,8 +177,12 @@ class VoteWriter:
 
     async def _commit(self, batch: list[VoteRequest]) -> None:
         try:
-            async with self.db.write() as conn:
-                results = await process_batch(conn, batch, now=self.clock.now())
+            if self.db.on_asyncpg:
+                async with self.db.write_asyncpg() as driver:
+                    results = await _PostgresBackend(driver).run(batch, self.clock.now())
+            else:
+                async with self.db.write() as conn:
+                    results = await process_batch(conn, batch, now=self.clock.now())
         except asyncio.CancelledError:
             for r in batch:
                 if r.future is not None and not r.future.done():

@@ -158,5 +158,11 @@ async def test_write_transactions_keep_one_connection_and_replace_one_the_server
     second = await server_pid()
     assert second != first
     assert len(checkouts) == 1  # the replacement
+    if db.on_asyncpg:  # the vote writer's transactions, driven by asyncpg, run on the same kept connection
+        async with db.write_asyncpg() as driver:
+            assert await driver.fetchval("SELECT pg_backend_pid()") == second
+            await driver.execute("DELETE FROM guilds WHERE id = 42")
+        assert await server_pid() == second
+        assert len(checkouts) == 1
     async with db.read() as conn:
         assert (await conn.exec_driver_sql("SELECT count(*) FROM guilds WHERE id = 42")).scalar_one() == 1
