@@ -376,6 +376,7 @@ async def main() -> None:
         "--clicks", type=float, default=0, help="after the wave: clicks/s in total through both clusters"
     )
     parser.add_argument("--click-seconds", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=1, help="clicks: alternating runs of the bot and the bare bot")
     parser.add_argument(
         "--idle-seconds", type=float, default=5.0, help="before the clicks: each process's CPU while idle"
     )
@@ -391,8 +392,9 @@ async def main() -> None:
     url = args.database_url
     if not url.startswith("postgresql"):
         sys.exit("benchmarks.cluster: --database-url must be PostgreSQL (clusters share one database)")
-    if args.clicks and args.wave < 4 * args.clusters:
-        sys.exit("benchmarks.cluster: --clicks needs a wave poll in every cluster: use --wave 4 per cluster or more")
+    if args.clicks and args.wave < 4 * args.clusters * args.repeat:
+        # Servers fall on shards unevenly: 4 per cluster and run leaves every cluster a poll for each run.
+        sys.exit("benchmarks.cluster: --clicks needs a wave poll per cluster and run: --wave 4 x clusters x repeat")
 
     # A large bot's max_concurrency (16): all 8 shards may identify at once; Discord's 5 s interval.
     sb = Sandbox(max_concurrency=16, identify_interval=5.0, heartbeat_interval=41250)
@@ -509,42 +511,62 @@ async def clicks_phase(
     sb: Sandbox, url: str, args: argparse.Namespace, procs: list[Proc], channels: dict[int, int]
 ) -> None:
     """Clicks on one wave poll per cluster, through every cluster at once; then the same clicks (same
-    plan, same polls) answered by bare discord.py bots on the same shards: the CPU floor per click."""
+    plan, same polls) answered by bare discord.py bots on the same shards: the CPU floor per click.
+
+    With ``--repeat N`` the pair runs N times, alternating (clusters restarted, a new poll per cluster
+    each time): CPU time per click moves by tens of percent with what else the machine runs, and the
+    alternation exposes both sides to the same drift."""
     for p in procs:
         await p.wait_reconciled(900)  # a cluster restarted by --kill is serving again
-    # The wave has posted everything (the loop above waits for it); what a post does after (its thread,
-    # its pin) is done within a couple of seconds, then the clusters are idle.
-    idle = await idle_cpu(procs, args.idle_seconds)
-    print("  idle before the clicks: " + ", ".join(f"{n} {s * 1000:.1f} ms CPU/s" for n, s in idle.items()))
-    targets = []
-    for p in procs:
-        gid = next(g for g in channels if shard_of(g, args.shards) in p.shards)
-        targets.append(click_target(sb, p, gid, channels[gid], args.members))
-    print(
-        f"clicks: {args.clicks:.0f}/s for {args.click_seconds:.0f} s over {len(targets)} polls "
-        f"(one per cluster, {args.members:,} members each)"
-    )
-    real = await click(sb, targets, procs, args.clicks, args.click_seconds, args.seed)
-    per_click = print_clicks("Common Ground", real, args.clicks)
-    rows_ok = await vote_rows_match(url, targets, real)
-    once = real["answered"] == real["total"] and real["not_one_callback"] == 0 and real["errors"] == 0
-    print(f"  every click answered exactly once: {once}; vote rows = recount: {rows_ok}")
-
-    for p in procs:
-        await p.stop()
-    bare = [Proc(f"bare-{p.name}", p.shards, p.count, bare=True) for p in procs]
     env = env_for(sb, url)
-    await asyncio.gather(*(b.start(env) for b in bare))
-    await asyncio.gather(*(b.wait_reconciled(900) for b in bare))
-    for t, b in zip(targets, bare, strict=True):
-        t.cluster = b.name
-    idle = await idle_cpu(bare, args.idle_seconds)
-    print("  idle before the clicks: " + ", ".join(f"{n} {s * 1000:.1f} ms CPU/s" for n, s in idle.items()))
-    floor_stats = await click(sb, targets, bare, args.clicks, args.click_seconds, args.seed)
-    floor = print_clicks("bare discord.py", floor_stats, args.clicks)
-    print(f"  bot CPU per click / bare discord.py floor: {per_click / max(floor, 1):.2f}x (goal: within 2x)")
-    for b in bare:
-        await b.stop()
+    polls_of = {p.name: [g for g in channels if shard_of(g, args.shards) in p.shards] for p in procs}
+    bare = [Proc(f"bare-{p.name}", p.shards, p.count, bare=True) for p in procs]
+    print(
+        f"clicks: {args.clicks:.0f}/s for {args.click_seconds:.0f} s over {len(procs)} polls "
+        f"(one per cluster, {args.members:,} members each), {args.repeat} time(s)"
+    )
+    if any(len(found) < args.repeat for found in polls_of.values()):
+        sys.exit("benchmarks.cluster: a cluster has fewer wave polls than --repeat runs: raise --wave")
+    pairs: list[tuple[float, float]] = []
+    for rep in range(args.repeat):
+        if rep:
+            await asyncio.gather(*(p.start(env) for p in procs))
+            await asyncio.gather(*(p.wait_reconciled(900) for p in procs))
+        # The wave has posted everything (main waits for it); what a post does after (its thread, its
+        # pin) is done within a couple of seconds, then the clusters are idle.
+        idle = await idle_cpu(procs, args.idle_seconds)
+        print("  idle before the clicks: " + ", ".join(f"{n} {s * 1000:.1f} ms CPU/s" for n, s in idle.items()))
+        targets = []
+        for p in procs:
+            gid = polls_of[p.name][rep]
+            targets.append(click_target(sb, p, gid, channels[gid], args.members))
+        real = await click(sb, targets, procs, args.clicks, args.click_seconds, args.seed + rep)
+        per_click = print_clicks("Common Ground", real, args.clicks)
+        rows_ok = await vote_rows_match(url, targets, real)
+        once = real["answered"] == real["total"] and real["not_one_callback"] == 0 and real["errors"] == 0
+        print(f"  every click answered exactly once: {once}; vote rows = recount: {rows_ok}")
+        for p in procs:
+            await p.stop()
+
+        await asyncio.gather(*(b.start(env) for b in bare))
+        await asyncio.gather(*(b.wait_reconciled(900) for b in bare))
+        for t, b in zip(targets, bare, strict=True):
+            t.cluster = b.name
+        idle = await idle_cpu(bare, args.idle_seconds)
+        print("  idle before the clicks: " + ", ".join(f"{n} {s * 1000:.1f} ms CPU/s" for n, s in idle.items()))
+        floor_stats = await click(sb, targets, bare, args.clicks, args.click_seconds, args.seed + rep)
+        floor = print_clicks("bare discord.py", floor_stats, args.clicks)
+        print(f"  bot CPU per click / bare discord.py floor: {per_click / max(floor, 1):.2f}x (goal: within 2x)")
+        for b in bare:
+            await b.stop()
+        pairs.append((per_click, floor))
+    if len(pairs) > 1:
+        bot, floor = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+        ratios = ", ".join(f"{a / max(b, 1):.2f}x" for a, b in pairs)
+        print(
+            f"clicks over {len(pairs)} alternating runs: CPU per answered click, median {bot:,.0f} µs (bot) and "
+            f"{floor:,.0f} µs (bare discord.py): {bot / max(floor, 1):.2f}x; each run {ratios}"
+        )
 
 
 if __name__ == "__main__":
