@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import signal
@@ -46,6 +47,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.domain.shards import format_shards, shard_of
+from bot.runtime import run
 from bot.sandbox.server import Sandbox
 from bot.storage import guilds as guild_store
 from bot.storage import schedules as schedule_store
@@ -197,6 +199,11 @@ async def click(
             await sb.wait_for(lambda: ix.followups, timeout=30)
 
     spies = await start_py_spy(procs, seconds)
+    # The sandbox stands in for Discord and keeps every record for the checks: its collector's pauses
+    # (full collections over that heap) would count as the bot's reply time, so it is off while the
+    # clicks run, as in benchmarks/e2e_votes.py's sandbox.
+    gc.collect()
+    gc.disable()
     cpu0 = {p.name: cpu_seconds(p.proc.pid) for p in procs if p.proc is not None}
     start = loop.time()
     tasks = []
@@ -207,6 +214,7 @@ async def click(
         tasks.append(asyncio.create_task(send(t, user_id, idx)))
     results = await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = loop.time() - start
+    gc.enable()
     await asyncio.sleep(1.0)  # replies answered at the deadline: their CPU is the clusters' too
     cpu = {p.name: cpu_seconds(p.proc.pid) - cpu0[p.name] for p in procs if p.proc is not None}
     for spy in spies:
@@ -256,12 +264,22 @@ async def start_py_spy(procs: list[Proc], seconds: float) -> list[asyncio.subpro
     return spies
 
 
-async def idle_cpu(procs: list[Proc], seconds: float) -> dict[str, float]:
+async def idle_cpu(procs: list[Proc], seconds: float, *, settle: float = 60.0) -> dict[str, float]:
     """Each process's CPU per second while nothing happens (heartbeats, timers): the fixed cost that a
-    higher click rate amortises."""
-    before = {p.name: cpu_seconds(p.proc.pid) for p in procs if p.proc is not None}
-    await asyncio.sleep(seconds)  # a measuring window, not a wait for state
-    return {p.name: (cpu_seconds(p.proc.pid) - before[p.name]) / seconds for p in procs if p.proc is not None}
+    higher click rate amortises. A process just started still works for a while after it logged its
+    reconciliation (guilds arriving, closes re-armed): 1-second windows are read until every process
+    stays under 20 ms of CPU in one (at most ``settle`` seconds), then the ``seconds`` window is read."""
+
+    async def window(length: float) -> dict[str, float]:
+        before = {p.name: cpu_seconds(p.proc.pid) for p in procs if p.proc is not None}
+        await asyncio.sleep(length)  # a measuring window, not a wait for state
+        return {p.name: (cpu_seconds(p.proc.pid) - before[p.name]) / length for p in procs if p.proc is not None}
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle
+    while loop.time() < deadline and max((await window(1.0)).values(), default=0.0) >= 0.02:
+        pass
+    return await window(seconds)
 
 
 def print_clicks(label: str, stats: dict[str, Any], rate: float) -> float:
@@ -570,4 +588,4 @@ async def clicks_phase(
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())  # uvloop, as the clusters and the bare bots run (and as benchmarks/e2e_votes.py's sandbox)
