@@ -337,7 +337,9 @@ class Database:
     async def _kept_write_connection(self) -> AsyncConnection:
         """The kept write connection (PostgreSQL), replaced if it is known to be broken. Under write_lock."""
         kept = self._write_conn
-        if kept is not None and await _unusable(kept):
+        # The driver's connection kept beside it: asking SQLAlchemy for it again costs a greenlet switch.
+        driver = self._write_driver
+        if kept is not None and (kept.invalidated or kept.closed or driver is None or _driver_closed(driver)):
             await self._drop_write_connection()
             kept = None
         if kept is None:
@@ -481,7 +483,12 @@ async def _unusable(conn: AsyncConnection) -> bool:
         raw = await conn.get_raw_connection()
     except Exception:
         return True
-    is_closed = getattr(raw.driver_connection, "is_closed", None)
+    return _driver_closed(raw.driver_connection)
+
+
+def _driver_closed(driver: Any) -> bool:
+    """asyncpg's is_closed() (set when its socket closes); other drivers are trusted until they fail."""
+    is_closed = getattr(driver, "is_closed", None)
     return bool(is_closed()) if callable(is_closed) else False
 
 
