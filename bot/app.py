@@ -28,6 +28,7 @@ from bot.services.debates import DebateService
 from bot.services.packs import PackService
 from bot.services.polls import PollService
 from bot.services.suggestions import SuggestionService
+from bot.storage.identify import IdentifyGate
 
 if TYPE_CHECKING:
     from bot.storage.database import Database
@@ -165,17 +166,25 @@ DEFAULT_GUILD_READY_TIMEOUT = 2.0
 
 class IdentifyPacer:
     """At most one IDENTIFY per ``interval`` seconds in each bucket ``shard_id % max_concurrency``
-    (DISCORD-FACTS G3; discord-api-docs, Gateway, "Max Concurrency"). discord.py's own hook sleeps a
-    flat 5 s before every IDENTIFY but the first, whatever ``max_concurrency`` allows."""
+    (DISCORD-FACTS G3; discord-api-docs, Gateway, "Max Concurrency"), in this process and, through the
+    ``gate`` on a shared database, across every process of the bot. discord.py's own hook sleeps a flat
+    5 s before every IDENTIFY but the first, whatever ``max_concurrency`` allows."""
 
-    def __init__(self, interval: float = 5.0, max_concurrency: int = 1) -> None:
+    def __init__(self, interval: float = 5.0, max_concurrency: int = 1, gate: IdentifyGate | None = None) -> None:
         self.interval = interval
         self.max_concurrency = max(1, max_concurrency)
+        self.gate = gate
         self._last: dict[int, float] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
     def bucket(self, shard_id: int | None) -> int:
         return (shard_id or 0) % self.max_concurrency
+
+    @property
+    def spacing(self) -> float:
+        # The hook returns before discord.py sends the IDENTIFY; a loaded loop can delay one send more
+        # than the next, so keep a margin rather than meet Discord's interval to the millisecond.
+        return self.interval * 1.1 + 0.1
 
     async def wait(self, shard_id: int | None) -> None:
         bucket = self.bucket(shard_id)
@@ -184,11 +193,14 @@ class IdentifyPacer:
             loop = asyncio.get_running_loop()
             last = self._last.get(bucket)
             if last is not None:
-                # The hook returns before discord.py sends the IDENTIFY; a loaded loop can delay one send
-                # more than the next, so keep a margin rather than meet Discord's interval to the millisecond.
-                delay = last + self.interval * 1.1 + 0.1 - loop.time()
+                delay = last + self.spacing - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            if self.gate is not None:
+                try:
+                    await self.gate.take_turn(bucket, self.spacing)  # other processes' IDENTIFYs in this bucket
+                except Exception as exc:  # the database is away: pace this process alone, as before
+                    log.warning("IDENTIFY without a turn across processes (bucket %d): %s", bucket, exc)
             self._last[bucket] = loop.time()
 
 
@@ -232,7 +244,7 @@ class CommonGround(commands.AutoShardedBot):
         self._ops: OpsServer | None = None
         if settings.metrics_port is not None:
             attach_metrics(self)
-        self.identify_pacer = IdentifyPacer()
+        self.identify_pacer = IdentifyPacer(gate=IdentifyGate(db))
         self.session_start_limit: dict[str, int] | None = None
         self._first_ready_done = False
         self.db = db
@@ -366,6 +378,8 @@ class CommonGround(commands.AutoShardedBot):
             await self._ops.stop()
             self._ops = None
         await self.scheduler.stop()
+        if self.identify_pacer.gate is not None:
+            await self.identify_pacer.gate.close()
         # Stop reading every shard's gateway first (no new events, so nothing new to drain); the sockets
         # themselves are closed by discord.py's close below, after the replies in flight went out.
         for shard in getattr(self, "_AutoShardedClient__shards", {}).values():

@@ -42,6 +42,9 @@ Handler = Callable[[Job], Awaitable[None]]
 
 # With the real clock, re-read the queue at least this often, in case the wall clock jumped.
 MAX_SLEEP = timedelta(minutes=10)
+# On a database several processes share, at least this often: a job another process armed for one of our
+# servers (the website of cluster A changing a schedule of a server on cluster B) wakes no one here.
+SHARED_MAX_SLEEP = timedelta(seconds=30)
 BATCH = 200
 CONCURRENCY = 16
 # A claimed job is held this long (wall clock) and renewed while it runs; a process that dies
@@ -128,6 +131,7 @@ class Scheduler:
         self._idle.set()
         self._inflight: set[asyncio.Task[None]] = set()
         self._fake_clock = hasattr(clock, "add_listener")
+        self.max_sleep = MAX_SLEEP if db.is_sqlite else SHARED_MAX_SLEEP
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -212,7 +216,7 @@ class Scheduler:
             if self._fake_clock:
                 timeout = None if earliest is None or earliest > self.clock.now() else 0
             else:
-                wait = MAX_SLEEP if earliest is None else min(earliest - self.clock.now(), MAX_SLEEP)
+                wait = self.max_sleep if earliest is None else min(earliest - self.clock.now(), self.max_sleep)
                 timeout = max(wait.total_seconds(), 0)
             if lease_end is not None:
                 # A due job of ours is leased by another process: look again when that lease ends.

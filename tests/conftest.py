@@ -62,3 +62,19 @@ def quick_discord_retries(monkeypatch):
     429 (discord/http.py). A test that makes the sandbox fail on purpose, and asserts what happens once
     discord.py gives up, waits a hundredth of that; the number and order of the retries are unchanged."""
     monkeypatch.setattr(discord.http, "asyncio", _ScaledSleep(0.01))
+
+
+# The layers from the heaviest tests (real bots, subprocesses, a browser; up to a minute each) to the
+# lightest (unit tests, milliseconds). pytest-xdist hands each process a share of the collected order and
+# lets an idle one take work from a busy one; with the long tests first, what is left at the end is many
+# short ones, and the processes finish together instead of one waiting on a late long test.
+HEAVY_FIRST = ("reliability", "browser", "web", "e2e", "storage", "contract", "unit")
+
+
+def pytest_collection_modifyitems(config, items):
+    def weight(item) -> int:
+        parts = item.path.relative_to(config.rootpath).parts
+        layer = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+        return HEAVY_FIRST.index(layer) if layer in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=weight)  # stable: the order within a layer (and a module) is kept

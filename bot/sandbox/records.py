@@ -129,8 +129,14 @@ class Interaction:
         return self.callbacks[0]["type"] if self.callbacks else None
 
     async def response(self, timeout: float = 5.0) -> dict[str, Any]:
-        """Wait for the first callback; returns ``{"type": int, "data": dict | None}``."""
-        return await asyncio.wait_for(asyncio.shield(self._first), timeout)
+        """Wait for the first callback; returns ``{"type": int, "data": dict | None}``.
+
+        Never longer than the interaction's deadline (plus a moment): a first callback after it is refused
+        with 10062, and one the sandbox accepts is recorded in the same step as its deadline check, so
+        once the deadline has passed none can come. A test waiting for an answer that never comes (a bot
+        stopped or killed under clicks) learns so in 3 s, not in its whole ``timeout``."""
+        left = self.created_at + self._sb.interaction_deadline - time.monotonic()
+        return await asyncio.wait_for(asyncio.shield(self._first), max(0.0, min(timeout, left + 0.1)))
 
     @property
     def original(self) -> dict[str, Any] | None:

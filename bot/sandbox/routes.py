@@ -271,6 +271,7 @@ class _Handlers:
             raise DiscordHTTPError(400, 40060, "Interaction has already been acknowledged.")
         if time.monotonic() - ix.created_at > sb.interaction_deadline:
             raise not_found(10062)
+        # No await from here to _record_callback: Interaction.response() stops waiting at the deadline.
         body = request[JSON_KEY] or {}
         files = request[FILES_KEY]
         ctype = body.get("type")

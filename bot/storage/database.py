@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 5000
+# pg_advisory_xact_lock's key for running migrations: one process at a time on a shared PostgreSQL.
+MIGRATION_LOCK_KEY = 0x43474D49  # "CGMI"
 
 
 class SchemaTooNewError(RuntimeError):
@@ -402,6 +404,10 @@ class Database:
             command.upgrade(cfg, revision)
 
         async with self.write_lock, self.writer.begin() as conn:
+            if not self.is_sqlite:
+                # Processes starting together on one PostgreSQL take turns (SQLite's BEGIN IMMEDIATE already
+                # does): the next one's alembic reads the version the first committed and has nothing to do.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             await conn.run_sync(_upgrade)
 
     # -- checks and backups -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ matrix and the shift events use opaque row numbers.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from bot.domain.leaning import (
     SeriesPoint,
     ShiftSummary,
     combine,
+    load_period_maths,
     poll_leaning,
     series,
     shift_counts,
@@ -266,10 +268,22 @@ async def poll_finals(
     return out
 
 
+_period_maths_loaded = False
+
+
+async def _load_period_maths() -> None:
+    """The first period leaning of a process loads scipy.special in a worker thread, not on the loop."""
+    global _period_maths_loaded
+    if not _period_maths_loaded:
+        await asyncio.to_thread(load_period_maths)
+        _period_maths_loaded = True
+
+
 async def period_leaning(
     conn: AsyncConnection, guild_id: int, *, since: date | None = None, theme: str | None = None
 ) -> Leaning:
     """The window's leaning: its polls combined (voter-weighted, random-effects interval)."""
+    await _load_period_maths()
     rows = await conn.execute(
         select(polls.c.final_voters, polls.c.final_total, polls.c.final_total_sq).where(
             _closed(guild_id, since, None, theme)
@@ -280,6 +294,7 @@ async def period_leaning(
 
 async def theme_leanings(conn: AsyncConnection, guild_id: int, *, since: date | None = None) -> dict[str, Leaning]:
     """Per theme, its polls combined; themes without a closed poll are absent."""
+    await _load_period_maths()
     rows = await conn.execute(
         select(polls.c.theme, polls.c.final_voters, polls.c.final_total, polls.c.final_total_sq).where(
             _closed(guild_id, since, None, None), polls.c.theme.is_not(None), polls.c.theme != ""

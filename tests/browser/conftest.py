@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 CHROMIUM = os.environ.get("COMMONGROUND_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -36,8 +37,11 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser():
+    """One Chromium per test module (and test process): launching it and Playwright's driver costs about
+    2 s of CPU. Each test opens its own pages and contexts, so no cookie or page is shared between tests;
+    the tests run in the module's event loop (``pytestmark`` in each module) to use it."""
     reason = _missing()
     if reason is not None:
         if REQUIRED:

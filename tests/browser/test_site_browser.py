@@ -13,7 +13,8 @@ import pytest
 from bot.app import EXTENSIONS
 from tests.web.support import site, snapshot
 
-pytestmark = pytest.mark.timeout(120)
+# The module shares one Chromium (conftest.py), so its tests share the module's event loop.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 BROWSER_EXTENSIONS = tuple("tests.browser.web_ext" if e == "bot.cogs.web" else e for e in EXTENSIONS)
 
 AXE = """

@@ -15,7 +15,9 @@ MODERATOR_GROUPS = {"schedule", "pack", "poll"}
 
 
 class _NoDb:
-    """The tree is built without touching a database."""
+    """The tree is built without touching a database (the one process of a SQLite file, as by default)."""
+
+    is_sqlite = True
 
 
 @pytest.fixture

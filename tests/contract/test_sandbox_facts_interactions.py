@@ -147,6 +147,25 @@ async def test_I1_initial_response_after_the_deadline_is_refused(env) -> None:
     assert not ix.acknowledged
 
 
+async def test_waiting_for_a_first_answer_ends_at_the_deadline(env) -> None:
+    """The test client's side of I1: no first answer can come after the deadline, so waiting for one ends
+    there (a test of a stopped bot learns it in 3 s, not in its whole timeout); one given in time is seen."""
+    sb, client, g, ch = env
+    await client.tree.sync()
+    alice = sb.add_member(g.id, "alice")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    unanswered = await sb.slash(g.id, ch.id, alice.id, "late")
+    with pytest.raises(TimeoutError):
+        await unanswered.response(timeout=20)
+    assert sb.interaction_deadline <= loop.time() - started < 5
+    answered = await sb.slash(g.id, ch.id, alice.id, "quick")
+    assert (await answered.response(timeout=20))["type"] == 5
+    client.release.set()  # the first one answers now: refused, too late
+    await sb.wait_for(lambda: client.late, timeout=5)
+    assert client.late[0].code == 10062
+
+
 async def test_I1_followup_after_the_token_lifetime_is_refused(env) -> None:
     sb, client, g, ch = env
     await client.tree.sync()

@@ -7,6 +7,7 @@ same database, its own scheduler and lease owner, the same sandbox and fake cloc
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from datetime import timedelta
 
@@ -210,3 +211,27 @@ async def test_two_clusters_with_overlapping_shards_run_every_job_of_a_fake_day_
             await check_database(a.db)
         for cluster in (a, b):
             await cluster.stop()
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="clusters share PostgreSQL (scripts/test-postgres); SQLite serves one")
+async def test_two_clusters_starting_at_once_take_turns_to_identify(url):
+    """G3 is per bot, not per process: two clusters started in the same moment, one IDENTIFY bucket
+    (max_concurrency 1). Each process paces its own shards; the database's advisory lock paces them
+    against each other, so Discord never answers an IDENTIFY with Invalid Session. Fails with the pacing
+    per process only (two IDENTIFYs inside one interval, the later one refused)."""
+    interval = 0.5  # Discord's 5 s, scaled
+    async with Sandbox(identify_interval=interval, max_concurrency=1) as sb:
+        for k in range(8):
+            sb.create_guild(f"s{k}", guild_id=spread_id(k))
+        a, b = await asyncio.gather(
+            start_cluster("a", sb, url, START_CLOCK(), "0-1"), start_cluster("b", sb, url, START_CLOCK(), "2-3")
+        )
+        try:
+            assert sb.rejected_identifies == [], sb.rejected_identifies
+            times = sorted(t for t, _shard in sb.identify_log)
+            assert len(times) == COUNT
+            assert min(later - earlier for earlier, later in itertools.pairwise(times)) >= interval
+            assert {tuple(shard) for _t, shard in sb.identify_log} == {(s, COUNT) for s in range(COUNT)}
+        finally:
+            for cluster in (a, b):
+                await cluster.stop()

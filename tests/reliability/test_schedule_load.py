@@ -1,6 +1,7 @@
-"""L4: servers across six timezones, 45 fake days over both DST changes of spring 2026 (America and
+"""L4: servers across six timezones, fake days over both DST changes of spring 2026 (America and
 Europe in March; Lord Howe's half-hour and Chatham's in April): exactly one post per server per local
-day, no duplicates, none missed. Times sit in DST gaps and folds on purpose."""
+day, no duplicates, none missed. Times sit in DST gaps and folds on purpose. The default run: 6 servers
+over 38 days (every change and four days after the last); the soak: 100 servers over 45 days."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ ZONES = (
     ("UTC", "00:00"),  # midnight, the day boundary itself
 )
 DAYS = 45
+# The default run's days: through 9 April, four days past the last change (Lord Howe and Chatham, 5 April).
+FAST_DAYS = 38
 
 
 def expected_dates(zone: str, at: str, start: datetime, end: datetime) -> list[str]:
@@ -38,7 +41,7 @@ def expected_dates(zone: str, at: str, start: datetime, end: datetime) -> list[s
     return out
 
 
-async def run_l4(tmp_path, summary, monkeypatch, *, servers: int, case: str) -> None:
+async def run_l4(tmp_path, summary, monkeypatch, *, servers: int, days: int, case: str) -> None:
     monkeypatch.setattr("bot.ui.charts.tally_chart", tiny_chart)
     async with world(tmp_path, servers=servers, members=0) as (h, extra):
         service = h.bot.debates
@@ -48,7 +51,7 @@ async def run_l4(tmp_path, summary, monkeypatch, *, servers: int, case: str) -> 
             plan[s.guild.id] = (s, zone, at)
             # thread=False: threads are F4/F5's business; here only the posts are counted
             await daily_schedule(service, s.guild.id, s.channel.id, post_time=at, timezone=zone, thread=False)
-        end = START + timedelta(days=DAYS)
+        end = START + timedelta(days=days)
         steps = 0
         while True:
             async with h.db.read() as conn:
@@ -80,7 +83,7 @@ async def run_l4(tmp_path, summary, monkeypatch, *, servers: int, case: str) -> 
             case,
             "load",
             servers=servers,
-            days=DAYS,
+            days=days,
             posts=len(rows),
             duplicates=duplicates,
             missed=missed,
@@ -91,10 +94,10 @@ async def run_l4(tmp_path, summary, monkeypatch, *, servers: int, case: str) -> 
 
 
 async def test_l4_schedules_over_dst_fast(tmp_path, summary, monkeypatch):
-    await run_l4(tmp_path, summary, monkeypatch, servers=6, case="L4 6 servers x 45 days, 6 zones")
+    await run_l4(tmp_path, summary, monkeypatch, servers=6, days=FAST_DAYS, case="L4 6 servers x 38 days, 6 zones")
 
 
 @pytest.mark.soak
 @pytest.mark.timeout(600)
 async def test_l4_schedules_over_dst_soak(tmp_path, summary, monkeypatch):
-    await run_l4(tmp_path, summary, monkeypatch, servers=100, case="L4 100 servers x 45 days, 6 zones")
+    await run_l4(tmp_path, summary, monkeypatch, servers=100, days=DAYS, case="L4 100 servers x 45 days, 6 zones")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from alembic.autogenerate import compare_metadata
@@ -51,6 +52,22 @@ async def test_a_database_at_the_head_is_not_migrated_again_and_one_behind_is(tm
         assert await db.current_revision() == shipped_head()
     finally:
         await db.close()
+
+
+async def test_two_processes_starting_on_an_empty_database_migrate_it_once(tmp_path):
+    """Two clusters started together on a new database (the compose file's migration step skipped, or a
+    second machine): one migrates, the other waits and finds the schema at the head. Without the lock
+    both ran the first migration and the second failed on tables the first had just created."""
+    url = await _empty_database_url(tmp_path / "together.db")
+    opened = await asyncio.gather(Database.open(url), Database.open(url), return_exceptions=True)
+    try:
+        assert not [r for r in opened if isinstance(r, BaseException)], opened
+        for db in opened:
+            assert await db.current_revision() == shipped_head()
+    finally:
+        for db in opened:
+            if isinstance(db, Database):
+                await db.close()
 
 
 async def test_upgrade_from_0003_keeps_rows_and_adds_the_new_columns(tmp_path):

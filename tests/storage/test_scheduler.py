@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.domain.clock import FakeClock
-from bot.scheduler import PermanentJobError, Scheduler, backoff, retry_delay
+from bot.domain.clock import FakeClock, SystemClock
+from bot.scheduler import MAX_SLEEP, SHARED_MAX_SLEEP, PermanentJobError, Scheduler, backoff, retry_delay
 from bot.services.debates import Blocked, DebateService, Delivered
 from bot.storage import debates as debate_store
 from bot.storage import guilds
 from bot.storage import jobs as job_store
 from bot.storage import schedules as schedule_store
+from bot.storage.database import Database
 from bot.storage.schedules import post_key
 
 START = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday 06:00 UTC = 06:00 London
@@ -81,6 +82,31 @@ async def test_the_loop_wakes_on_its_own_when_the_fake_clock_moves(db, running):
     await asyncio.wait_for(running.wait_idle(), 5)
     async with db.read() as conn:
         assert await job_store.get(conn, "k") is None
+
+
+async def test_a_job_another_process_arms_runs_here_without_a_wake_up(db):
+    """Clusters share one database: a job armed by another process (its own engine, its own scheduler)
+    wakes no one here, so the loop re-reads the queue on its own, often enough on a shared database. The
+    real clock runs; the loop's longest sleep is shortened to keep the test quick."""
+    assert Scheduler(db, SystemClock()).max_sleep == (MAX_SLEEP if db.is_sqlite else SHARED_MAX_SLEEP)
+    here = Scheduler(db, SystemClock())
+    here.max_sleep = timedelta(seconds=0.3)
+    done = asyncio.Event()
+
+    async def handler(job):
+        done.set()
+
+    here.register("t", handler)
+    here.start()
+    other = await Database.open(db.url)
+    try:
+        await asyncio.sleep(0.05)  # the loop has read the empty queue and sleeps
+        async with other.write() as conn:
+            await job_store.upsert(conn, kind="t", key="from-b", due_at=datetime.now(UTC), payload=None, now=START)
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        await here.stop()
+        await other.close()
 
 
 async def test_loop_and_drain_together_run_a_failing_job_once_per_due_time(db, running):

@@ -2,27 +2,85 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import sqlite3
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
+
+from bot.__main__ import main
+from bot.config import _LOGGER_FLOORS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _environment(env: dict[str, str] | None) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DATABASE_URL", "LOG_LEVEL")}
     base.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, env=base, cwd=cwd or ROOT, timeout=60
+    return base
+
+
+def run_process(*args: str, env: dict[str, str] | None = None) -> Result:
+    """``python -m bot ...`` in its own process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        env=_environment(env),
+        cwd=ROOT,
+        timeout=60,
     )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
+    """``commonground ...`` as ``bot.__main__.main`` runs it, in this process: the environment replaced,
+    stdout and stderr captured, and logging set up from scratch (so a log line or a traceback the command
+    logs lands in the captured stderr, as in a terminal), then put back. A process start costs ~1 s of
+    CPU; the console script is ``sys.exit(main())``, and the tests that need a real process use one
+    (``run_process`` below, ``tests/e2e/test_cli_live.py``, ``tests/install``)."""
+    root = logging.getLogger()
+    floors = {name: logging.getLogger(name).level for name in (*_LOGGER_FLOORS, "discord.client")}
+    saved_handlers, saved_level = root.handlers[:], root.level
+    out, err = io.StringIO(), io.StringIO()
+    root.handlers.clear()  # so configure_logging's basicConfig writes to the captured stderr
+    try:
+        with (
+            mock.patch.dict(os.environ, _environment(env), clear=True),
+            contextlib.chdir(cwd or ROOT),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: --help, a usage error
+                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        for name, level in floors.items():
+            logging.getLogger(name).setLevel(level)
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def test_run_without_token_points_to_demo(tmp_path):
-    result = run("run", env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"})
+    result = run_process("run", env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"})
     assert result.returncode == 2
     assert "DISCORD_TOKEN is not set" in result.stderr
     assert "commonground demo" in result.stderr

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.domain.essay import Essay, load_essay
+from bot.domain.essay import PROMPTS_DIR, Essay, load_essay
 from bot.domain.packs import (
     ID_RE,
     MAX_CONTEXT,
@@ -24,6 +24,7 @@ from bot.domain.packs import (
     Option,
     Pack,
     PackError,
+    PackLoader,
     PackProblem,
     Prompt,
     check_files,
@@ -1012,3 +1013,42 @@ def test_essay_is_injected() -> None:
     assert pack.prompts[0].excerpt == "Another one."
     problem = only(doc(prompt_yaml(paragraph="2", excerpt='"Another one."')), essay=tiny)
     assert (problem.field, problem.message) == ("paragraph", "must be 1–1; got 2")
+
+
+# -- the built-in pack's libyaml reading ----------------------------------------------------------------
+
+BROKEN = {
+    "unterminated string": doc(prompt_yaml(question='"unterminated')),
+    "bad indentation": (HEAD + "  - id: x\n   paragraph: 1\n").encode(),
+    "two documents": doc() + b"---\n" + doc(),
+    "duplicate key": doc() + b"prompts: []\n",
+    "anchor": doc(prompt_yaml(question='&q "Is it?"')),
+    "alias": doc(prompt_yaml(question="*q")),
+    "foreign tag": doc(prompt_yaml(question='!!python/str "x"')),
+    "deep nesting": HEAD.encode() + b"  - " + b"[" * 40 + b"]" * 40 + b"\n",
+    "wrong root": b"- a\n- b\n",
+    "empty": b"",
+    "a field out of range": doc(prompt_yaml(paragraph="9")),
+}
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml reads every pack in Python")
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_a_broken_pack_has_the_same_problems_read_with_libyaml(name: str) -> None:
+    """libyaml's messages differ from PyYAML's: a file with any problem is read again in Python, so the
+    problems are word for word the same whichever reader was asked for."""
+    assert problems(BROKEN[name], libyaml=True) == problems(BROKEN[name])
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml reads every pack in Python")
+@pytest.mark.parametrize("path", sorted(PROMPTS_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_a_shipped_pack_read_with_libyaml_is_the_same_pack(path: Path, monkeypatch) -> None:
+    data = path.read_bytes()
+    in_python = parse_pack(data, path.name, ESSAY)
+
+    def python_reader_used(*_args: object) -> None:
+        raise AssertionError("a valid pack was read with PyYAML's own parser")
+
+    monkeypatch.setattr(PackLoader, "peek_event", python_reader_used)
+    with_libyaml = parse_pack(data, path.name, ESSAY, libyaml=True)
+    assert with_libyaml == in_python

@@ -119,3 +119,37 @@ def test_the_stack_is_imported_where_it_is_used():
     assert result["png"] == b"\x89PNG\r\n\x1a\n".hex()
     assert {"matplotlib", "numpy", "scipy"} <= set(result["after"])
     assert "alembic" not in result["after"]
+
+
+PERIOD_SCRIPT = """
+import asyncio, json, sys, threading
+from bot.storage import leaning
+from bot.storage.database import Database
+
+where = []
+def hook(event, args):
+    if event == "import" and args[0] == "scipy.special" and not where:
+        where.append(threading.current_thread() is threading.main_thread())
+sys.addaudithook(hook)
+
+async def main():
+    db = await Database.open("sqlite+aiosqlite:///" + sys.argv[1])
+    try:
+        async with db.read() as conn:
+            await leaning.period_leaning(conn, 1)
+    finally:
+        await db.close()
+
+asyncio.run(main())
+print(json.dumps({"loaded": "scipy.special" in sys.modules, "on_the_loop_thread": where}))
+"""
+
+
+def test_the_first_period_leaning_loads_scipy_off_the_event_loop(tmp_path):
+    """scipy.special costs ~0.5 s to import: the first /leaning of a process imports it in a worker
+    thread, not on the event loop where every click waits."""
+    out = subprocess.run(
+        [sys.executable, "-c", PERIOD_SCRIPT, str(tmp_path / "p.db")], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout) == {"loaded": True, "on_the_loop_thread": [False]}

@@ -1,11 +1,14 @@
-"""Sharding maths: the formula, shard ranges, what a process owns, its share of the REST budget."""
+"""Sharding maths: the formula, shard ranges, what a process owns, its share of the REST budget, IDENTIFY turns."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.app import IdentifyPacer
 from bot.config import ConfigError, load_settings
 from bot.domain.shards import ShardScope, ShardSpecError, format_shards, parse_shards, rest_share, shard_of
 
@@ -116,3 +119,29 @@ def test_a_clusters_rest_share_follows_its_shards_and_the_proxy():
     for bad in ("0", "51", "fast"):
         with pytest.raises(ConfigError, match="COMMONGROUND_REST_BUDGET"):
             load_settings(env={"COMMONGROUND_REST_BUDGET": bad})
+
+
+class _Gate:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.turns: list[tuple[int, float]] = []
+
+    async def take_turn(self, bucket: int, hold: float) -> None:
+        if self.fail:
+            raise OSError("connection refused")
+        self.turns.append((bucket, hold))
+
+
+async def test_the_identify_pacer_takes_a_turn_per_bucket_across_processes() -> None:
+    gate = _Gate(fail=False)
+    pacer = IdentifyPacer(interval=0.01, max_concurrency=2, gate=gate)
+    for shard in range(4):
+        await pacer.wait(shard)
+    assert [bucket for bucket, _hold in gate.turns] == [0, 1, 0, 1]
+    assert {hold for _bucket, hold in gate.turns} == {pacer.spacing}
+
+
+async def test_without_the_database_the_identify_pacer_paces_this_process_alone(caplog) -> None:
+    pacer = IdentifyPacer(interval=0.01, gate=_Gate(fail=True))
+    await asyncio.wait_for(pacer.wait(0), 5)  # no exception: the shard still connects
+    assert "IDENTIFY without a turn across processes" in caplog.text
