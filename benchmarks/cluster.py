@@ -14,6 +14,16 @@ a-b --shard-count S` child process. Printed:
   posts are counted in the sandbox: duplicates and missed. With ``--kill`` the cluster holding shard 0
   is SIGKILLed once a third of its posts are out, restarted at once, and the wave must still end with
   0 duplicates and 0 missed.
+- clicks (``--clicks RATE``): once every wave post is out and each process's idle CPU has been read,
+  open-loop clicks on one wave poll per cluster through all clusters at once, then the same click plan
+  answered by ``benchmarks/bare_bot.py`` processes on the same shards: clicks answered, reply p50/p99,
+  vote rows = recount, and the CPU time per answered click of both (the bot's against discord.py's floor).
+  ``BENCH_PY_SPY=dir`` samples every process with py-spy while the clicks run (``benchmarks/profile_top.py``).
+
+A quick clicks run on 2 cores (about 2 minutes; no baseline process, a wave of 8 posts):
+
+    .venv/bin/python -m benchmarks.cluster --database-url postgresql+asyncpg://... \
+        --servers 400 --baseline-servers 0 --wave 8 --wave-delay 20 --clicks 200
 
 The database must be PostgreSQL and is emptied first (its public schema is dropped).
 """
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import signal
@@ -36,6 +47,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.domain.shards import format_shards, shard_of
+from bot.runtime import run
 from bot.sandbox.server import Sandbox
 from bot.storage import guilds as guild_store
 from bot.storage import schedules as schedule_store
@@ -186,6 +198,12 @@ async def click(
         if first["type"] == 5:  # deferred: the answer is the follow-up
             await sb.wait_for(lambda: ix.followups, timeout=30)
 
+    spies = await start_py_spy(procs, seconds)
+    # The sandbox stands in for Discord and keeps every record for the checks: its collector's pauses
+    # (full collections over that heap) would count as the bot's reply time, so it is off while the
+    # clicks run, as in benchmarks/e2e_votes.py's sandbox.
+    gc.collect()
+    gc.disable()
     cpu0 = {p.name: cpu_seconds(p.proc.pid) for p in procs if p.proc is not None}
     start = loop.time()
     tasks = []
@@ -196,8 +214,11 @@ async def click(
         tasks.append(asyncio.create_task(send(t, user_id, idx)))
     results = await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = loop.time() - start
+    gc.enable()
     await asyncio.sleep(1.0)  # replies answered at the deadline: their CPU is the clusters' too
     cpu = {p.name: cpu_seconds(p.proc.pid) - cpu0[p.name] for p in procs if p.proc is not None}
+    for spy in spies:
+        await spy.wait()
     answered = [ix for _, _, _, ix in sent if ix.callbacks]
     latencies = sorted(ix.callbacks[0]["at"] - ix.created_at for ix in answered)
     last: dict[tuple[int, int], int] = {}
@@ -223,6 +244,42 @@ async def click(
         "last": last,
         "clicked": clicked,
     }
+
+
+async def start_py_spy(procs: list[Proc], seconds: float) -> list[asyncio.subprocess.Process]:
+    """With BENCH_PY_SPY=dir: sample each process with py-spy (a dev tool, not a dependency) while the
+    clicks are sent, as collapsed stacks in dir/<name>.txt (``benchmarks/profile_top.py`` sums them)."""
+    folder = os.environ.get("BENCH_PY_SPY")
+    if not folder:
+        return []
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    spies = []
+    for p in procs:
+        assert p.proc is not None
+        args = ["record", "--pid", str(p.proc.pid), "--rate", "100", "--duration", str(int(seconds) + 1)]
+        args += ["--format", "raw", "--nonblocking", "-o", f"{folder}/{p.name}.txt"]
+        quiet = asyncio.subprocess.DEVNULL
+        spies.append(await asyncio.create_subprocess_exec(spy, *args, stdout=quiet, stderr=quiet))
+    await asyncio.sleep(0.5)  # attached before the first click
+    return spies
+
+
+async def idle_cpu(procs: list[Proc], seconds: float, *, settle: float = 60.0) -> dict[str, float]:
+    """Each process's CPU per second while nothing happens (heartbeats, timers): the fixed cost that a
+    higher click rate amortises. A process just started still works for a while after it logged its
+    reconciliation (guilds arriving, closes re-armed): 1-second windows are read until every process
+    stays under 20 ms of CPU in one (at most ``settle`` seconds), then the ``seconds`` window is read."""
+
+    async def window(length: float) -> dict[str, float]:
+        before = {p.name: cpu_seconds(p.proc.pid) for p in procs if p.proc is not None}
+        await asyncio.sleep(length)  # a measuring window, not a wait for state
+        return {p.name: (cpu_seconds(p.proc.pid) - before[p.name]) / length for p in procs if p.proc is not None}
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle
+    while loop.time() < deadline and max((await window(1.0)).values(), default=0.0) >= 0.02:
+        pass
+    return await window(seconds)
 
 
 def print_clicks(label: str, stats: dict[str, Any], rate: float) -> float:
@@ -337,6 +394,10 @@ async def main() -> None:
         "--clicks", type=float, default=0, help="after the wave: clicks/s in total through both clusters"
     )
     parser.add_argument("--click-seconds", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=1, help="clicks: alternating runs of the bot and the bare bot")
+    parser.add_argument(
+        "--idle-seconds", type=float, default=5.0, help="before the clicks: each process's CPU while idle"
+    )
     parser.add_argument("--members", type=int, default=1000, help="members clicking, per cluster's poll")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -349,27 +410,32 @@ async def main() -> None:
     url = args.database_url
     if not url.startswith("postgresql"):
         sys.exit("benchmarks.cluster: --database-url must be PostgreSQL (clusters share one database)")
+    if args.clicks and args.wave < 4 * args.clusters * args.repeat:
+        # Servers fall on shards unevenly: 4 per cluster and run leaves every cluster a poll for each run.
+        sys.exit("benchmarks.cluster: --clicks needs a wave poll per cluster and run: --wave 4 x clusters x repeat")
 
     # A large bot's max_concurrency (16): all 8 shards may identify at once; Discord's 5 s interval.
     sb = Sandbox(max_concurrency=16, identify_interval=5.0, heartbeat_interval=41250)
     await sb.start()
     print(f"cluster benchmark: {args.servers:,} servers, {args.shards} shards, {args.clusters} clusters, PostgreSQL")
 
-    # Baseline: one process holding --baseline-servers servers (one shard).
-    base_ids = [spread_id(k) for k in range(args.baseline_servers)]
-    for gid in base_ids:
-        sb.create_guild("b", guild_id=gid)
-    await fresh_postgres(url)
-    await (await Database.open(url)).close()  # migrated once, before the processes start
-    base = Proc("baseline", (0,), 1)
-    print(f"baseline: one process, {args.baseline_servers:,} servers")
-    await measure_ready(sb, url, [base], {"baseline": args.baseline_servers})
-    assert base.proc is not None
-    base_kb = rss_kb(base.proc.pid)
-    await base.stop()
-    for gid in base_ids:
-        sb.remove_guild(gid)
-        del sb.guilds[gid]
+    base_kb = 0
+    if args.baseline_servers:  # 0: no baseline process (a quick clicks run)
+        # Baseline: one process holding --baseline-servers servers (one shard).
+        base_ids = [spread_id(k) for k in range(args.baseline_servers)]
+        for gid in base_ids:
+            sb.create_guild("b", guild_id=gid)
+        await fresh_postgres(url)
+        await (await Database.open(url)).close()  # migrated once, before the processes start
+        base = Proc("baseline", (0,), 1)
+        print(f"baseline: one process, {args.baseline_servers:,} servers")
+        await measure_ready(sb, url, [base], {"baseline": args.baseline_servers})
+        assert base.proc is not None
+        base_kb = rss_kb(base.proc.pid)
+        await base.stop()
+        for gid in base_ids:
+            sb.remove_guild(gid)
+            del sb.guilds[gid]
 
     t = time.monotonic()
     ids = [spread_id(k) for k in range(args.baseline_servers, args.baseline_servers + args.servers)]
@@ -402,7 +468,7 @@ async def main() -> None:
         assert p.proc is not None
         n = servers_of[p.name]
         extra = n - args.baseline_servers
-        if extra > 0:
+        if extra > 0 and args.baseline_servers:
             per = (rss_kb(p.proc.pid) - base_kb) / extra
             print(f"  {p.name}: {per:.1f} KB per additional server (over the {args.baseline_servers:,}-server process)")
 
@@ -463,37 +529,63 @@ async def clicks_phase(
     sb: Sandbox, url: str, args: argparse.Namespace, procs: list[Proc], channels: dict[int, int]
 ) -> None:
     """Clicks on one wave poll per cluster, through every cluster at once; then the same clicks (same
-    plan, same polls) answered by bare discord.py bots on the same shards: the CPU floor per click."""
+    plan, same polls) answered by bare discord.py bots on the same shards: the CPU floor per click.
+
+    With ``--repeat N`` the pair runs N times, alternating (clusters restarted, a new poll per cluster
+    each time): CPU time per click moves by tens of percent with what else the machine runs, and the
+    alternation exposes both sides to the same drift."""
     for p in procs:
         await p.wait_reconciled(900)  # a cluster restarted by --kill is serving again
-    targets = []
-    for p in procs:
-        gid = next(g for g in channels if shard_of(g, args.shards) in p.shards)
-        targets.append(click_target(sb, p, gid, channels[gid], args.members))
-    print(
-        f"clicks: {args.clicks:.0f}/s for {args.click_seconds:.0f} s over {len(targets)} polls "
-        f"(one per cluster, {args.members:,} members each)"
-    )
-    real = await click(sb, targets, procs, args.clicks, args.click_seconds, args.seed)
-    per_click = print_clicks("Common Ground", real, args.clicks)
-    rows_ok = await vote_rows_match(url, targets, real)
-    once = real["answered"] == real["total"] and real["not_one_callback"] == 0 and real["errors"] == 0
-    print(f"  every click answered exactly once: {once}; vote rows = recount: {rows_ok}")
-
-    for p in procs:
-        await p.stop()
-    bare = [Proc(f"bare-{p.name}", p.shards, p.count, bare=True) for p in procs]
     env = env_for(sb, url)
-    await asyncio.gather(*(b.start(env) for b in bare))
-    await asyncio.gather(*(b.wait_reconciled(900) for b in bare))
-    for t, b in zip(targets, bare, strict=True):
-        t.cluster = b.name
-    floor_stats = await click(sb, targets, bare, args.clicks, args.click_seconds, args.seed)
-    floor = print_clicks("bare discord.py", floor_stats, args.clicks)
-    print(f"  bot CPU per click / bare discord.py floor: {per_click / max(floor, 1):.2f}x (goal: within 2x)")
-    for b in bare:
-        await b.stop()
+    polls_of = {p.name: [g for g in channels if shard_of(g, args.shards) in p.shards] for p in procs}
+    bare = [Proc(f"bare-{p.name}", p.shards, p.count, bare=True) for p in procs]
+    print(
+        f"clicks: {args.clicks:.0f}/s for {args.click_seconds:.0f} s over {len(procs)} polls "
+        f"(one per cluster, {args.members:,} members each), {args.repeat} time(s)"
+    )
+    if any(len(found) < args.repeat for found in polls_of.values()):
+        sys.exit("benchmarks.cluster: a cluster has fewer wave polls than --repeat runs: raise --wave")
+    pairs: list[tuple[float, float]] = []
+    for rep in range(args.repeat):
+        if rep:
+            await asyncio.gather(*(p.start(env) for p in procs))
+            await asyncio.gather(*(p.wait_reconciled(900) for p in procs))
+        # The wave has posted everything (main waits for it); what a post does after (its thread, its
+        # pin) is done within a couple of seconds, then the clusters are idle.
+        idle = await idle_cpu(procs, args.idle_seconds)
+        print("  idle before the clicks: " + ", ".join(f"{n} {s * 1000:.1f} ms CPU/s" for n, s in idle.items()))
+        targets = []
+        for p in procs:
+            gid = polls_of[p.name][rep]
+            targets.append(click_target(sb, p, gid, channels[gid], args.members))
+        real = await click(sb, targets, procs, args.clicks, args.click_seconds, args.seed + rep)
+        per_click = print_clicks("Common Ground", real, args.clicks)
+        rows_ok = await vote_rows_match(url, targets, real)
+        once = real["answered"] == real["total"] and real["not_one_callback"] == 0 and real["errors"] == 0
+        print(f"  every click answered exactly once: {once}; vote rows = recount: {rows_ok}")
+        for p in procs:
+            await p.stop()
+
+        await asyncio.gather(*(b.start(env) for b in bare))
+        await asyncio.gather(*(b.wait_reconciled(900) for b in bare))
+        for t, b in zip(targets, bare, strict=True):
+            t.cluster = b.name
+        idle = await idle_cpu(bare, args.idle_seconds)
+        print("  idle before the clicks: " + ", ".join(f"{n} {s * 1000:.1f} ms CPU/s" for n, s in idle.items()))
+        floor_stats = await click(sb, targets, bare, args.clicks, args.click_seconds, args.seed + rep)
+        floor = print_clicks("bare discord.py", floor_stats, args.clicks)
+        print(f"  bot CPU per click / bare discord.py floor: {per_click / max(floor, 1):.2f}x (goal: within 2x)")
+        for b in bare:
+            await b.stop()
+        pairs.append((per_click, floor))
+    if len(pairs) > 1:
+        bot, floor = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+        ratios = ", ".join(f"{a / max(b, 1):.2f}x" for a, b in pairs)
+        print(
+            f"clicks over {len(pairs)} alternating runs: CPU per answered click, median {bot:,.0f} µs (bot) and "
+            f"{floor:,.0f} µs (bare discord.py): {bot / max(floor, 1):.2f}x; each run {ratios}"
+        )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())  # uvloop, as the clusters and the bare bots run (and as benchmarks/e2e_votes.py's sandbox)

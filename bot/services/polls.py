@@ -276,7 +276,7 @@ class PollService:
     async def closed_poll(self, poll_id: int, *, guild_id: int | None = None) -> store.PollRow:
         """The closed poll to show, or the error to show instead (checked before a public defer: after
         one, Discord would make the error public, I2); pass ``guild_id`` to refuse another server's poll."""
-        poll = await self._get_or_none(poll_id) if store.valid_id(poll_id) else None
+        poll = await self._get_or_none(poll_id) if store.valid_poll_id(poll_id) else None
         if poll is None or (guild_id is not None and poll.guild_id != guild_id):
             raise NotFound("There is no such poll in this server.")
         if poll.status == "open":
@@ -329,7 +329,7 @@ class PollService:
         wall, mono = time.time(), time.monotonic()
         observed = wall - interaction.created_at.timestamp()
         born = loop.time() - self.timing.observe(observed, drift=wall - mono)
-        if interaction.guild_id is None or not store.valid_id(poll_id) or (idx is not None and idx >= 25):
+        if interaction.guild_id is None or not store.valid_poll_id(poll_id) or (idx is not None and idx >= 25):
             await self._answer(interaction, ui.UNAVAILABLE, deferred=False, born=born)
             return
         request = VoteRequest(

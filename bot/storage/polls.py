@@ -26,6 +26,7 @@ from bot.storage.scope import owned
 from bot.storage.tables import leaning_weekly, poll_options, polls, vote_events, votes
 
 MAX_SNOWFLAKE = 2**63 - 1
+MAX_ROW_ID = 2**31 - 1  # an INTEGER primary key on PostgreSQL
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,8 +121,14 @@ def _poll_from(row: Row[Any], options: Sequence[OptionRow] = ()) -> PollRow:
 
 
 def valid_id(value: int) -> bool:
-    """A value that can be a row id or snowflake (forged custom_ids can hold any digits)."""
+    """A value that can be a snowflake (forged custom_ids can hold any digits)."""
     return 0 < value <= MAX_SNOWFLAKE
+
+
+def valid_poll_id(value: int) -> bool:
+    """A value that can be a poll's id: ``polls.id`` is INTEGER, 32 bits on PostgreSQL, which refuses a
+    larger parameter outright (a forged custom_id would fail the whole statement, not find nothing)."""
+    return 0 < value <= MAX_ROW_ID
 
 
 async def insert_poll(
@@ -171,7 +178,7 @@ async def insert_poll(
 
 
 async def get(conn: AsyncConnection, poll_id: int) -> PollRow | None:
-    if not valid_id(poll_id):
+    if not valid_poll_id(poll_id):
         return None
     row = (await conn.execute(select(polls).where(polls.c.id == poll_id))).first()
     if row is None:
@@ -248,7 +255,7 @@ async def search(
     query = query.strip()
     if query:
         if query.isdigit():
-            stmt = stmt.where((polls.c.id == int(query)) if valid_id(int(query)) else polls.c.id.is_(None))
+            stmt = stmt.where((polls.c.id == int(query)) if valid_poll_id(int(query)) else polls.c.id.is_(None))
         else:
             # Escape LIKE metacharacters so a member's % or _ matches itself.
             escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

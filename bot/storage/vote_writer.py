@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.clock import Clock
 from bot.storage.database import Database
-from bot.storage.polls import apply_votes, valid_id, vote_event
+from bot.storage.polls import apply_votes, valid_poll_id, vote_event
 from bot.storage.tables import guilds, poll_options, polls, votes
 
 log = logging.getLogger(__name__)
@@ -179,15 +179,22 @@ class VoteWriter:
                         await self._commit(rest)
                 return
 
+    def _waited(self, seconds: float) -> None:
+        self.wait_max = max(self.wait_max, seconds)
+        self.wait_total += seconds
+
     async def _commit(self, batch: list[VoteRequest]) -> None:
         loop = asyncio.get_running_loop()
         asked = loop.time()
         try:
-            async with self.db.write(urgent=True) as conn:  # members wait: ahead of queued jobs
-                waited = loop.time() - asked
-                self.wait_max = max(self.wait_max, waited)
-                self.wait_total += waited
-                results = await process_batch(conn, batch, now=self.clock.now())
+            if self.db.on_asyncpg:
+                async with self.db.write_asyncpg(urgent=True) as driver:  # members wait: ahead of queued jobs
+                    self._waited(loop.time() - asked)
+                    results = await _PostgresBackend(driver).run(batch, self.clock.now())
+            else:
+                async with self.db.write(urgent=True) as conn:  # members wait: ahead of queued jobs
+                    self._waited(loop.time() - asked)
+                    results = await process_batch(conn, batch, now=self.clock.now())
         except asyncio.CancelledError:
             for r in batch:
                 if r.future is not None and not r.future.done():
@@ -308,7 +315,7 @@ class _SqliteBackend:
 
 
 def _sqlite_batch(db: sqlite3.Connection, batch: Sequence[VoteRequest], now: datetime) -> list[VoteResult]:
-    poll_ids = sorted({r.poll_id for r in batch if valid_id(r.poll_id)})
+    poll_ids = sorted({r.poll_id for r in batch if valid_poll_id(r.poll_id)})
     states: dict[int, _PollState] = {}
     for chunk in _chunks(poll_ids, _IN_CHUNK):
         marks = ",".join("?" * len(chunk))
@@ -345,6 +352,82 @@ def _sqlite_batch(db: sqlite3.Connection, batch: Sequence[VoteRequest], now: dat
     return results
 
 
+# PostgreSQL (asyncpg): the group's reads in one statement and its writes in another, whatever its size.
+# Arrays instead of IN lists: one statement text for every group, so asyncpg prepares it once per
+# connection (an IN list of each new length would be a new statement to prepare: a round trip more).
+_PG_LOAD = """
+WITH k AS (SELECT * FROM unnest($2::bigint[], $3::bigint[]) AS k(poll_id, user_id)),
+cur AS (
+    SELECT v.poll_id, v.user_id, v.option_idx FROM votes v JOIN k ON v.poll_id = k.poll_id AND v.user_id = k.user_id
+)
+SELECT p.id, p.guild_id, p.message_id, p.status, p.closes_at, p.live_counts, g.vote_role_id, g.vote_min_days,
+       ARRAY(SELECT o.idx FROM poll_options o WHERE o.poll_id = p.id ORDER BY o.idx),
+       ARRAY(SELECT o.label FROM poll_options o WHERE o.poll_id = p.id ORDER BY o.idx),
+       ARRAY(SELECT c.user_id FROM cur c WHERE c.poll_id = p.id ORDER BY c.user_id),
+       ARRAY(SELECT c.option_idx FROM cur c WHERE c.poll_id = p.id ORDER BY c.user_id)
+FROM polls p JOIN guilds g ON g.id = p.guild_id
+WHERE p.id = ANY($1::bigint[])
+"""
+# Data-modifying CTEs all run, to completion, in the one statement; the upserted and deleted keys are
+# disjoint (one final state per key), and the events keep the group's order (ORDER BY the ordinality,
+# so their ids follow the order the requests were decided in).
+_PG_WRITE = """
+WITH up AS (
+    INSERT INTO votes (poll_id, user_id, guild_id, option_idx, voted_at)
+    SELECT u.poll_id, u.user_id, u.guild_id, u.option_idx, $13
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::smallint[]) AS u(poll_id, user_id, guild_id, option_idx)
+    ON CONFLICT (poll_id, user_id) DO UPDATE SET option_idx = excluded.option_idx, voted_at = excluded.voted_at
+), gone AS (
+    DELETE FROM votes v USING unnest($5::bigint[], $6::bigint[]) AS d(poll_id, user_id)
+    WHERE v.poll_id = d.poll_id AND v.user_id = d.user_id
+)
+INSERT INTO vote_events (poll_id, guild_id, user_id, kind, option_idx, at)
+SELECT e.poll_id, e.guild_id, e.user_id, e.kind, e.option_idx, $13
+FROM unnest($7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::smallint[], $12::int[])
+    AS e(poll_id, guild_id, user_id, kind, option_idx, n)
+ORDER BY e.n
+"""
+
+
+class _PostgresBackend:
+    """The hot path on PostgreSQL: a group is two statements on the transaction's own asyncpg connection,
+    the load (polls, their options and the members' current votes) and the write (upserts, removals and
+    events), so with BEGIN and COMMIT a group costs four round trips to the server, not one or two per
+    statement and per poll. Same rows and outcomes as :class:`_CoreBackend` (tests/storage/test_polls.py)."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    async def run(self, batch: Sequence[VoteRequest], now: datetime) -> list[VoteResult]:
+        poll_ids = sorted({r.poll_id for r in batch if valid_poll_id(r.poll_id)})
+        wanted = sorted({(r.poll_id, r.user_id) for r in batch if valid_poll_id(r.poll_id)})
+        rows = await self.driver.fetch(_PG_LOAD, poll_ids, [p for p, _ in wanted], [u for _, u in wanted])
+        states: dict[int, _PollState] = {}
+        current: dict[tuple[int, int], int] = {}
+        for pid, gid, mid, status, closes, live, role, days, idxs, labels, users, chosen in rows:
+            labels_of = dict(zip(idxs, labels, strict=True))
+            states[pid] = _PollState(gid, mid, status, closes.replace(tzinfo=UTC), live, labels_of, role, days)
+            for user_id, idx in zip(users, chosen, strict=True):
+                current[(pid, user_id)] = idx
+        keys = [k for k in wanted if k[0] in states]
+        results, upserts, removals, events = _decide(batch, states, current, keys, now)
+        if upserts or removals or events:
+            await self.driver.execute(
+                _PG_WRITE,
+                *_columns(upserts, 4),
+                *_columns(removals, 2),
+                *_columns(events, 5),
+                list(range(len(events))),
+                now.astimezone(UTC).replace(tzinfo=None),  # UTCDateTime's storage: naive UTC
+            )
+        return results
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as column lists (the unnest arrays)."""
+    return [[row[i] for row in rows] for i in range(width)]
+
+
 _USERS_CHUNK = 900  # bound parameters per IN (...) list: under SQLite's oldest limit (999)
 
 
@@ -357,21 +440,31 @@ def _users_by_poll(keys: list[tuple[int, int]]) -> Iterable[tuple[int, list[int]
             yield p, list(chunk)
 
 
-async def _backend(conn: AsyncConnection) -> _CoreBackend | _SqliteBackend:
+async def _backend(conn: AsyncConnection) -> _CoreBackend | _SqliteBackend | _PostgresBackend:
     if conn.dialect.name == "sqlite":
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
         if hasattr(driver, "_execute") and isinstance(getattr(driver, "_conn", None), sqlite3.Connection):
             return _SqliteBackend(driver)
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg" and conn.in_transaction():
+        raw = await conn.get_raw_connection()
+        adapter: Any = raw.dbapi_connection
+        # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it executes itself;
+        # statements sent on the driver's connection must not run before it (outside the transaction).
+        # There is no public way to ask for it without a statement of our own (a round trip more).
+        if getattr(adapter, "_transaction", None) is None and hasattr(adapter, "_start_transaction"):
+            await adapter._start_transaction()
+        if getattr(adapter, "_transaction", None) is not None:
+            return _PostgresBackend(raw.driver_connection)
     return _CoreBackend(conn)
 
 
 async def process_batch(conn: AsyncConnection, batch: Sequence[VoteRequest], *, now: datetime) -> list[VoteResult]:
     """Validate and store a group of requests, in order, inside the caller's write transaction."""
     backend = await _backend(conn)
-    if isinstance(backend, _SqliteBackend):
+    if isinstance(backend, _SqliteBackend | _PostgresBackend):
         return await backend.run(batch, now)
-    poll_ids = sorted({r.poll_id for r in batch if valid_id(r.poll_id)})
+    poll_ids = sorted({r.poll_id for r in batch if valid_poll_id(r.poll_id)})
     states = await backend.load_polls(poll_ids)
     keys = sorted({(r.poll_id, r.user_id) for r in batch if r.poll_id in states})
     current = await backend.load_votes(keys)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import event
 
+from bot.storage import database as database_module
 from bot.storage import guilds
 from bot.storage.backups import backup_to
 from bot.storage.database import Database, DatabaseSettingsError, SchemaTooNewError
-from tests.conftest import sqlite_only
+from tests.conftest import POSTGRES_URL, sqlite_only
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -125,3 +128,41 @@ async def test_backup_retention_keeps_newest(db: Database, tmp_path):
         target, _, _ = await backup_to(db, folder, keep=2, now=NOW.replace(day=day))
         written.append(target.name)
     assert sorted(p.name for p in folder.iterdir()) == sorted(written[-2:])
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only: SQLite has its one writer connection anyway")
+async def test_write_transactions_keep_one_connection_and_replace_one_the_server_closed(db: Database):
+    """On PostgreSQL write transactions share a kept connection (a pool checkout would ping the server
+    first: three round trips); when the server ends it, the next write runs on a new one."""
+
+    async def server_pid() -> int:
+        async with db.write() as conn:
+            await guilds.ensure(conn, 42, now=datetime(2026, 3, 4, tzinfo=UTC))
+            return int((await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one())
+
+    checkouts: list[object] = []
+    event.listen(db.writer.sync_engine.pool, "checkout", lambda *args: checkouts.append(args))
+    first = await server_pid()
+    assert await server_pid() == first
+    assert len(checkouts) <= 1  # at most the first write checked a connection out (and pinged it)
+    async with db.read() as conn:  # an administrator, a failover or a restart ends the session
+        assert (await conn.exec_driver_sql(f"SELECT pg_terminate_backend({first})")).scalar_one()
+    kept = db._write_conn
+    assert kept is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not await database_module._unusable(kept):  # asyncpg reads the server's goodbye from the socket
+        assert loop.time() < deadline, "asyncpg never noticed the closed connection"
+        await asyncio.sleep(0.01)
+    checkouts.clear()
+    second = await server_pid()
+    assert second != first
+    assert len(checkouts) == 1  # the replacement
+    if db.on_asyncpg:  # the vote writer's transactions, driven by asyncpg, run on the same kept connection
+        async with db.write_asyncpg() as driver:
+            assert await driver.fetchval("SELECT pg_backend_pid()") == second
+            await driver.execute("DELETE FROM guilds WHERE id = 42")
+        assert await server_pid() == second
+        assert len(checkouts) == 1
+    async with db.read() as conn:
+        assert (await conn.exec_driver_sql("SELECT count(*) FROM guilds WHERE id = 42")).scalar_one() == 1

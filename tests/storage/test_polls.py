@@ -22,7 +22,6 @@ from bot.storage import vote_writer
 from bot.storage.database import Database, scalar
 from bot.storage.tables import leaning_weekly, vote_events, votes
 from bot.storage.vote_writer import Mode, Outcome, VoteRequest, VoteWriter, process_batch
-from tests.conftest import sqlite_only
 
 NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)  # a Wednesday
 G1, G2 = 111, 222
@@ -250,11 +249,23 @@ async def test_group_commit_1000_concurrent_voters(db: Database, service: PollSe
     await writer.stop()
 
 
-@sqlite_only  # on PostgreSQL there is one path only (Core)
 async def test_both_backends_agree(db: Database, service: PollService, monkeypatch):
+    """The engine's fast path (SQLite: one call in aiosqlite's thread; PostgreSQL: two statements on
+    asyncpg) decides and writes exactly what the portable Core statements do."""
     poll_id = await make_poll(service)
+    other = await make_poll(service, G2, message_id=MSG + 1)
+
+    async def votes_before() -> None:  # votes the batch then changes, withdraws and repeats
+        before = [click(poll_id, u, u % 3) for u in range(3, 6)] + [click(other, 1, 0, guild=G2, message=MSG + 1)]
+        await asyncio.wait_for(asyncio.gather(*(service.writer.submit(r) for r in before)), 5)
+
+    await votes_before()
     reqs = [click(poll_id, u % 7, u % 3) for u in range(40)]
     reqs += [click(poll_id, 3, None, message=None, mode=Mode.WITHDRAW), click(poll_id, 3, 1)]
+    reqs += [click(poll_id, 4, None, message=None, mode=Mode.WITHDRAW), click(poll_id, 9, 2, message=MSG + 1)]
+    reqs += [click(other, 1, 2, guild=G2, message=MSG + 1), click(other, 2, 1, guild=G1, message=MSG + 1)]
+    reqs += [click(other, 1, 1, guild=G2, message=MSG + 1), click(other, 1, 1, guild=G2, message=MSG + 1)]
+    reqs += [click(poll_id + other + 1, 1, 0), click(2**40, 1, 0), click(poll_id, 8, 7)]
     used: list[str] = []
     pick = vote_writer._backend
 
@@ -267,33 +278,75 @@ async def test_both_backends_agree(db: Database, service: PollService, monkeypat
     async with db.write() as conn:
         fast = await process_batch(conn, reqs, now=NOW)
     fast_rows, fast_events = await rows(db, poll_id), await events(db, poll_id)
+    other_rows, other_events = await rows(db, other), await events(db, other)
+    outcomes = {r.outcome for r in fast}
+    assert outcomes == {Outcome.CAST, Outcome.CHANGED, Outcome.SAME, Outcome.WITHDRAWN, Outcome.UNAVAILABLE}
+    assert [r.outcome for r in fast[-3:]] == [Outcome.UNAVAILABLE] * 3  # no such poll, a forged id, no such option
     async with db.write() as conn:
         await conn.exec_driver_sql("DELETE FROM votes")
         await conn.exec_driver_sql("DELETE FROM vote_events")
+    await votes_before()
 
     async def core(conn):
         used.append("_CoreBackend")
         return vote_writer._CoreBackend(conn)
 
     monkeypatch.setattr(vote_writer, "_backend", core)
+    fast_path = "_SqliteBackend" if db.is_sqlite else "_PostgresBackend"
+    assert used[0] == fast_path  # the fast path really ran (then the writer re-stored `before` with it)
+    used.clear()
     async with db.write() as conn:
         slow = await process_batch(conn, reqs, now=NOW)
-    assert used == ["_SqliteBackend", "_CoreBackend"]  # the fast path really ran, then the portable one
+    assert used == ["_CoreBackend"]  # then the portable one
     assert slow == fast
     assert await rows(db, poll_id) == fast_rows
     assert await events(db, poll_id) == fast_events
+    assert (await rows(db, other), await events(db, other)) == (other_rows, other_events)
     async with db.read() as conn:  # the raw path writes timestamps Core reads back
         stamps = (await conn.execute(select(vote_events.c.at).limit(1))).scalar()
     assert stamps == NOW
 
 
+async def test_a_group_is_stored_in_the_callers_transaction(db: Database, service: PollService):
+    """The fast paths write on the driver's own connection: still inside the caller's transaction, so a
+    group is rolled back with it (on PostgreSQL the BEGIN must have gone out before the group's statements)."""
+    poll_id = await make_poll(service)
+
+    async def store_then_fail() -> None:
+        async with db.write() as conn:
+            results = await process_batch(conn, [click(poll_id, 1, 0), click(poll_id, 2, 1)], now=NOW)
+            assert [r.outcome for r in results] == [Outcome.CAST, Outcome.CAST]
+            raise RuntimeError("the caller fails after the group")
+
+    with pytest.raises(RuntimeError, match="after the group"):
+        await store_then_fail()
+    assert await rows(db, poll_id) == {}
+    assert await events(db, poll_id) == []
+
+
+async def test_forged_poll_ids_past_the_id_column_find_nothing(db: Database, service: PollService):
+    """polls.id is a 32-bit INTEGER on PostgreSQL, which refuses a larger parameter outright: a forged
+    custom_id or a typed poll number past it must find nothing, not fail the statement (and with it a
+    whole group of other members' votes)."""
+    poll_id = await make_poll(service)
+    for user, forged in enumerate((2**31, 2**40, 2**63 - 1), 2):
+        results = await asyncio.wait_for(
+            asyncio.gather(service.writer.vote(click(forged, 1, 0)), service.writer.vote(click(poll_id, user, 1))), 5
+        )
+        assert [r.outcome for r in results] == [Outcome.UNAVAILABLE, Outcome.CAST]  # one group, the other vote stored
+        async with db.read() as conn:
+            assert await store.get(conn, forged) is None
+            assert await store.search(conn, G1, str(forged), status=None, limit=5) == []
+    assert await rows(db, poll_id) == {2: 1, 3: 1, 4: 1}
+
+
 async def test_failed_commit_resolves_every_future_with_an_error(db: Database, service: PollService, monkeypatch):
     poll_id = await make_poll(service)
 
-    async def broken(conn, batch, *, now):
+    def broken(*args):  # fails inside the group's transaction, after its load, on every engine's path
         raise OSError("disk full")
 
-    monkeypatch.setattr(vote_writer, "process_batch", broken)
+    monkeypatch.setattr(vote_writer, "_decide", broken)
     futures = [service.writer.submit(click(poll_id, u, 0)) for u in range(10)]
     outcomes = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 5)
     assert all(isinstance(o, vote_writer.VoteStoreError) for o in outcomes)
@@ -427,11 +480,12 @@ async def test_a_vote_group_goes_before_the_jobs_queued_for_the_writer_but_never
     await asyncio.wait_for(holding.wait(), 5)
     queued = [asyncio.create_task(job_write(f"job{i}")) for i in range(1, 6)]
     await asyncio.sleep(0)  # the five jobs wait for the writer, in order
+    # A group's turn is recorded as it starts its transaction (the writer notes its wait there), as a job's
+    # is: a future's callbacks run only after the lock has passed on, on SQLite and PostgreSQL alike.
+    writer._waited = lambda _seconds: order.append("vote2" if "vote" in order else "vote")
     vote = writer.submit(click(poll_id, 1, 0))
-    vote.add_done_callback(lambda _f: order.append("vote"))
     await asyncio.sleep(0.05)
     second = writer.submit(click(poll_id, 2, 1))  # another group, queued while the first waits
-    second.add_done_callback(lambda _f: order.append("vote2"))
     release.set()
     await asyncio.wait_for(asyncio.gather(first, *queued, vote, second), 10)
     await writer.stop()
