@@ -721,6 +721,10 @@ class DebateService:
                     # An earlier attempt of this post made it before dying; a thread started from a message
                     # has the message's id, so we know it without another request.
                     thread_id = message.id
+                elif exc.status >= 500:
+                    # Discord failed, not a refusal (a bad minute, an outage beginning): the job is retried,
+                    # finds this post (send_started_at is set) and opens the thread then.
+                    raise
                 else:
                     # A permission lost since setup: the debate stands without its thread, not worth a repost.
                     log.warning("guild %s: no thread for debate %s (%s)", debate.guild_id, debate.id, exc.status)

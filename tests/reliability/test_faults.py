@@ -196,6 +196,27 @@ async def test_f5_502_after_an_ad_hoc_poll_was_created(tmp_path, summary):
         assert [p.message_id for p in open_polls] == [int(posts[0]["id"])] == [message_id], poll_id
 
 
+async def test_f5_5xx_on_the_thread_is_retried_and_the_post_gets_its_thread(tmp_path, summary):
+    """Discord fails the thread after the post went out (a 503 as an outage begins, a bad minute): the
+    debate is not left without its thread. The job is retried, finds its post (not a second one) and opens
+    the thread then. Before, the debate stood threadless with a note, as for a lost permission."""
+    async with world(tmp_path, servers=1, members=0) as (h, (s,)):
+        await schedule(h, s)
+        threads = "POST /channels/{channel_id}/messages/{message_id}/threads"
+        rule = h.sandbox.faults.server_error(threads, count=1, status=503, after_effect=False)  # discord.py: no retry
+        await h.advance(timedelta(hours=3, minutes=5))
+        assert rule.fired == 1 and h.sandbox.threads(s.channel.id) == []
+        await h.advance(timedelta(minutes=30))  # the job's retry
+        posts = posts_in(h.sandbox, s.channel.id)
+        made = h.sandbox.threads(s.channel.id)
+        async with h.db.read() as conn:
+            rows = (await conn.exec_driver_sql("SELECT status, message_id, thread_id, error FROM debates")).all()
+        await check_database(h.db)
+        summary("F5 503 on the thread", "fault", fired=rule.fired, messages=len(posts), threads=len(made))
+        assert len(posts) == 1 and len(made) == 1
+        assert rows == [("posted", int(posts[0]["id"]), int(made[0]["id"]), None)]  # no "no thread" note
+
+
 # -- F6 ----------------------------------------------------------------------------------------------
 
 
