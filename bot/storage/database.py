@@ -359,22 +359,16 @@ class Database:
         BEGIN, a ping and ROLLBACK), three round trips more than a vote group's own four. A kept
         connection the server has closed is noticed without a round trip (asyncpg sees its socket close)
         and replaced from the pool, pinged; one that broke during a transaction is dropped with it."""
-        await self.write_lock.acquire(urgent=urgent)
-        try:
-            if self.is_sqlite:
+        if self.is_sqlite:
+            await self.write_lock.acquire(urgent=urgent)
+            try:
                 async with self.writer.begin() as conn:
                     yield conn
-                return
-            pg = await self._kept_write_connection()
-            try:
-                async with pg.begin():
-                    yield pg
-            except BaseException:
-                if await _unusable(pg):
-                    await self._drop_write_connection()
-                raise
-        finally:
-            self.write_lock.release()
+            finally:
+                self.write_lock.release()
+            return
+        async with self._write_turn(urgent=urgent) as pg, pg.begin():
+            yield pg
 
     @asynccontextmanager
     async def write_asyncpg(self, *, urgent: bool = False) -> AsyncIterator[Any]:
@@ -383,13 +377,20 @@ class Database:
         SQLAlchemy's begin and commit cost more CPU per vote group than the group's own statements."""
         if not self.on_asyncpg:
             raise RuntimeError("write_asyncpg needs a postgresql+asyncpg database")
+        async with self._write_turn(urgent=urgent):
+            driver = self._write_driver
+            async with driver.transaction():
+                yield driver
+
+    @asynccontextmanager
+    async def _write_turn(self, *, urgent: bool) -> AsyncIterator[AsyncConnection]:
+        """PostgreSQL: the writer's turn on the kept write connection; a connection that broke during the
+        turn is dropped with it (the next turn takes a fresh one from the pool)."""
         await self.write_lock.acquire(urgent=urgent)
         try:
             pg = await self._kept_write_connection()
-            driver = self._write_driver
             try:
-                async with driver.transaction():
-                    yield driver
+                yield pg
             except BaseException:
                 if await _unusable(pg):
                     await self._drop_write_connection()
