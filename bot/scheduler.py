@@ -177,10 +177,10 @@ class Scheduler:
         return moved
 
     async def settle(self, conn: Any, job: Job) -> None:
-        """Finish ``job`` inside the handler's last write transaction (``conn``), as the scheduler would
-        after the handler returns (deleted unless re-armed meanwhile, its lease released): one write
-        transaction per job instead of two. If the handler raises afterwards, the usual failure path
-        still runs (and finds the job gone or re-armed)."""
+        """Finish ``job`` in the write transaction ``conn``: deleted unless re-armed meanwhile, its lease
+        released. A handler calls it in its own last transaction (one write transaction per job instead
+        of two); for a handler that did not, the scheduler calls it once the handler has returned. If the
+        handler raises after settling, the usual failure path still runs (and finds the job gone or re-armed)."""
         await job_store.done(conn, job)
         await job_store.release(conn, job.id, owner=self.owner)
         self._settled.add(job.id)
@@ -390,8 +390,7 @@ class Scheduler:
                 else:
                     if job.id not in self._settled:
                         async with self.db.write() as conn:
-                            await job_store.done(conn, job)  # re-armed while it ran: kept, and released below
-                            await job_store.release(conn, job.id, owner=self.owner)
+                            await self.settle(conn, job)
                 settled = True
         finally:
             if not settled:

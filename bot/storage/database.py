@@ -272,6 +272,15 @@ class WriteLock:
                     return
         self._held = False
 
+    @asynccontextmanager
+    async def turn(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        """Hold the lock for a block; ``async with lock`` is an ordinary turn."""
+        await self.acquire(urgent=urgent)
+        try:
+            yield
+        finally:
+            self.release()
+
     async def __aenter__(self) -> None:
         await self.acquire()
 
@@ -360,12 +369,8 @@ class Database:
         connection the server has closed is noticed without a round trip (asyncpg sees its socket close)
         and replaced from the pool, pinged; one that broke during a transaction is dropped with it."""
         if self.is_sqlite:
-            await self.write_lock.acquire(urgent=urgent)
-            try:
-                async with self.writer.begin() as conn:
-                    yield conn
-            finally:
-                self.write_lock.release()
+            async with self.write_lock.turn(urgent=urgent), self.writer.begin() as conn:
+                yield conn
             return
         async with self._write_turn(urgent=urgent) as pg, pg.begin():
             yield pg
@@ -386,8 +391,7 @@ class Database:
     async def _write_turn(self, *, urgent: bool) -> AsyncIterator[AsyncConnection]:
         """PostgreSQL: the writer's turn on the kept write connection; a connection that broke during the
         turn is dropped with it (the next turn takes a fresh one from the pool)."""
-        await self.write_lock.acquire(urgent=urgent)
-        try:
+        async with self.write_lock.turn(urgent=urgent):
             pg = await self._kept_write_connection()
             try:
                 yield pg
@@ -395,8 +399,6 @@ class Database:
                 if await _unusable(pg):
                     await self._drop_write_connection()
                 raise
-        finally:
-            self.write_lock.release()
 
     async def _kept_write_connection(self) -> AsyncConnection:
         """The kept write connection (PostgreSQL), replaced if it is known to be broken. Under write_lock."""
