@@ -98,7 +98,9 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.database_url:
-            await empty_postgres(args.database_url)
+            from benchmarks.cluster import fresh_postgres  # the cluster benchmark's; only this run needs it
+
+            await fresh_postgres(args.database_url)
         db = await Database.open(args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
         # The collector settings `commonground run` uses (bot.runtime.tune_gc). Without them the figure
         # depends on what else is imported: a small heap (the chart stack is imported lazily) gets full
@@ -127,16 +129,6 @@ async def main() -> None:
         return  # the bar is SQLite's (the embedded default)
     bar = ratio >= 5 and group["votes_per_s"] >= 30_000 and group["p99_ms"] <= 50
     print("bar (>= 5x, >= 30,000 votes/s, p99 <= 50 ms):", "met" if bar else "NOT met")
-
-
-async def empty_postgres(url: str) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        await conn.exec_driver_sql("CREATE SCHEMA public")
-    await engine.dispose()
 
 
 if __name__ == "__main__":
