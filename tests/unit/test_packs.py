@@ -11,6 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.domain import packs
 from bot.domain.essay import PROMPTS_DIR, Essay, load_essay
 from bot.domain.packs import (
     ID_RE,
@@ -28,6 +29,7 @@ from bot.domain.packs import (
     PackProblem,
     Prompt,
     check_files,
+    load_builtin_pack,
     parse_pack,
 )
 
@@ -1052,3 +1054,18 @@ def test_a_shipped_pack_read_with_libyaml_is_the_same_pack(path: Path, monkeypat
     monkeypatch.setattr(PackLoader, "peek_event", python_reader_used)
     with_libyaml = parse_pack(data, path.name, ESSAY, libyaml=True)
     assert with_libyaml == in_python
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml reads every pack in Python")
+def test_the_built_in_pack_is_read_with_libyaml(monkeypatch) -> None:
+    """Every bot process reads the built-in pack at start: in C, not in PyYAML's Python parser."""
+
+    def python_reader_used(*_args: object) -> None:
+        raise AssertionError("the built-in pack was read with PyYAML's own parser")
+
+    monkeypatch.setattr(PackLoader, "peek_event", python_reader_used)
+    packs._parse_builtin.cache_clear()
+    try:
+        assert load_builtin_pack().prompts
+    finally:
+        packs._parse_builtin.cache_clear()
