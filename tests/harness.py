@@ -29,9 +29,10 @@ from bot.sandbox.server import Sandbox
 from bot.storage.database import Database
 from tests.sqlite_template import migrated_sqlite
 
-# What the bot imports only on first use (a chart, a period leaning, opinion groups), to keep a process
-# small: a test would otherwise pay for it in the middle of a click's 3 seconds.
-LAZY_STACK = ("bot.ui.charts", "scipy.special", "sklearn.cluster", "sklearn.metrics")
+# What the bot imports only on first use (a chart, a period leaning), to keep a process small: a test
+# would otherwise pay for it in the middle of a click's 3 seconds. Not scikit-learn (opinion groups):
+# /leaning groups defers before it clusters, and most test processes never cluster.
+LAZY_STACK = ("bot.ui.charts", "scipy.special")
 
 # Import every extension (and the chart and statistics stack above) when the harness is imported, at
 # collection: a bot's first start in a test process would otherwise spend seconds of its 10-second

@@ -1,4 +1,5 @@
-"""F1 and F1b: the bot as a real subprocess (``commonground run``), killed with SIGKILL.
+"""F1 and F1b: the bot as a process of its own (``commonground run``, forked: tests/reliability/forked.py),
+killed with SIGKILL.
 
 F1: SIGKILL at a seeded random moment of a vote burst, then restart: every acknowledged vote is stored,
 nothing is stored that was not sent, integrity_check passes, and the buttons of the old message still
@@ -14,7 +15,6 @@ import os
 import random
 import signal
 import sqlite3
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import pytest
 
 from bot.storage.database import make_url
 from tests.harness import START
+from tests.reliability import forked
 from tests.reliability.support import (
     check_database,
     click,
@@ -32,7 +33,6 @@ from tests.reliability.support import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMONGROUND = Path(sys.executable).with_name("commonground")
 
 
 class BotProcess:
@@ -43,7 +43,7 @@ class BotProcess:
         self.log = log
         self.now = now
         self.log_level = log_level
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: forked.ForkedProcess | None = None
 
     async def start(self, *, timeout: float = 30) -> None:
         sb = self.h.sandbox
@@ -54,17 +54,12 @@ class BotProcess:
             "DISCORD_GATEWAY_URL": sb.gateway_url,
             "DATABASE_URL": self.h.settings.database_url,
             "LOG_LEVEL": self.log_level,
-            "PYTHONPATH": str(ROOT),
         }
-        if self.now is None:
-            argv = [str(COMMONGROUND), "run"]
-        else:
+        if self.now is not None:
             env["RELIABILITY_NOW"] = self.now.isoformat()
-            argv = [sys.executable, "-m", "tests.reliability.botproc"]
         identified = sb.identify_count
-        out = self.log.open("ab")
-        self.proc = await asyncio.create_subprocess_exec(*argv, env=env, cwd=ROOT, stdout=out, stderr=out)
-        out.close()
+        entry: forked.Entry = "run" if self.now is None else "botproc"
+        self.proc = await forked.start(entry, env=env, cwd=ROOT, log=self.log)
         await sb.wait_for(lambda: sb.identify_count > identified or self.proc.returncode is not None, timeout)
         assert self.proc.returncode is None, self.log.read_text()[-3000:]
         # Ready for members: a command is answered (interactions sent before READY may go unanswered).
