@@ -19,6 +19,7 @@ import pytest
 from bot.storage import guilds
 from bot.storage.database import Database, DatabaseSettingsError
 from tests.harness import START
+from tests.reliability import forked
 
 COMMONGROUND = Path(sys.executable).with_name("commonground")
 
@@ -60,6 +61,8 @@ def corrupt(path: Path) -> None:
 
 
 def run(path: Path, *, preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """``commonground run`` against ``path``. Forked from a process that imported the bot
+    (tests/reliability/forked.py), unless ``preexec`` must act at exec: a fresh ``commonground``."""
     env = {
         **os.environ,
         "DISCORD_TOKEN": "sandbox.not-used-the-check-comes-first",
@@ -67,6 +70,8 @@ def run(path: Path, *, preexec: Callable[[], None] | None = None) -> subprocess.
         "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",  # nothing listens: it must stop before connecting
         "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gateway",
     }
+    if preexec is None:
+        return forked.run(["run"], env=env)
     return subprocess.run(
         [str(COMMONGROUND), "run"], env=env, capture_output=True, text=True, timeout=60, preexec_fn=preexec
     )

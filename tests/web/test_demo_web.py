@@ -17,7 +17,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 def test_demo_web_prints_the_url_and_the_user_and_writes_screenshots(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "demo", "--days", "3", "--out", str(out), "--web", "--web-screenshots-only"],
+        [sys.executable, "-m", "bot", "demo", "--days", "1", "--out", str(out), "--web", "--web-screenshots-only"],
         capture_output=True,
         text=True,
         timeout=280,
