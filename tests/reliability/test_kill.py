@@ -32,8 +32,6 @@ from tests.reliability.support import (
     world,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 class BotProcess:
     """One run of the bot in its own process, pointed at the test's sandbox and database."""
@@ -59,7 +57,7 @@ class BotProcess:
             env["RELIABILITY_NOW"] = self.now.isoformat()
         identified = sb.identify_count
         entry: forked.Entry = "run" if self.now is None else "botproc"
-        self.proc = await forked.start(entry, env=env, cwd=ROOT, log=self.log)
+        self.proc = await forked.start(entry, env=env, log=self.log)
         await sb.wait_for(lambda: sb.identify_count > identified or self.proc.returncode is not None, timeout)
         assert self.proc.returncode is None, self.log.read_text()[-3000:]
         # Ready for members: a command is answered (interactions sent before READY may go unanswered).
