@@ -419,6 +419,15 @@ async def test_a_job_failing_every_time_is_parked_with_its_error_then_rearmed(db
     assert runs[-1] == 0 and len(runs) == job_store.PARK_AFTER + 1
 
 
+async def retry_past_parking(sched) -> None:
+    """Run what is due, then move past the longest backoff and run again, two more times than a job may
+    fail before it is parked."""
+    await sched.drain()
+    for _ in range(job_store.PARK_AFTER + 2):
+        sched.clock.advance(timedelta(hours=1, seconds=1))
+        await sched.drain()
+
+
 async def test_a_job_waiting_for_a_server_in_an_outage_is_never_parked_and_comes_back_with_it(db, sched):
     """G4: GuildUnavailable retries with backoff but never counts up to parking (an outage can last
     hours); bring_forward runs it at once when the server is back, and leaves parked jobs alone."""
@@ -437,10 +446,7 @@ async def test_a_job_waiting_for_a_server_in_an_outage_is_never_parked_and_comes
     await sched.schedule("t", "parked", START + timedelta(days=30), {}, guild_id=7)
     async with db.write() as conn:
         await conn.exec_driver_sql(f"UPDATE jobs SET attempts = {job_store.PARK_AFTER} WHERE key = 'parked'")
-    await sched.drain()
-    for _ in range(job_store.PARK_AFTER + 2):
-        sched.clock.advance(timedelta(hours=1, seconds=1))  # past the longest backoff
-        await sched.drain()
+    await retry_past_parking(sched)
     async with db.read() as conn:
         waiting = await job_store.get(conn, "k")
     assert len(runs) == job_store.PARK_AFTER + 3 and waiting is not None
@@ -469,10 +475,7 @@ async def test_a_failure_the_bot_calls_an_outage_is_retried_quietly_and_never_pa
     await sched.schedule("t", "down", START, {}, guild_id=7)
     await sched.schedule("t", "up", START, {}, guild_id=8)
     with caplog.at_level(logging.INFO, logger="bot.scheduler"):
-        await sched.drain()
-        for _ in range(job_store.PARK_AFTER + 2):
-            sched.clock.advance(timedelta(hours=1, seconds=1))  # past the longest backoff
-            await sched.drain()
+        await retry_past_parking(sched)
     async with db.read() as conn:
         waiting = await job_store.get(conn, "down")
         assert await job_store.parked(conn, 7) == []
