@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from bot.storage import sqlite_driver
 from bot.storage.tables import metadata
 
 if TYPE_CHECKING:
@@ -312,8 +313,11 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
                 check_sqlite_file(Path(database))
-            writer = create_async_engine(url, pool_size=1, max_overflow=0)
-            reader = create_async_engine(url, pool_size=4, max_overflow=4)
+            driver: dict[str, Any] = {}
+            if parsed.get_driver_name() == "aiosqlite":  # one trip to its thread per statement, not four
+                driver["module"] = sqlite_driver.dbapi()
+            writer = create_async_engine(url, pool_size=1, max_overflow=0, **driver)
+            reader = create_async_engine(url, pool_size=4, max_overflow=4, **driver)
             _install_sqlite_hooks(writer, immediate=True)
             _install_sqlite_hooks(reader, immediate=False)
         else:
