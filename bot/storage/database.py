@@ -211,7 +211,8 @@ def shipped_head() -> str:
 def _install_sqlite_hooks(engine: AsyncEngine, *, immediate: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, emit BEGIN (so it can be BEGIN IMMEDIATE).
+        # Let SQLAlchemy, not the driver, emit BEGIN (so it can be BEGIN IMMEDIATE; sqlite_driver.py sends it
+        # with the transaction's first statement).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -472,9 +473,13 @@ class Database:
             command.upgrade(cfg, revision)
 
         async with self.write_lock, self.writer.begin() as conn:
-            if not self.is_sqlite:
-                # Processes starting together on one PostgreSQL take turns (SQLite's BEGIN IMMEDIATE already
-                # does): the next one's alembic reads the version the first committed and has nothing to do.
+            # Processes starting together take turns: the next one's alembic reads the version the first
+            # committed and has nothing to do. On PostgreSQL an advisory lock; on SQLite the write lock of
+            # BEGIN IMMEDIATE, which goes with the transaction's first statement (sqlite_driver.py): this one,
+            # before alembic starts.
+            if self.is_sqlite:
+                await conn.exec_driver_sql("SELECT 1")
+            else:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             await conn.run_sync(_upgrade)
 

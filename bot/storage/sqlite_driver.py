@@ -2,24 +2,26 @@
 
 aiosqlite runs each SQLite connection on a thread of its own; every call from the event loop is a trip
 there and back (the GIL handed over twice, the event loop woken through its self-pipe). SQLAlchemy's
-aiosqlite adapter makes four trips for each statement: open a cursor, execute, fetch the rows, close
-the cursor. On a 2-core host a trip costs about 0.2 ms of CPU, far more than a short indexed statement
-itself, so the trips were most of the cost of every read and write (``benchmarks/sqlite_trips.py``
-prints both).
+aiosqlite adapter makes four trips for each statement (open a cursor, execute, fetch the rows, close the
+cursor) and one for BEGIN. On a 2-core host a trip costs about 0.2 ms of CPU, far more than a short
+indexed statement itself, so the trips were most of the cost of every read and write
+(``benchmarks/sqlite_trips.py`` prints both).
 
-This adapter does the four steps as one function on that thread: same driver, same connection and
+This adapter does the four steps as one function on that thread, and sends a transaction's BEGIN with
+its first statement, in the same trip (as SQLAlchemy's asyncpg adapter does). A commit or rollback with no
+transaction open (none begun, or the pool's rollback after a commit) makes no trip. Same driver, same connection and
 thread, same SQL, the same errors (raised on the thread, translated as SQLAlchemy's adapter translates
-them). Commit and rollback were already one trip each. Server-side cursors (``stream()``) keep
-SQLAlchemy's own cursor. Plugged in through ``create_async_engine(module=...)``: SQLAlchemy's documented
-way to give a dialect another DBAPI module.
+them): a BEGIN IMMEDIATE that finds the database locked raises at the transaction's first statement.
+Server-side cursors (``stream()``) keep SQLAlchemy's own cursor. Plugged in through
+``create_async_engine(module=...)``: SQLAlchemy's documented way to give a dialect another DBAPI module.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import deque
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
@@ -31,14 +33,22 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
+T = TypeVar("T")
+
 # What one statement leaves behind: description, rows, rowcount, lastrowid.
 _Outcome = tuple[Any, list[Any], int, int | None]
 
 
-def _run(driver: aiosqlite.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
-    """On the connection's thread: the statement, all its rows, and what the cursor says about it."""
+_BEGINS = frozenset({"BEGIN", "BEGIN IMMEDIATE"})  # what database.py's "begin" hook sends
+
+
+def _run(driver: aiosqlite.Connection, begin: str | None, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On the connection's thread: the transaction's BEGIN if still to send, the statement, all its rows,
+    and what the cursor says about it."""
     cursor = driver._conn.cursor()  # aiosqlite's sqlite3 connection; raises once closed, as aiosqlite does
     try:
+        if begin is not None:
+            cursor.execute(begin)
         if many:
             cursor.executemany(operation, parameters)
         elif parameters is None:
@@ -56,13 +66,14 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """A client-side cursor whose statement runs in one trip; its rows are then read from memory, as
     SQLAlchemy's adapter reads them once fetched."""
 
-    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_owner", "_rowcount")
     _awaitable_cursor_close = False  # nothing to close on the thread: the real cursor closed there
 
     def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
         # Not the base __init__: it opens a cursor on the thread (a trip) that this class never uses, so
         # there is no ``_cursor``; every member that would read it is overridden here.
         self._adapt_connection = adapt_connection
+        self._owner = cast("OneTripConnection", adapt_connection)  # its cursor class is this one
         self._connection = adapt_connection._connection
         self._soft_closed_memoized = EMPTY_DICT
         self._rows = deque()
@@ -99,6 +110,11 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
+        if operation in _BEGINS and not parameters:
+            self._owner._begin = operation  # sent with the first statement (_run)
+            self._description, self._rowcount, self._lastrowid = None, -1, None
+            self._rows = deque()
+            return
         self._trip(operation, parameters, many=False)
 
     def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
@@ -113,14 +129,60 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = deque(rows)
 
     async def _trip_async(self, operation: Any, parameters: Any, many: bool) -> _Outcome:
-        async with self._adapt_connection._execute_mutex:
-            outcome: _Outcome = await self._connection._execute(_run, self._connection, operation, parameters, many)
+        owner = self._owner
+        async with owner._execute_mutex:
+            begin = owner._take_begin()
+            outcome: _Outcome = await self._connection._execute(
+                _run, self._connection, begin, operation, parameters, many
+            )
             return outcome
 
 
+def _call(driver: aiosqlite.Connection, begin: str | None, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    if begin is not None:
+        driver._conn.execute(begin)
+    return fn(driver._conn, *args)
+
+
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    """The adapted connection: its cursors are :class:`OneTripCursor`; it holds the BEGIN not yet sent."""
+
+    __slots__ = ("_begin", "_open")
     _cursor_cls = OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._begin: str | None = None  # the transaction's BEGIN, until a statement takes it along
+        self._open = False  # a BEGIN was sent and no commit or rollback since (or a trip failed after it)
+
+    def _take_begin(self) -> str | None:
+        begin, self._begin = self._begin, None
+        if begin is not None:
+            self._open = True  # from here on, even if the trip fails: its rollback must reach SQLite
+        return begin
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(sqlite3_connection, *args)`` in one trip to the connection's thread, inside the current
+        transaction (its BEGIN sent first if it has not been yet): for a hot path that runs many statements
+        and wants neither a trip nor SQLAlchemy's processing per statement (the vote writer's batches)."""
+        async with self._execute_mutex:
+            begin = self._take_begin()
+            result: T = await self._connection._execute(_call, self._connection, begin, fn, args)
+            return result
+
+    # With isolation_level None (database.py) SQLite opens a transaction only on BEGIN, and every BEGIN
+    # goes through this connection: with none open, there is nothing to commit or roll back.
+    def commit(self) -> None:
+        self._begin = None
+        if self._open:
+            super().commit()
+            self._open = False  # not if it raised: SQLite may still hold the transaction, to roll back
+
+    def rollback(self) -> None:
+        self._begin = None
+        if self._open:
+            super().rollback()
+            self._open = False
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.domain.clock import Clock
 from bot.storage.database import Database
 from bot.storage.polls import apply_votes, valid_poll_id, vote_event
+from bot.storage.sqlite_driver import OneTripConnection
 from bot.storage.tables import guilds, poll_options, polls, votes
 
 log = logging.getLogger(__name__)
@@ -305,13 +306,11 @@ class _SqliteBackend:
     statement, so a busy event loop delays a batch once, not eight times (benchmarks/README.md, "Votes").
     """
 
-    def __init__(self, driver: Any) -> None:
-        self.driver = driver
+    def __init__(self, adapter: OneTripConnection) -> None:
+        self.adapter = adapter
 
     async def run(self, batch: Sequence[VoteRequest], now: datetime) -> list[VoteResult]:
-        # aiosqlite's _execute runs a function on its connection thread; there is no public equivalent.
-        results: list[VoteResult] = await self.driver._execute(_sqlite_batch, self.driver._conn, batch, now)
-        return results
+        return await self.adapter.call(_sqlite_batch, batch, now)
 
 
 def _sqlite_batch(db: sqlite3.Connection, batch: Sequence[VoteRequest], now: datetime) -> list[VoteResult]:
@@ -442,10 +441,9 @@ def _users_by_poll(keys: list[tuple[int, int]]) -> Iterable[tuple[int, list[int]
 
 async def _backend(conn: AsyncConnection) -> _CoreBackend | _SqliteBackend | _PostgresBackend:
     if conn.dialect.name == "sqlite":
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        if hasattr(driver, "_execute") and isinstance(getattr(driver, "_conn", None), sqlite3.Connection):
-            return _SqliteBackend(driver)
+        one_trip: object = (await conn.get_raw_connection()).dbapi_connection
+        if isinstance(one_trip, OneTripConnection):  # aiosqlite (database.py plugs the one-trip adapter in)
+            return _SqliteBackend(one_trip)
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg" and conn.in_transaction():
         raw = await conn.get_raw_connection()
         adapter: Any = raw.dbapi_connection

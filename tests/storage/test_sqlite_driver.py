@@ -1,8 +1,10 @@
 """The one-trip aiosqlite adapter (bot/storage/sqlite_driver.py): one trip to the driver's thread per
-statement, and everything SQLAlchemy reads from a cursor as its own adapter reports it."""
+statement, BEGIN sent with the first one, no trip to end a transaction that is not open, and everything
+SQLAlchemy reads from a cursor as its own adapter reports it."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -33,7 +35,7 @@ def trips(monkeypatch):
     return count
 
 
-async def test_a_statement_is_one_trip_and_a_read_transaction_three(db: Database, trips):
+async def test_a_statement_is_one_trip_and_a_transaction_of_one_statement_two(db: Database, trips):
     async with db.read() as conn:
         assert isinstance((await conn.get_raw_connection()).dbapi_connection.cursor(), OneTripCursor)
         await conn.execute(select(guilds.c.id))  # BEGIN and a first statement
@@ -43,7 +45,54 @@ async def test_a_statement_is_one_trip_and_a_read_transaction_three(db: Database
     trips[0] = 0
     async with db.read() as conn:
         await conn.execute(select(guilds.c.id))
-    assert trips[0] == 3  # BEGIN, the SELECT, the rollback
+    assert trips[0] == 2  # BEGIN with the SELECT, the rollback
+    trips[0] = 0
+    async with db.write() as conn:
+        await conn.execute(insert(guilds).values(id=1, name="g", joined_at=NOW))
+    assert trips[0] == 2  # BEGIN IMMEDIATE with the INSERT, the commit (the pool's rollback after it: none)
+    trips[0] = 0
+    async with db.write():
+        pass
+    async with db.read():
+        pass
+    assert trips[0] == 0  # never begun: nothing to send
+
+
+async def test_a_call_runs_inside_the_transaction_after_its_begin(db: Database):
+    def insert_raw(sqlite, gid: int) -> bool:
+        sqlite.execute("INSERT INTO guilds (id, name, joined_at) VALUES (?, 'raw', '2026-11-01 12:00:00')", (gid,))
+        return sqlite.in_transaction
+
+    async def call_then_fail() -> None:
+        async with db.write() as conn:
+            adapter = (await conn.get_raw_connection()).dbapi_connection
+            assert await adapter.call(insert_raw, 7) is True  # BEGIN IMMEDIATE went first, in the same trip
+            raise RuntimeError("after the call")
+
+    with pytest.raises(RuntimeError, match="after the call"):
+        await call_then_fail()
+    async with db.read() as conn:
+        assert (await conn.execute(select(guilds.c.id))).all() == []  # rolled back with the transaction
+
+
+async def test_a_locked_database_refuses_at_the_first_statement_and_the_next_write_works(db: Database):
+    async def write() -> None:
+        async with db.write() as conn:
+            await conn.execute(insert(guilds).values(id=1, name="g", joined_at=NOW))
+
+    async with db.write() as conn:  # the one write connection, opened before the lock; refused in 50 ms
+        await conn.exec_driver_sql("PRAGMA busy_timeout=50")
+    other = sqlite3.connect(db.url.split("///", 1)[1], isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(OperationalError, match="database is locked"):
+            await write()
+        other.execute("ROLLBACK")
+        await write()  # the refused BEGIN left nothing behind on the connection
+    finally:
+        other.close()
+    async with db.read() as conn:
+        assert (await conn.execute(select(guilds.c.id))).scalars().all() == [1]
 
 
 async def test_rows_rowcount_and_inserted_keys_as_sqlalchemy_reads_them(db: Database):
