@@ -89,15 +89,14 @@ class Lifecycle(commands.Cog):
         present = {g.id: g for g in self.bot.guilds if scope.owns(g.id)}
         async with self.bot.db.read() as conn:
             known = await guild_store.active_ids(conn, scope)
-        # Many servers per transaction (not one each): a cluster holds thousands, and at 20,000 servers
-        # one transaction per server made reconciliation take minutes (benchmarks/cluster.py).
+        # Many servers per transaction and per statement (not one each): a cluster holds thousands, and at
+        # 20,000 servers one transaction per server made reconciliation take minutes (benchmarks/cluster.py).
         now = self.bot.clock.now()
         guilds = list(present.values())
         for start in range(0, len(guilds), RECONCILE_CHUNK):
             chunk = guilds[start : start + RECONCILE_CHUNK]
             async with self.bot.db.write() as conn:
-                for guild in chunk:
-                    await guild_store.ensure(conn, guild.id, now=now, name=guild.name)
+                await guild_store.ensure_many(conn, [(g.id, g.name) for g in chunk], now=now)
                 await job_store.cancel_keys(conn, [purge_key(g.id) for g in chunk])
         gone = known - set(present)
         for guild_id in gone:

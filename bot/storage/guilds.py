@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.shards import ShardScope
@@ -30,11 +31,28 @@ async def ensure(conn: AsyncConnection, guild_id: int, *, now: datetime, name: s
     """Create the server's row if missing; a server seen again is no longer marked removed.
 
     Only a real name overwrites the stored one: a server in an outage arrives nameless (G4)."""
-    stmt = insert_for(conn)(guilds).values(id=guild_id, name=(name or "")[:100], joined_at=now)
-    set_: dict[str, Any] = {"removed_at": None}
-    if name:
-        set_["name"] = name[:100]
-    await conn.execute(stmt.on_conflict_do_update(index_elements=[guilds.c.id], set_=set_))
+    await ensure_many(conn, [(guild_id, name)], now=now)
+
+
+async def ensure_many(conn: AsyncConnection, servers: Sequence[tuple[int, str | None]], *, now: datetime) -> None:
+    """:func:`ensure` for many servers ``(id, name)`` in one statement (reconciliation records thousands)."""
+    if not servers:
+        return
+    rows = [{"id": gid, "name": (name or "")[:100], "joined_at": now} for gid, name in servers]
+    await conn.execute(_ensure_statement(conn), rows)
+
+
+_ENSURE: dict[str, Any] = {}  # by backend: building the statement cost more than running it (every join)
+
+
+def _ensure_statement(conn: AsyncConnection) -> Any:
+    stmt = _ENSURE.get(conn.dialect.name)
+    if stmt is None:
+        insert = insert_for(conn)(guilds)
+        named = case((insert.excluded.name != "", insert.excluded.name), else_=guilds.c.name)
+        set_ = {"removed_at": None, "name": named}
+        stmt = _ENSURE[conn.dialect.name] = insert.on_conflict_do_update(index_elements=[guilds.c.id], set_=set_)
+    return stmt
 
 
 async def get(conn: AsyncConnection, guild_id: int) -> GuildSettings | None:

@@ -7,7 +7,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from bot.storage import database as database_module
 from bot.storage import guilds
@@ -106,6 +106,23 @@ async def test_utc_round_trip(db: Database):
     async with db.read() as conn:
         row = await guilds.get(conn, 42)
     assert row.removed_at == NOW and row.removed_at.tzinfo is not None
+
+
+async def test_ensure_many_records_servers_in_one_statement_and_keeps_names_it_is_not_given(db: Database):
+    async with db.write() as conn:
+        await guilds.ensure_many(conn, [(1, "One"), (2, "Two"), (3, None)], now=NOW)
+        await guilds.mark_removed(conn, 2, now=NOW)
+    statements: list[str] = []
+    event.listen(db.writer.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    later = datetime(2026, 11, 2, tzinfo=UTC)
+    async with db.write() as conn:  # 1 and 2 back (2 had been removed) nameless, as in an outage; 4 is new
+        await guilds.ensure_many(conn, [(1, ""), (2, None), (3, "Three"), (4, "x" * 150)], now=later)
+    assert len([s for s in statements if s.lstrip().upper().startswith("INSERT")]) == 1
+    async with db.read() as conn:
+        rows = {r.id: r for r in (await conn.execute(select(guilds.guilds))).all()}
+    assert {i: r.name for i, r in rows.items()} == {1: "One", 2: "Two", 3: "Three", 4: "x" * 100}
+    assert all(r.removed_at is None for r in rows.values())
+    assert rows[1].joined_at == NOW and rows[4].joined_at == later  # the first contact is kept
 
 
 @sqlite_only
