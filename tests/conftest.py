@@ -65,18 +65,31 @@ def quick_discord_retries(monkeypatch):
     monkeypatch.setattr(discord.http, "asyncio", _ScaledSleep(0.01))
 
 
-# The layers from the heaviest tests (real bots, subprocesses, a browser; up to a minute each) to the
-# lightest (unit tests, milliseconds). pytest-xdist hands each process a share of the collected order and
-# lets an idle one take work from a busy one; with the long tests first, what is left at the end is many
-# short ones, and the processes finish together instead of one waiting on a late long test.
+# The order tests are collected in. pytest-xdist (``--dist worksteal``) hands each test process a third of
+# this order, and an idle process takes the back half of the longest queue left. The heavy layers make up
+# the first third, so one process starts on them and the others, done with the light thirds, work through
+# that third from its end: the longest tests go first, where the process that owns them runs them early,
+# and what is left when they meet is many short tests (the processes finish together, not one waiting on
+# a late long test). First the longest modules, by their wall time measured on the 2-core reference
+# machine; then the layers from the heaviest (real bots, subprocesses) to the lightest (unit tests).
+LONGEST_FIRST = (
+    "tests/reliability/test_schedule_load.py",  # L4, 38 fake days: ~40 s
+    "tests/web/test_demo_web.py",  # `commonground demo --web` and its screenshots: ~15-25 s
+    "tests/browser/",  # 5 tests sharing one Chromium: ~30-40 s together
+    "tests/storage/test_votes_state.py",  # the poll state machine: ~15 s
+)
 HEAVY_FIRST = ("reliability", "browser", "web", "e2e", "storage", "contract", "unit")
 
 
 def pytest_collection_modifyitems(config, items):
-    def weight(item) -> int:
-        parts = item.path.relative_to(config.rootpath).parts
+    def weight(item) -> tuple[int, int]:
+        path = item.path.relative_to(config.rootpath).as_posix()
+        for i, prefix in enumerate(LONGEST_FIRST):
+            if path.startswith(prefix):
+                return (0, i)
+        parts = path.split("/")
         layer = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
-        return HEAVY_FIRST.index(layer) if layer in HEAVY_FIRST else len(HEAVY_FIRST)
+        return (1, HEAVY_FIRST.index(layer) if layer in HEAVY_FIRST else len(HEAVY_FIRST))
 
     items.sort(key=weight)  # stable: the order within a layer (and a module) is kept
 
