@@ -8,12 +8,14 @@ indexed statement itself, so the trips were most of the cost of every read and w
 (``benchmarks/sqlite_trips.py`` prints both).
 
 This adapter does the four steps as one function on that thread, and sends a transaction's BEGIN with
-its first statement, in the same trip (as SQLAlchemy's asyncpg adapter does). A commit or rollback with no
-transaction open (none begun, or the pool's rollback after a commit) makes no trip. Same driver, same connection and
-thread, same SQL, the same errors (raised on the thread, translated as SQLAlchemy's adapter translates
-them): a BEGIN IMMEDIATE that finds the database locked raises at the transaction's first statement.
-Server-side cursors (``stream()``) keep SQLAlchemy's own cursor. Plugged in through
+its first statement, in the same trip (as SQLAlchemy's asyncpg adapter does). A commit or rollback with
+no transaction open (none begun, or the pool's rollback after a commit) makes no trip. Same driver, same
+connection and thread, same SQL, the same errors (raised on the thread, translated as SQLAlchemy's
+adapter translates them): a BEGIN IMMEDIATE that finds the database locked raises at the transaction's
+first statement. Server-side cursors (``stream()``) keep SQLAlchemy's own cursor. Plugged in through
 ``create_async_engine(module=...)``: SQLAlchemy's documented way to give a dialect another DBAPI module.
+It subclasses SQLAlchemy 2.1's adapter and calls aiosqlite's private ``_execute`` and ``_conn``: both
+versions are bounded in ``pyproject.toml``.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ def run_benchmark(module: str, args: tuple[str, ...], monkeypatch, capsys) -> st
     [
         ("votes", ("--voters", "20", "--rounds", "2"), "group / single ="),
         ("scheduler", ("--servers", "20", "--posts", "5", "--idle", "0.1"), "idle between slots:"),
+        ("sqlite_trips", ("20",), "one trip (the bot's)    read        2 "),
     ],
 )
 def test_benchmark_runs_to_its_report(module, args, report, monkeypatch, capsys):

@@ -75,9 +75,11 @@ def test_optional_imports_are_declared_in_an_extra():
     assert missing == {}, f"optional imports in no extra of pyproject.toml: {missing}"
 
 
-def test_aiosqlite_has_an_upper_bound():
-    # storage/vote_writer.py calls aiosqlite's private Connection._execute / ._conn on the vote fast path.
-    [spec] = [Requirement(r) for r in PYPROJECT["project"]["dependencies"] if r.startswith("aiosqlite")]
+@pytest.mark.parametrize("package", ["aiosqlite", "SQLAlchemy"])
+def test_the_internals_the_sqlite_adapter_uses_are_bounded(package):
+    # storage/sqlite_driver.py calls aiosqlite's private Connection._execute / ._conn, and subclasses
+    # SQLAlchemy 2.1's aiosqlite adapter.
+    [spec] = [Requirement(r) for r in PYPROJECT["project"]["dependencies"] if r.startswith(package)]
     assert any(s.operator in ("<", "<=", "==", "~=") for s in spec.specifier), spec
 
 
