@@ -486,7 +486,7 @@ class Sandbox(GatewayMixin, InteractionsMixin):
         self,
         name: str,
         *,
-        owner_name: str = "server_owner",  # not a word a prompt can use (a test looks for names on pages)
+        owner_name: str = "owner",
         bot_permissions: int = DEFAULT_BOT,
         everyone_permissions: int = DEFAULT_EVERYONE,
         locale: str = "en-US",
