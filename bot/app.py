@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -348,10 +349,21 @@ class CommonGround(commands.AutoShardedBot):
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         await self.identify_pacer.wait(shard_id)
 
+    async def _install(self, name: str) -> None:
+        """An extension module's ``setup(bot)``: its cogs, commands, views and job handlers.
+
+        Not discord.py's ``load_extension``, which executes the module afresh on every load (for reloading
+        code in a running bot, which this one never does) and, at close, sweeps every imported module for
+        the extension's submodules. Imported once, the module serves every bot the process starts: the test
+        suite starts about 280, and paid ~45 ms of CPU for each start and stop. ``close()`` still removes
+        every cog."""
+        module = importlib.import_module(name)
+        await module.setup(self)
+
     async def setup_hook(self) -> None:
         await self.check_identity()
         for name in self._extension_names:
-            await self.load_extension(name)
+            await self._install(name)
         log.info("loaded %d extensions", len(self._extension_names))
         # Extensions register their job handlers while loading; only then may jobs run.
         self.scheduler.start()

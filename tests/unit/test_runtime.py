@@ -58,7 +58,7 @@ async def main():
         bot = runtime.build_bot(settings, db)
         async with bot:
             await bot.setup_hook()  # every extension loaded, every cog and view registered, the scheduler running
-            loaded = sorted(bot.extensions)
+            loaded = sorted({type(cog).__module__ for cog in bot.cogs.values()})  # each extension adds its cog
     finally:
         await db.close()
     return loaded
