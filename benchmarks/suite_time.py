@@ -5,7 +5,8 @@
 For each run: the load average before it (the bar is for a quiet machine), the wall time, the CPU time of
 the test processes it waited for (user + system: forked bots and browsers whose parents do not wait for
 them are not in it), the share of both cores busy over the run (from ``/proc/stat``, every process on the
-machine), and pytest's own summary line. Issue 14's bar: ≤ 150 s wall on the 2-core reference machine.
+machine), pytest's own summary line and any FAILED or ERROR line. Issue 14's bar: ≤ 150 s wall on the
+2-core reference machine.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ def run_once(extra: list[str]) -> str:
     if ticks and ticks_after:
         b, i = ticks_after[0] - ticks[0], ticks_after[1] - ticks[1]
         busy = f", cores busy {100 * b / max(b + i, 1):.0f}%"
-    summary = [line for line in done.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
+    lines = done.stdout.splitlines()
+    summary = [line for line in lines if re.search(r"\d+ (passed|failed)", line)]
+    failed = "".join(f"\n  {line}" for line in lines if line.startswith(("FAILED", "ERROR")))
     return (
         f"load {load:.2f} before; wall {wall:.1f} s; CPU user {user:.1f} s + sys {system:.1f} s{busy}; "
-        f"exit {done.returncode}; {summary[-1].strip('= ') if summary else 'no summary'}"
+        f"exit {done.returncode}; {summary[-1].strip('= ') if summary else 'no summary'}{failed}"
     )
 
 
