@@ -18,6 +18,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import aiosqlite
@@ -57,7 +58,7 @@ async def main(n: int) -> None:
     calls = [0]
     real = aiosqlite.Connection._execute
 
-    async def counted(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
         calls[0] += 1
         return await real(self, fn, *args, **kwargs)
 
@@ -79,7 +80,7 @@ async def _open_stock(url: str) -> Database:
 
     original = sa_asyncio.create_async_engine
 
-    def stock(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def stock(*args: Any, **kwargs: Any) -> Any:
         kwargs.pop("module", None)
         return original(*args, **kwargs)
 
