@@ -355,8 +355,8 @@ class CommonGround(commands.AutoShardedBot):
         Not discord.py's ``load_extension``, which executes the module afresh on every load (for reloading
         code in a running bot, which this one never does) and, at close, sweeps every imported module for
         the extension's submodules. Imported once, the module serves every bot the process starts: the test
-        suite starts about 280, and paid ~45 ms of CPU for each start and stop. ``close()`` still removes
-        every cog."""
+        suite starts about 280, and paid ~30 ms of CPU more for each start and stop. ``close()`` still
+        removes every cog."""
         module = importlib.import_module(name)
         await module.setup(self)
 
