@@ -44,13 +44,11 @@ _Outcome = tuple[Any, list[Any], int, int | None]
 _BEGINS = frozenset({"BEGIN", "BEGIN IMMEDIATE"})  # what database.py's "begin" hook sends
 
 
-def _run(driver: aiosqlite.Connection, begin: str | None, operation: str, parameters: Any, many: bool) -> _Outcome:
-    """On the connection's thread: the transaction's BEGIN if still to send, the statement, all its rows,
+def _statement(db: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
+    """On the connection's thread (through :meth:`OneTripConnection.call`): the statement, all its rows,
     and what the cursor says about it."""
-    cursor = driver._conn.cursor()  # aiosqlite's sqlite3 connection; raises once closed, as aiosqlite does
+    cursor = db.cursor()
     try:
-        if begin is not None:
-            cursor.execute(begin)
         if many:
             cursor.executemany(operation, parameters)
         elif parameters is None:
@@ -113,7 +111,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         if operation in _BEGINS and not parameters:
-            self._owner._begin = operation  # sent with the first statement (_run)
+            self._owner._begin = operation  # sent with the first statement (_call)
             self._description, self._rowcount, self._lastrowid = None, -1, None
             self._rows = deque()
             return
@@ -124,26 +122,19 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         try:
-            outcome = await_(self._trip_async(operation, parameters, many))
+            outcome = await_(self._owner.call(_statement, operation, parameters, many))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = deque(rows)
 
-    async def _trip_async(self, operation: Any, parameters: Any, many: bool) -> _Outcome:
-        owner = self._owner
-        async with owner._execute_mutex:
-            begin = owner._take_begin()
-            outcome: _Outcome = await self._connection._execute(
-                _run, self._connection, begin, operation, parameters, many
-            )
-            return outcome
-
 
 def _call(driver: aiosqlite.Connection, begin: str | None, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """On the connection's thread: the transaction's BEGIN if still to send, then ``fn``."""
+    db = driver._conn  # aiosqlite's sqlite3 connection; raises once closed, as aiosqlite does
     if begin is not None:
-        driver._conn.execute(begin)
-    return fn(driver._conn, *args)
+        db.execute(begin)
+    return fn(db, *args)
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
@@ -165,8 +156,9 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(sqlite3_connection, *args)`` in one trip to the connection's thread, inside the current
-        transaction (its BEGIN sent first if it has not been yet): for a hot path that runs many statements
-        and wants neither a trip nor SQLAlchemy's processing per statement (the vote writer's batches)."""
+        transaction (its BEGIN sent first if it has not been yet). Every statement of a cursor goes through
+        it; so does a hot path that runs many statements and wants neither a trip nor SQLAlchemy's
+        processing per statement (the vote writer's batches)."""
         async with self._execute_mutex:
             begin = self._take_begin()
             result: T = await self._connection._execute(_call, self._connection, begin, fn, args)
